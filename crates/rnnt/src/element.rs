@@ -1,0 +1,69 @@
+//! The element types the loss reads and writes.
+//!
+//! Logits may be float32 or float64 (float16 / bfloat16 later: they only need an [`Element`] impl
+//! that widens to f32). Targets and lengths may be int32 or int64 ([`Index`]). Whatever the input
+//! type, α and β are accumulated in f64.
+
+use std::fmt::{Debug, Display};
+
+/// A floating-point type the loss accepts for logits / log-probs and writes for the gradient.
+pub trait Element: Copy + Send + Sync + Debug + Display + PartialOrd + 'static {
+    /// The dtype's name as users know it (`"float32"`).
+    const DTYPE: &'static str;
+    /// Widens to f64 exactly (or as exactly as the type allows).
+    fn to_f64(self) -> f64;
+    /// Narrows from f64, rounding to nearest.
+    fn from_f64(value: f64) -> Self;
+    /// The additive identity, written into padding.
+    fn zero() -> Self {
+        Self::from_f64(0.0)
+    }
+}
+
+impl Element for f32 {
+    const DTYPE: &'static str = "float32";
+    #[inline]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline]
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: &'static str = "float64";
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+}
+
+/// An integer type accepted for targets and lengths.
+pub trait Index: Copy + Send + Sync + Debug + Display + 'static {
+    /// The dtype's name as users know it (`"int32"`).
+    const DTYPE: &'static str;
+    /// Widens to i64 exactly.
+    fn to_i64(self) -> i64;
+}
+
+impl Index for i32 {
+    const DTYPE: &'static str = "int32";
+    #[inline]
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+
+impl Index for i64 {
+    const DTYPE: &'static str = "int64";
+    #[inline]
+    fn to_i64(self) -> i64 {
+        self
+    }
+}

@@ -1,0 +1,44 @@
+//! # rnnt — the exact RNN-Transducer loss
+//!
+//! For each item b of a batch, a joiner gives scores x[t,u,k] over T_b frames × (U_b+1) label
+//! positions × V symbols, one of them `blank`. The loss is −log P(y_b|x_b), the log-sum over every
+//! monotonic path through the lattice (blank moves t→t+1, label y[u+1] moves u→u+1, and the path
+//! ends with a blank at (T_b−1, U_b)). It is computed by the α/β recursions in f64 whatever the
+//! input dtype, and the gradient w.r.t. the logits is softmax × node occupancy minus the
+//! occupancy of each arc (DESIGN.md §2).
+//!
+//! ```
+//! use ndarray::{Array1, Array2, Array4};
+//! use rnnt::{loss_and_grad, LossInput, Options, Reduction, Targets};
+//!
+//! // B=1, T=2, U=1, V=2: every probability ½ (zero logits), blank = 1.
+//! let logits = Array4::<f32>::zeros((1, 2, 2, 2));
+//! let targets = Array2::<i32>::from_elem((1, 1), 0);
+//! let input = LossInput {
+//!     logits: logits.view(),
+//!     targets: Targets::Padded(targets.view()),
+//!     logit_lengths: Array1::from_elem(1, 2).view(),
+//!     target_lengths: Array1::from_elem(1, 1).view(),
+//! };
+//! let options = Options { blank: 1, reduction: Reduction::Sum, ..Options::default() };
+//! let out = loss_and_grad(&input, &options).unwrap();
+//! assert!((out.loss - 4f64.ln()).abs() < 1e-6); // two paths of probability 1/8 each
+//! ```
+//!
+//! Modules: [`batch`] (inputs and all validation), [`reference`] (the plain f64 oracle),
+//! [`cpu`] (the fast backend), [`loss`] (entry points).
+
+pub mod batch;
+pub mod cpu;
+pub mod element;
+pub mod error;
+pub mod logspace;
+pub mod loss;
+pub mod options;
+pub mod reference;
+
+pub use batch::{Batch, LossInput, Targets};
+pub use element::{Element, Index};
+pub use error::{Error, Result};
+pub use loss::{backward, forward, loss_and_grad, Forward, LossAndGrad};
+pub use options::{Options, Reduction};

@@ -1,0 +1,171 @@
+//! The public entry points: forward, backward and the one-shot `loss_and_grad`.
+
+use ndarray::{Array4, ArrayViewMut4};
+use rayon::prelude::*;
+
+use crate::batch::{Batch, LossInput};
+use crate::cpu::front::{front_pass, NodeScores};
+use crate::cpu::grad::{grad_pass, GradSettings};
+use crate::cpu::kernels::Kernels;
+use crate::cpu::lattice::{alpha_beta, Lattice};
+use crate::cpu::pool::run_in_pool;
+use crate::element::Index;
+use crate::error::{Error, Result};
+use crate::options::Options;
+
+/// The result of [`forward`]: per-item losses and the O(B·T·U) state that [`backward`] needs.
+///
+/// Holds per node three scores and α, β (all f64), never a B·T·(U+1)·V buffer.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    batch: Batch,
+    options: Options,
+    items: Vec<(NodeScores, Lattice)>,
+    losses: Vec<f64>,
+}
+
+impl Forward {
+    /// Per-item losses −log P(y_b|x_b): +inf for an impossible item (0 with `zero_infinity`).
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+
+    /// The reported loss after the options' reduction (the sum for `Reduction::None`).
+    pub fn loss(&self) -> f64 {
+        self.options.reduction.reduce(&self.losses)
+    }
+
+    /// The validated batch description.
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+
+    /// Node scores and α/β of item `b`.
+    pub fn item(&self, b: usize) -> (&NodeScores, &Lattice) {
+        let (scores, lattice) = &self.items[b];
+        (scores, lattice)
+    }
+}
+
+/// The name of the 4-D input in messages, by input mode.
+pub(crate) fn input_name(options: &Options) -> &'static str {
+    if options.fused_log_softmax {
+        "logits"
+    } else {
+        "log_probs"
+    }
+}
+
+/// Validates the input, streams the logits once and runs the lattice: per-item losses and the
+/// state for [`backward`].
+///
+/// # Errors
+/// [`Error::Shape`], [`Error::Value`] or [`Error::Layout`] naming the argument and value at fault
+/// (DESIGN.md §5), including a NaN or +inf logit within the lengths.
+pub fn forward<F: Kernels, I: Index>(input: &LossInput<'_, F, I>, options: &Options) -> Result<Forward> {
+    options.validate()?;
+    let name = input_name(options);
+    let batch = Batch::new(input, options.blank, name)?;
+    let logits = input.logits.as_slice().expect("Batch::new checked the layout");
+    let item_len = batch.item_len();
+    let items = run_in_pool(options.threads, || {
+        (0..batch.batch_size)
+            .into_par_iter()
+            .map(|b| {
+                let block = &logits[b * item_len..(b + 1) * item_len];
+                let scores = front_pass(block, &batch, b, options.fused_log_softmax, name)?;
+                let lattice = alpha_beta(&scores);
+                Ok((scores, lattice))
+            })
+            .collect::<Result<Vec<_>>>()
+    })??;
+    let losses = items
+        .iter()
+        .map(|(_, lattice)| match -lattice.log_p {
+            loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
+            loss => loss,
+        })
+        .collect();
+    Ok(Forward { batch, options: *options, items, losses })
+}
+
+/// Writes d objective / d input into `grad`, given d objective / d loss_b = `item_weights[b]`.
+///
+/// `input` must be the input `forward` was computed from. Padding and impossible items get 0.
+///
+/// # Errors
+/// [`Error::Shape`] if `grad` or `item_weights` do not match the batch, [`Error::Layout`] if
+/// `grad` is not C-contiguous.
+pub fn backward<F: Kernels, I: Index>(
+    input: &LossInput<'_, F, I>,
+    forward: &Forward,
+    item_weights: &[f64],
+    mut grad: ArrayViewMut4<'_, F>,
+) -> Result<()> {
+    let batch = &forward.batch;
+    let options = &forward.options;
+    let dims = (batch.batch_size, batch.max_frames, batch.label_positions, batch.vocab);
+    if input.logits.dim() != dims {
+        return Err(Error::Shape(format!(
+            "{} has shape {:?} but forward saw {dims:?}",
+            input_name(options),
+            input.logits.dim()
+        )));
+    }
+    if grad.dim() != dims {
+        return Err(Error::Shape(format!("grad has shape {:?} but the input has {dims:?}", grad.dim())));
+    }
+    if item_weights.len() != batch.batch_size {
+        return Err(Error::Shape(format!(
+            "item_weights has {} entries but the batch has B = {} items",
+            item_weights.len(),
+            batch.batch_size
+        )));
+    }
+    let logits = input
+        .logits
+        .as_slice()
+        .ok_or_else(|| Error::Layout(format!("{} must be C-contiguous", input_name(options))))?;
+    let out = grad
+        .as_slice_mut()
+        .ok_or_else(|| Error::Layout("grad must be C-contiguous".to_string()))?;
+    let settings = GradSettings {
+        fused_log_softmax: options.fused_log_softmax,
+        emit_scale: 1.0 + options.fastemit_lambda,
+        clip: options.clip_bound(),
+    };
+    let item_len = batch.item_len();
+    run_in_pool(options.threads, || {
+        out.par_chunks_mut(item_len).enumerate().for_each(|(b, block)| {
+            let (scores, lattice) = forward.item(b);
+            let logits = &logits[b * item_len..(b + 1) * item_len];
+            grad_pass(logits, block, batch, b, (scores, lattice), item_weights[b], settings);
+        })
+    })
+}
+
+/// Losses and gradient of one call.
+#[derive(Debug, Clone)]
+pub struct LossAndGrad<F> {
+    /// Per-item losses (see [`Forward::losses`]).
+    pub losses: Vec<f64>,
+    /// The reported loss after the reduction (the sum for `Reduction::None`).
+    pub loss: f64,
+    /// d loss / d input, the input's shape and dtype; 0 in padding.
+    pub grad: Array4<F>,
+}
+
+/// Forward and backward in one call: the gradient of the reported (reduced) loss.
+///
+/// # Errors
+/// As [`forward`].
+pub fn loss_and_grad<F: Kernels, I: Index>(
+    input: &LossInput<'_, F, I>,
+    options: &Options,
+) -> Result<LossAndGrad<F>> {
+    let forward = forward(input, options)?;
+    let weights = options.reduction.item_weights(1.0, forward.batch.batch_size);
+    let mut grad = Array4::from_elem(input.logits.dim(), F::zero());
+    backward(input, &forward, &weights, grad.view_mut())?;
+    Ok(LossAndGrad { losses: forward.losses.clone(), loss: forward.loss(), grad })
+}
