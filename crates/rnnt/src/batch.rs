@@ -78,7 +78,10 @@ impl Batch {
             "logit_lengths",
             batch_size,
             (1, max_frames),
-            (": every sequence needs at least one frame", &format!("T = {input_name}.shape[1]")),
+            (
+                ": every sequence needs at least one frame",
+                &format!("T = {input_name}.shape[1]"),
+            ),
         )?;
         let label_counts = checked_lengths(
             input.target_lengths,
@@ -141,7 +144,11 @@ fn normalise_blank(blank: i64, vocab: usize) -> Result<usize> {
             "blank = {blank} is out of range for V = {vocab} (allowed: -{vocab} <= blank < {vocab})"
         )));
     }
-    Ok(if blank < 0 { (blank + v) as usize } else { blank as usize })
+    Ok(if blank < 0 {
+        (blank + v) as usize
+    } else {
+        blank as usize
+    })
 }
 
 /// Checks a (B,) length array against its shape and the inclusive range `lo..=hi`; `low_hint`
@@ -204,7 +211,12 @@ fn gather_labels<I: Index>(
                     )));
                 }
                 for (u, &label) in padded.row(b).iter().take(count).enumerate() {
-                    labels.push(checked_label(label.to_i64(), &format!("targets[{b}][{u}]"), vocab, blank)?);
+                    labels.push(checked_label(
+                        label.to_i64(),
+                        &format!("targets[{b}][{u}]"),
+                        vocab,
+                        blank,
+                    )?);
                 }
             }
         }
@@ -216,7 +228,12 @@ fn gather_labels<I: Index>(
                 )));
             }
             for (i, &label) in packed.iter().enumerate() {
-                labels.push(checked_label(label.to_i64(), &format!("targets[{i}]"), vocab, blank)?);
+                labels.push(checked_label(
+                    label.to_i64(),
+                    &format!("targets[{i}]"),
+                    vocab,
+                    blank,
+                )?);
             }
         }
     }
@@ -226,7 +243,9 @@ fn gather_labels<I: Index>(
 /// Checks one label: 0 ≤ label < V and label ≠ blank.
 fn checked_label(label: i64, place: &str, vocab: usize, blank: usize) -> Result<u32> {
     if label < 0 || label >= vocab as i64 {
-        return Err(Error::Value(format!("{place} = {label} is out of range for V = {vocab}")));
+        return Err(Error::Value(format!(
+            "{place} = {label} is out of range for V = {vocab}"
+        )));
     }
     if label == blank as i64 {
         return Err(Error::Value(format!(

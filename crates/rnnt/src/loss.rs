@@ -62,11 +62,17 @@ pub(crate) fn input_name(options: &Options) -> &'static str {
 /// # Errors
 /// [`Error::Shape`], [`Error::Value`] or [`Error::Layout`] naming the argument and value at fault
 /// (DESIGN.md §5), including a NaN or +inf logit within the lengths.
-pub fn forward<F: Kernels, I: Index>(input: &LossInput<'_, F, I>, options: &Options) -> Result<Forward> {
+pub fn forward<F: Kernels, I: Index>(
+    input: &LossInput<'_, F, I>,
+    options: &Options,
+) -> Result<Forward> {
     options.validate()?;
     let name = input_name(options);
     let batch = Batch::new(input, options.blank, name)?;
-    let logits = input.logits.as_slice().expect("Batch::new checked the layout");
+    let logits = input
+        .logits
+        .as_slice()
+        .expect("Batch::new checked the layout");
     let item_len = batch.item_len();
     let items = run_in_pool(options.threads, || {
         (0..batch.batch_size)
@@ -86,7 +92,12 @@ pub fn forward<F: Kernels, I: Index>(input: &LossInput<'_, F, I>, options: &Opti
             loss => loss,
         })
         .collect();
-    Ok(Forward { batch, options: *options, items, losses })
+    Ok(Forward {
+        batch,
+        options: *options,
+        items,
+        losses,
+    })
 }
 
 /// Writes d objective / d input into `grad`, given d objective / d loss_b = `item_weights[b]`.
@@ -104,7 +115,12 @@ pub fn backward<F: Kernels, I: Index>(
 ) -> Result<()> {
     let batch = &forward.batch;
     let options = &forward.options;
-    let dims = (batch.batch_size, batch.max_frames, batch.label_positions, batch.vocab);
+    let dims = (
+        batch.batch_size,
+        batch.max_frames,
+        batch.label_positions,
+        batch.vocab,
+    );
     if input.logits.dim() != dims {
         return Err(Error::Shape(format!(
             "{} has shape {:?} but forward saw {dims:?}",
@@ -113,7 +129,10 @@ pub fn backward<F: Kernels, I: Index>(
         )));
     }
     if grad.dim() != dims {
-        return Err(Error::Shape(format!("grad has shape {:?} but the input has {dims:?}", grad.dim())));
+        return Err(Error::Shape(format!(
+            "grad has shape {:?} but the input has {dims:?}",
+            grad.dim()
+        )));
     }
     if item_weights.len() != batch.batch_size {
         return Err(Error::Shape(format!(
@@ -136,11 +155,21 @@ pub fn backward<F: Kernels, I: Index>(
     };
     let item_len = batch.item_len();
     run_in_pool(options.threads, || {
-        out.par_chunks_mut(item_len).enumerate().for_each(|(b, block)| {
-            let (scores, lattice) = forward.item(b);
-            let logits = &logits[b * item_len..(b + 1) * item_len];
-            grad_pass(logits, block, batch, b, (scores, lattice), item_weights[b], settings);
-        })
+        out.par_chunks_mut(item_len)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let (scores, lattice) = forward.item(b);
+                let logits = &logits[b * item_len..(b + 1) * item_len];
+                grad_pass(
+                    logits,
+                    block,
+                    batch,
+                    b,
+                    (scores, lattice),
+                    item_weights[b],
+                    settings,
+                );
+            })
     })
 }
 
@@ -164,8 +193,14 @@ pub fn loss_and_grad<F: Kernels, I: Index>(
     options: &Options,
 ) -> Result<LossAndGrad<F>> {
     let forward = forward(input, options)?;
-    let weights = options.reduction.item_weights(1.0, forward.batch.batch_size);
+    let weights = options
+        .reduction
+        .item_weights(1.0, forward.batch.batch_size);
     let mut grad = Array4::from_elem(input.logits.dim(), F::zero());
     backward(input, &forward, &weights, grad.view_mut())?;
-    Ok(LossAndGrad { losses: forward.losses.clone(), loss: forward.loss(), grad })
+    Ok(LossAndGrad {
+        losses: forward.losses.clone(),
+        loss: forward.loss(),
+        grad,
+    })
 }

@@ -92,7 +92,9 @@ impl Options {
     /// Checks the options that do not depend on the input.
     pub fn validate(&self) -> Result<()> {
         if self.clamp.is_nan() {
-            return Err(Error::Value("clamp = NaN: use a value <= 0 to disable clipping".into()));
+            return Err(Error::Value(
+                "clamp = NaN: use a value <= 0 to disable clipping".into(),
+            ));
         }
         if !self.fastemit_lambda.is_finite() || self.fastemit_lambda < 0.0 {
             return Err(Error::Value(format!(

@@ -28,7 +28,11 @@ pub fn loss_and_grad<F: Element, I: Index>(
     options: &Options,
 ) -> Result<ReferenceOutput> {
     options.validate()?;
-    let input_name = if options.fused_log_softmax { "logits" } else { "log_probs" };
+    let input_name = if options.fused_log_softmax {
+        "logits"
+    } else {
+        "log_probs"
+    };
     let batch = Batch::new(input, options.blank, input_name)?;
     let weights = options.reduction.item_weights(1.0, batch.batch_size);
     let mut grad = Array4::<f64>::zeros(input.logits.dim());
@@ -43,14 +47,29 @@ pub fn loss_and_grad<F: Element, I: Index>(
         let mut log_probs = vec![vec![Vec::new(); positions]; frames];
         for (t, row_t) in log_probs.iter_mut().enumerate() {
             for (u, row) in row_t.iter_mut().enumerate() {
-                let x: Vec<f64> = input.logits.slice(ndarray::s![b, t, u, ..]).iter().map(|v| v.to_f64()).collect();
+                let x: Vec<f64> = input
+                    .logits
+                    .slice(ndarray::s![b, t, u, ..])
+                    .iter()
+                    .map(|v| v.to_f64())
+                    .collect();
                 if x.iter().any(|v| v.is_nan() || *v == f64::INFINITY) {
                     let raw: Vec<F> = input.logits.slice(ndarray::s![b, t, u, ..]).to_vec();
                     return Err(non_finite_logit(&raw, input_name, (b, t, u)));
                 }
                 *row = if options.fused_log_softmax {
-                    let lse = x.iter().fold(f64::NEG_INFINITY, |acc, &v| log_add_exp(acc, v));
-                    x.iter().map(|&v| if lse == f64::NEG_INFINITY { f64::NEG_INFINITY } else { v - lse }).collect()
+                    let lse = x
+                        .iter()
+                        .fold(f64::NEG_INFINITY, |acc, &v| log_add_exp(acc, v));
+                    x.iter()
+                        .map(|&v| {
+                            if lse == f64::NEG_INFINITY {
+                                f64::NEG_INFINITY
+                            } else {
+                                v - lse
+                            }
+                        })
+                        .collect()
                 } else {
                     x
                 };
@@ -66,8 +85,16 @@ pub fn loss_and_grad<F: Element, I: Index>(
                 alpha[t][u] = if t == 0 && u == 0 {
                     0.0
                 } else {
-                    let from_blank = if t > 0 { alpha[t - 1][u] + blank_lp(t - 1, u) } else { f64::NEG_INFINITY };
-                    let from_emit = if u > 0 { alpha[t][u - 1] + emit_lp(t, u - 1) } else { f64::NEG_INFINITY };
+                    let from_blank = if t > 0 {
+                        alpha[t - 1][u] + blank_lp(t - 1, u)
+                    } else {
+                        f64::NEG_INFINITY
+                    };
+                    let from_emit = if u > 0 {
+                        alpha[t][u - 1] + emit_lp(t, u - 1)
+                    } else {
+                        f64::NEG_INFINITY
+                    };
                     log_add_exp(from_blank, from_emit)
                 };
             }
@@ -79,15 +106,27 @@ pub fn loss_and_grad<F: Element, I: Index>(
                 beta[t][u] = if t == frames - 1 && u == positions - 1 {
                     blank_lp(t, u)
                 } else {
-                    let by_blank = if t + 1 < frames { beta[t + 1][u] + blank_lp(t, u) } else { f64::NEG_INFINITY };
-                    let by_emit = if u + 1 < positions { beta[t][u + 1] + emit_lp(t, u) } else { f64::NEG_INFINITY };
+                    let by_blank = if t + 1 < frames {
+                        beta[t + 1][u] + blank_lp(t, u)
+                    } else {
+                        f64::NEG_INFINITY
+                    };
+                    let by_emit = if u + 1 < positions {
+                        beta[t][u + 1] + emit_lp(t, u)
+                    } else {
+                        f64::NEG_INFINITY
+                    };
                     log_add_exp(by_blank, by_emit)
                 };
             }
         }
         let log_p = beta[0][0];
         if log_p == f64::NEG_INFINITY {
-            losses.push(if options.zero_infinity { 0.0 } else { f64::INFINITY });
+            losses.push(if options.zero_infinity {
+                0.0
+            } else {
+                f64::INFINITY
+            });
             continue;
         }
         losses.push(-log_p);

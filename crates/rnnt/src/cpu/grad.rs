@@ -50,14 +50,24 @@ pub fn grad_pass<F: Kernels>(
             let row_out = &mut frame[u * v..(u + 1) * v];
             let (blank_arc, emit_arc) = arc_occupancies(scores, lattice, t, u);
             let emit_arc = emit_arc * settings.emit_scale;
-            let coef = if settings.fused_log_softmax { blank_arc + emit_arc } else { 0.0 };
+            let coef = if settings.fused_log_softmax {
+                blank_arc + emit_arc
+            } else {
+                0.0
+            };
             let lse = scores.lse[scores.node(t, u)];
             if coef > 0.0 {
                 F::scaled_softmax(row, lse, coef, weight, settings.clip, row_out);
             } else {
                 row_out.fill(F::zero());
             }
-            let softmax_term = |k: usize| if coef > 0.0 { coef * (row[k].to_f64() - lse).exp() } else { 0.0 };
+            let softmax_term = |k: usize| {
+                if coef > 0.0 {
+                    coef * (row[k].to_f64() - lse).exp()
+                } else {
+                    0.0
+                }
+            };
             let blank = batch.blank;
             row_out[blank] = F::from_f64(weight * clip(softmax_term(blank) - blank_arc));
             if u < labels.len() {

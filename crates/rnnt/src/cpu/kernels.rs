@@ -28,7 +28,14 @@ pub trait Kernels: Element {
 
     /// out[k] = scale · clip(coef · exp(row[k] − lse)), with clip the identity when `clip` is None.
     /// Callers pass coef > 0 and a finite `lse` (a node with occupancy has a finite row).
-    fn scaled_softmax(row: &[Self], lse: f64, coef: f64, scale: f64, clip: Option<f64>, out: &mut [Self]) {
+    fn scaled_softmax(
+        row: &[Self],
+        lse: f64,
+        coef: f64,
+        scale: f64,
+        clip: Option<f64>,
+        out: &mut [Self],
+    ) {
         for (o, &x) in out.iter_mut().zip(row) {
             let mut d = coef * (x.to_f64() - lse).exp();
             if let Some(bound) = clip {

@@ -31,7 +31,11 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
             } else {
                 f64::NEG_INFINITY
             };
-            let from_emit = if u > 0 { alpha[n - 1] + scores.emit[n - 1] } else { f64::NEG_INFINITY };
+            let from_emit = if u > 0 {
+                alpha[n - 1] + scores.emit[n - 1]
+            } else {
+                f64::NEG_INFINITY
+            };
             alpha[n] = log_add_exp(from_blank, from_emit);
         }
     }
@@ -46,7 +50,11 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
             } else {
                 f64::NEG_INFINITY
             };
-            let by_emit = if u + 1 < positions { beta[n + 1] + scores.emit[n] } else { f64::NEG_INFINITY };
+            let by_emit = if u + 1 < positions {
+                beta[n + 1] + scores.emit[n]
+            } else {
+                f64::NEG_INFINITY
+            };
             beta[n] = log_add_exp(by_blank, by_emit);
         }
     }
@@ -67,6 +75,10 @@ pub fn arc_occupancies(scores: &NodeScores, lattice: &Lattice, t: usize, u: usiz
     } else {
         0.0
     };
-    let emit = if u + 1 < scores.positions { (a + scores.emit[n] + lattice.beta[n + 1]).exp() } else { 0.0 };
+    let emit = if u + 1 < scores.positions {
+        (a + scores.emit[n] + lattice.beta[n + 1]).exp()
+    } else {
+        0.0
+    };
     (blank, emit)
 }

@@ -1,0 +1,160 @@
+//! Helpers shared by the integration tests: owned inputs, the golden cases, brute force.
+#![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+use std::path::PathBuf;
+
+use ndarray::{Array1, Array2, Array4};
+use rnnt::{Element, Index, LossInput, Targets};
+use rnnt_cases::{Case, Labels};
+
+/// Owned arrays of one loss call.
+#[derive(Debug, Clone)]
+pub struct OwnedInput<F, I> {
+    pub logits: Array4<F>,
+    pub padded: Option<Array2<I>>,
+    pub packed: Option<Array1<I>>,
+    pub logit_lengths: Array1<I>,
+    pub target_lengths: Array1<I>,
+}
+
+impl<F: Element, I: Index> OwnedInput<F, I> {
+    /// Borrows the arrays as a loss input (padded targets when present, else packed).
+    pub fn view(&self) -> LossInput<'_, F, I> {
+        let targets = match (&self.padded, &self.packed) {
+            (Some(padded), _) => Targets::Padded(padded.view()),
+            (None, Some(packed)) => Targets::Packed(packed.view()),
+            (None, None) => panic!("an input needs targets"),
+        };
+        LossInput {
+            logits: self.logits.view(),
+            targets,
+            logit_lengths: self.logit_lengths.view(),
+            target_lengths: self.target_lengths.view(),
+        }
+    }
+}
+
+/// Converts integer arrays between index types.
+pub trait FromI64: Index {
+    fn from_i64(value: i64) -> Self;
+}
+impl FromI64 for i32 {
+    fn from_i64(value: i64) -> Self {
+        value as i32
+    }
+}
+impl FromI64 for i64 {
+    fn from_i64(value: i64) -> Self {
+        value
+    }
+}
+
+/// The labels of every item packed end to end.
+pub fn pack(padded: &Array2<i64>, target_lengths: &Array1<i64>) -> Array1<i64> {
+    padded
+        .outer_iter()
+        .zip(target_lengths)
+        .flat_map(|(row, &len)| row.iter().take(len as usize).copied().collect::<Vec<_>>())
+        .collect()
+}
+
+/// Builds an owned input from a golden case's integer arrays and the given scores.
+pub fn from_case<F: Element, I: FromI64>(
+    case: &Case,
+    logits: Array4<F>,
+    packed: bool,
+) -> OwnedInput<F, I> {
+    let conv = |a: &Array1<i64>| a.mapv(I::from_i64);
+    let padded = match &case.targets {
+        Labels::Padded(p) => p.clone(),
+        Labels::Packed(_) => panic!("golden cases store padded targets"),
+    };
+    OwnedInput {
+        logits,
+        packed: packed.then(|| pack(&padded, &case.target_lengths).mapv(I::from_i64)),
+        padded: (!packed).then(|| padded.mapv(I::from_i64)),
+        logit_lengths: conv(&case.logit_lengths),
+        target_lengths: conv(&case.target_lengths),
+    }
+}
+
+/// `tests/golden` at the repository root.
+pub fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")
+}
+
+/// Largest |a − b| over two arrays of the same shape (equal infinities count as 0).
+pub fn max_abs_diff<F: Element>(ours: &Array4<F>, truth: &Array4<f64>) -> f64 {
+    assert_eq!(ours.shape(), truth.shape());
+    ours.iter()
+        .zip(truth)
+        .map(|(&a, &b)| {
+            let a = a.to_f64();
+            if a == b {
+                0.0
+            } else {
+                (a - b).abs()
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// −log P by enumerating every path of a tiny lattice, from f64 log-probs lp[t][u][k].
+pub fn brute_force_loss(
+    lp: &dyn Fn(usize, usize, usize) -> f64,
+    frames: usize,
+    labels: &[usize],
+    blank: usize,
+) -> f64 {
+    fn walk(
+        lp: &dyn Fn(usize, usize, usize) -> f64,
+        (t, u): (usize, usize),
+        frames: usize,
+        labels: &[usize],
+        blank: usize,
+        acc: f64,
+        total: &mut Vec<f64>,
+    ) {
+        if t == frames - 1 && u == labels.len() {
+            total.push(acc + lp(t, u, blank));
+            return;
+        }
+        if t + 1 < frames {
+            walk(
+                lp,
+                (t + 1, u),
+                frames,
+                labels,
+                blank,
+                acc + lp(t, u, blank),
+                total,
+            );
+        }
+        if u < labels.len() {
+            walk(
+                lp,
+                (t, u + 1),
+                frames,
+                labels,
+                blank,
+                acc + lp(t, u, labels[u]),
+                total,
+            );
+        }
+    }
+    let mut path_scores = Vec::new();
+    walk(lp, (0, 0), frames, labels, blank, 0.0, &mut path_scores);
+    let max = path_scores
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY {
+        return f64::INFINITY;
+    }
+    -(max
+        + path_scores
+            .iter()
+            .map(|s| (s - max).exp())
+            .sum::<f64>()
+            .ln())
+}

@@ -1,0 +1,174 @@
+//! Every golden case through the fast path and the reference, in both input modes, float32 and
+//! float64, padded and packed targets, int32 and int64 indices, against manifest tolerances.
+
+mod common;
+
+use common::{from_case, golden_dir, max_abs_diff, FromI64};
+use ndarray::Array4;
+use rnnt::cpu::kernels::Kernels;
+use rnnt::{Options, Reduction};
+use rnnt_cases::{read_case, read_manifest, Case, Tolerance};
+
+/// The manifest's float32 tolerance, used for log-probs narrowed to float32.
+const FLOAT32: Tolerance = Tolerance {
+    loss_rtol: 1e-5,
+    loss_atol: 1e-4,
+    grad_atol: 1e-4,
+};
+
+struct Variant {
+    fused: bool,
+    packed: bool,
+    tolerance: Tolerance,
+}
+
+fn check_variant<F: Kernels, I: FromI64>(
+    name: &str,
+    case: &Case,
+    scores: Array4<F>,
+    v: &Variant,
+) -> Vec<String> {
+    let truth = case.truth.as_ref().expect("golden cases hold their truth");
+    let input = from_case::<F, I>(case, scores, v.packed);
+    let options = Options {
+        blank: case.blank.expect("golden cases store blank"),
+        reduction: Reduction::Sum,
+        fused_log_softmax: v.fused,
+        ..Options::default()
+    };
+    let label = format!(
+        "{name} [{} {} {} {}]",
+        if v.fused { "logits" } else { "log_probs" },
+        F::DTYPE,
+        I::DTYPE,
+        if v.packed { "packed" } else { "padded" }
+    );
+    let truth_grad = if v.fused {
+        &truth.grad_logits
+    } else {
+        &truth.grad_log_probs
+    };
+    let mut failures = Vec::new();
+    let fast =
+        rnnt::loss_and_grad(&input.view(), &options).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let reference = rnnt::reference::loss_and_grad(&input.view(), &options).unwrap();
+    for (impl_name, losses, grad_err) in [
+        ("fast", &fast.losses, max_abs_diff(&fast.grad, truth_grad)),
+        (
+            "reference",
+            &reference.losses,
+            max_abs_diff(&reference.grad, truth_grad),
+        ),
+    ] {
+        for (b, (&loss, &want)) in losses.iter().zip(&truth.losses).enumerate() {
+            if !v.tolerance.loss_ok(loss, want) {
+                failures.push(format!(
+                    "{label} {impl_name}: losses[{b}] = {loss}, truth {want}"
+                ));
+            }
+        }
+        if grad_err > v.tolerance.grad_atol {
+            failures.push(format!(
+                "{label} {impl_name}: grad off by {grad_err:e} > {:e}",
+                v.tolerance.grad_atol
+            ));
+        }
+    }
+    // Padding gets exactly zero gradient.
+    for ((b, t, u, _), &g) in fast.grad.indexed_iter() {
+        let outside = t as i64 >= case.logit_lengths[b] || u as i64 > case.target_lengths[b];
+        if outside && g.to_f64() != 0.0 {
+            failures.push(format!("{label}: grad[{b}][{t}][{u}] = {g} in padding"));
+            break;
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_golden_case_in_every_mode() {
+    let dir = golden_dir();
+    let manifest = read_manifest(&dir).expect("tests/golden/manifest.json must exist");
+    assert!(
+        manifest.len() >= 18,
+        "expected the full golden set, found {} cases",
+        manifest.len()
+    );
+    let mut failures = Vec::new();
+    for (name, entry) in &manifest {
+        let path = dir.join(format!("{name}.npz"));
+        let case =
+            read_case(&path).unwrap_or_else(|e| panic!("golden case missing or unreadable: {e}"));
+        assert_eq!(
+            case.blank,
+            Some(entry.blank),
+            "{name}: blank disagrees with the manifest"
+        );
+        let logits = case.logits.as_ref().expect("golden cases hold logits");
+        let log_probs = case
+            .log_probs
+            .as_ref()
+            .expect("golden cases hold log_probs");
+        let exact = Tolerance::FLOAT64;
+        for packed in [false, true] {
+            // Stored float32 logits use the case's tolerance; float64 narrowed to float32 the
+            // manifest's float32 one.
+            let f32_tol = if logits.dtype() == "float32" {
+                entry.tolerance
+            } else {
+                FLOAT32
+            };
+            let fused = |tolerance| Variant {
+                fused: true,
+                packed,
+                tolerance,
+            };
+            let unfused = |tolerance| Variant {
+                fused: false,
+                packed,
+                tolerance,
+            };
+            failures.extend(check_variant::<f32, i32>(
+                name,
+                &case,
+                logits.to_f32(),
+                &fused(f32_tol),
+            ));
+            failures.extend(check_variant::<f64, i64>(
+                name,
+                &case,
+                logits.to_f64(),
+                &fused(exact),
+            ));
+            failures.extend(check_variant::<f64, i32>(
+                name,
+                &case,
+                log_probs.to_f64(),
+                &unfused(exact),
+            ));
+            failures.extend(check_variant::<f32, i64>(
+                name,
+                &case,
+                log_probs.to_f32(),
+                &unfused(FLOAT32),
+            ));
+        }
+    }
+    // Every .npz in the folder is in the manifest, so a new case cannot be silently skipped.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "npz") {
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            assert!(
+                manifest.contains_key(&stem),
+                "{stem}.npz is not listed in manifest.json"
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
