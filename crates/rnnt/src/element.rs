@@ -1,8 +1,8 @@
 //! The element types the loss reads and writes.
 //!
-//! Logits may be float32 or float64 (float16 / bfloat16 later: they only need an [`Element`] impl
-//! that widens to f32). Targets and lengths may be int32 or int64 ([`Index`]). Whatever the input
-//! type, α and β are accumulated in f64.
+//! Logits may be float32, float64, float16 or bfloat16 (the half types widen exactly to f32 and
+//! are rounded to nearest on the way back). Targets and lengths may be int32 or int64 ([`Index`]).
+//! Whatever the input type, α and β are accumulated in f64.
 
 use std::fmt::{Debug, Display};
 
@@ -41,6 +41,30 @@ impl Element for f64 {
     #[inline]
     fn from_f64(value: f64) -> Self {
         value
+    }
+}
+
+impl Element for half::f16 {
+    const DTYPE: &'static str = "float16";
+    #[inline]
+    fn to_f64(self) -> f64 {
+        half::f16::to_f64(self)
+    }
+    #[inline]
+    fn from_f64(value: f64) -> Self {
+        half::f16::from_f64(value)
+    }
+}
+
+impl Element for half::bf16 {
+    const DTYPE: &'static str = "bfloat16";
+    #[inline]
+    fn to_f64(self) -> f64 {
+        half::bf16::to_f64(self)
+    }
+    #[inline]
+    fn from_f64(value: f64) -> Self {
+        half::bf16::from_f64(value)
     }
 }
 

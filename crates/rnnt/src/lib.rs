@@ -14,11 +14,12 @@
 //! // B=1, T=2, U=1, V=2: every probability ½ (zero logits), blank = 1.
 //! let logits = Array4::<f32>::zeros((1, 2, 2, 2));
 //! let targets = Array2::<i32>::from_elem((1, 1), 0);
+//! let (logit_lengths, target_lengths) = (Array1::from_elem(1, 2), Array1::from_elem(1, 1));
 //! let input = LossInput {
 //!     logits: logits.view(),
 //!     targets: Targets::Padded(targets.view()),
-//!     logit_lengths: Array1::from_elem(1, 2).view(),
-//!     target_lengths: Array1::from_elem(1, 1).view(),
+//!     logit_lengths: logit_lengths.view(),
+//!     target_lengths: target_lengths.view(),
 //! };
 //! let options = Options { blank: 1, reduction: Reduction::Sum, ..Options::default() };
 //! let out = loss_and_grad(&input, &options).unwrap();

@@ -204,6 +204,20 @@ proptest! {
     }
 
     #[test]
+    fn fast_f16_matches_reference((shape, options) in case_and_options()) {
+        // The gradient is rounded to float16 (11-bit significand) on the way out.
+        let input = random_input::<half::f16>(&shape);
+        assert_fast_matches_reference(&input.view(), &options, 1e-3);
+    }
+
+    #[test]
+    fn fast_bf16_matches_reference((shape, options) in case_and_options()) {
+        // The gradient is rounded to bfloat16 (8-bit significand) on the way out.
+        let input = random_input::<half::bf16>(&shape);
+        assert_fast_matches_reference(&input.view(), &options, 8e-3);
+    }
+
+    #[test]
     fn packed_targets_match_padded((shape, options) in case_and_options()) {
         let mut input = random_input::<f64>(&shape);
         let padded = rnnt::loss_and_grad(&input.view(), &options).unwrap();

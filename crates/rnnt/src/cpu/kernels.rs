@@ -48,3 +48,5 @@ pub trait Kernels: Element {
 
 impl Kernels for f32 {}
 impl Kernels for f64 {}
+impl Kernels for half::f16 {}
+impl Kernels for half::bf16 {}
