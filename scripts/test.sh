@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== Golden cases in step with ../shared/golden"
+if [ -d ../shared/golden ]; then
+  diff -r ../shared/golden tests/golden \
+    || { echo "tests/golden differs from ../shared/golden: copy the shared cases again"; exit 1; }
+else
+  echo "../shared/golden is not beside this clone: using tests/golden as it is"
+fi
+
 echo "== Rust: format, lints, tests"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
