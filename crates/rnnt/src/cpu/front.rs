@@ -55,16 +55,16 @@ pub fn front_pass<F: Kernels>(
         for u in 0..positions {
             let start = (t * batch.label_positions + u) * v;
             let row = &logits[start..start + v];
-            let max = F::row_max(row);
-            if max.is_nan() || max == f64::INFINITY {
+            let stats = F::row_stats(row);
+            if stats.sum.is_nan() {
                 return Err(non_finite_logit(row, input_name, (b, t, u)));
             }
             let lse = if !fused_log_softmax {
                 0.0
-            } else if max == f64::NEG_INFINITY {
+            } else if stats.max == f64::NEG_INFINITY {
                 f64::NEG_INFINITY
             } else {
-                max + F::sum_exp(row, max).ln()
+                stats.max + stats.sum.ln()
             };
             let log_prob = |k: usize| {
                 if lse == f64::NEG_INFINITY {

@@ -9,6 +9,7 @@ use crate::batch::Batch;
 use crate::cpu::front::NodeScores;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{arc_occupancies, Lattice};
+use crate::cpu::simd::GradRow;
 
 /// The settings of a gradient pass that are the same for every item.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +41,6 @@ pub fn grad_pass<F: Kernels>(
     }
     let valid_frames = scores.frames * frame_len;
     out[valid_frames..].fill(F::zero());
-    let clip = |d: f64| settings.clip.map_or(d, |bound| d.clamp(-bound, bound));
     for t in 0..scores.frames {
         let frame = &mut out[t * frame_len..(t + 1) * frame_len];
         frame[scores.positions * v..].fill(F::zero());
@@ -55,25 +55,18 @@ pub fn grad_pass<F: Kernels>(
             } else {
                 0.0
             };
-            let lse = scores.lse[scores.node(t, u)];
-            if coef > 0.0 {
-                F::scaled_softmax(row, lse, coef, weight, settings.clip, row_out);
-            } else {
-                row_out.fill(F::zero());
-            }
-            let softmax_term = |k: usize| {
-                if coef > 0.0 {
-                    coef * (row[k].to_f64() - lse).exp()
-                } else {
-                    0.0
-                }
+            let emit = match labels.get(u) {
+                Some(&y) => (y as usize, emit_arc),
+                None => (usize::MAX, 0.0),
             };
-            let blank = batch.blank;
-            row_out[blank] = F::from_f64(weight * clip(softmax_term(blank) - blank_arc));
-            if u < labels.len() {
-                let y = labels[u] as usize;
-                row_out[y] = F::from_f64(weight * clip(softmax_term(y) - emit_arc));
-            }
+            let params = GradRow {
+                lse: scores.lse[scores.node(t, u)],
+                coef,
+                scale: weight,
+                clip: settings.clip.unwrap_or(f64::INFINITY),
+                arcs: [(batch.blank, blank_arc), emit],
+            };
+            F::grad_row(row, row_out, &params, false);
         }
     }
 }

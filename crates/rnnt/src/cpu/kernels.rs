@@ -1,52 +1,68 @@
 //! Row kernels of the CPU backend: the only code that touches a whole row of V scores.
 //!
-//! The front pass needs a row's maximum and Σ exp(x − shift); the gradient pass writes
-//! scale · clip(coef · exp(x − lse)) over a row. These default methods are the portable scalar
-//! versions; an element type may override them with vectorised code, which is then tested against
-//! these definitions.
+//! The front pass needs a row's maximum and Σ exp(x − max); the gradient pass writes one row of
+//! the gradient (see [`GradRow`]). The default methods are portable f64 scalar code, used by the
+//! half-precision types; f32 and f64 override them with the vectorised kernels of
+//! [`crate::cpu::simd`], which are tested against these definitions.
 
+use crate::cpu::simd::{self, GradRow, RowStats};
 use crate::element::Element;
 
 /// Whole-row operations of the front and gradient passes, per element type.
 pub trait Kernels: Element {
-    /// max over `row`, NaN if any element is NaN (so a bad value cannot hide behind the max).
-    fn row_max(row: &[Self]) -> f64 {
-        row.iter().fold(f64::NEG_INFINITY, |acc, &x| {
+    /// The row's maximum and Σ exp(x − max) (conventions of [`RowStats`]: the sum is NaN exactly
+    /// when the row holds a NaN or +inf).
+    fn row_stats(row: &[Self]) -> RowStats {
+        let mut max = f64::NEG_INFINITY;
+        for &x in row {
             let x = x.to_f64();
-            if x.is_nan() || acc.is_nan() {
-                f64::NAN
-            } else {
-                acc.max(x)
+            if x.is_nan() {
+                return RowStats {
+                    max: f64::NAN,
+                    sum: f64::NAN,
+                };
             }
-        })
+            max = max.max(x);
+        }
+        let sum = match max {
+            f64::INFINITY => f64::NAN,
+            f64::NEG_INFINITY => 0.0,
+            _ => row.iter().map(|&x| (x.to_f64() - max).exp()).sum(),
+        };
+        RowStats { max, sum }
     }
 
-    /// Σ_k exp(row[k] − shift), for a finite `shift` ≥ every element.
-    fn sum_exp(row: &[Self], shift: f64) -> f64 {
-        row.iter().map(|&x| (x.to_f64() - shift).exp()).sum()
-    }
-
-    /// out[k] = scale · clip(coef · exp(row[k] − lse)), with clip the identity when `clip` is None.
-    /// Callers pass coef > 0 and a finite `lse` (a node with occupancy has a finite row).
-    fn scaled_softmax(
-        row: &[Self],
-        lse: f64,
-        coef: f64,
-        scale: f64,
-        clip: Option<f64>,
-        out: &mut [Self],
-    ) {
-        for (o, &x) in out.iter_mut().zip(row) {
-            let mut d = coef * (x.to_f64() - lse).exp();
-            if let Some(bound) = clip {
-                d = d.min(bound);
-            }
-            *o = Self::from_f64(scale * d);
+    /// Writes one gradient row into `out[..row.len()]` (see [`GradRow`]); `stream` allows
+    /// non-temporal stores, to be followed by [`simd::store_fence`].
+    fn grad_row(row: &[Self], out: &mut [Self], params: &GradRow, stream: bool) {
+        let _ = stream;
+        for (k, (o, &x)) in out.iter_mut().zip(row).enumerate() {
+            *o = Self::from_f64(params.element(k, x.to_f64()));
         }
     }
 }
 
-impl Kernels for f32 {}
-impl Kernels for f64 {}
+impl Kernels for f32 {
+    #[inline]
+    fn row_stats(row: &[f32]) -> RowStats {
+        simd::row_stats(row)
+    }
+    #[inline]
+    fn grad_row(row: &[f32], out: &mut [f32], params: &GradRow, stream: bool) {
+        simd::grad_row(row, out, params, stream);
+    }
+}
+
+impl Kernels for f64 {
+    #[inline]
+    fn row_stats(row: &[f64]) -> RowStats {
+        simd::row_stats(row)
+    }
+    #[inline]
+    fn grad_row(row: &[f64], out: &mut [f64], params: &GradRow, stream: bool) {
+        simd::grad_row(row, out, params, stream);
+    }
+}
+
 impl Kernels for half::f16 {}
 impl Kernels for half::bf16 {}

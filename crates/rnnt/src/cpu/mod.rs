@@ -11,3 +11,4 @@ pub mod grad;
 pub mod kernels;
 pub mod lattice;
 pub mod pool;
+pub mod simd;

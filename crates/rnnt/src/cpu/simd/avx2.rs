@@ -1,0 +1,246 @@
+//! AVX2 + FMA vectors: 8 f32 or 4 f64 lanes.
+
+use std::arch::x86_64::*;
+
+use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
+use crate::cpu::simd::SimdFloat;
+
+/// 8 f32 lanes.
+#[derive(Debug, Clone, Copy)]
+pub struct F32x8(__m256);
+
+/// 4 f64 lanes.
+#[derive(Debug, Clone, Copy)]
+pub struct F64x4(__m256d);
+
+impl Lanes for F32x8 {
+    type Scalar = f32;
+    const LANES: usize = 8;
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn splat(x: f32) -> Self {
+        F32x8(_mm256_set1_ps(x))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller passes a pointer valid for 8 elements.
+        F32x8(unsafe { _mm256_loadu_ps(ptr) })
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller passes a pointer valid for 8 elements.
+        unsafe { _mm256_storeu_ps(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn stream(self, ptr: *mut f32) {
+        // SAFETY: the caller passes a 32-byte aligned pointer valid for 8 elements.
+        unsafe { _mm256_stream_ps(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn add(self, other: Self) -> Self {
+        F32x8(_mm256_add_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sub(self, other: Self) -> Self {
+        F32x8(_mm256_sub_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn mul(self, other: Self) -> Self {
+        F32x8(_mm256_mul_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+        F32x8(_mm256_fmadd_ps(self.0, a.0, b.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn max(self, other: Self) -> Self {
+        F32x8(_mm256_max_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn min(self, other: Self) -> Self {
+        F32x8(_mm256_min_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn round(self) -> Self {
+        F32x8(_mm256_round_ps::<
+            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+        >(self.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        // Two factors 2^(n/2), each built in the exponent field, keep subnormal results exact.
+        let n = _mm256_cvtps_epi32(n.0);
+        let half = _mm256_srai_epi32::<1>(n);
+        let power = |k: __m256i| {
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+                k,
+                _mm256_set1_epi32(127),
+            )))
+        };
+        let scaled = _mm256_mul_ps(self.0, power(half));
+        F32x8(_mm256_mul_ps(scaled, power(_mm256_sub_epi32(n, half))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn reduce_max(self) -> f32 {
+        let halves = _mm_max_ps(
+            _mm256_castps256_ps128(self.0),
+            _mm256_extractf128_ps::<1>(self.0),
+        );
+        let pairs = _mm_max_ps(halves, _mm_movehl_ps(halves, halves));
+        _mm_cvtss_f32(_mm_max_ss(pairs, _mm_shuffle_ps::<1>(pairs, pairs)))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn reduce_sum(self) -> f64 {
+        let low = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
+        let high = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
+        F64x4(_mm256_add_pd(low, high)).reduce_sum()
+    }
+}
+
+impl Lanes for F64x4 {
+    type Scalar = f64;
+    const LANES: usize = 4;
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn splat(x: f64) -> Self {
+        F64x4(_mm256_set1_pd(x))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(ptr: *const f64) -> Self {
+        // SAFETY: the caller passes a pointer valid for 4 elements.
+        F64x4(unsafe { _mm256_loadu_pd(ptr) })
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(self, ptr: *mut f64) {
+        // SAFETY: the caller passes a pointer valid for 4 elements.
+        unsafe { _mm256_storeu_pd(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn stream(self, ptr: *mut f64) {
+        // SAFETY: the caller passes a 32-byte aligned pointer valid for 4 elements.
+        unsafe { _mm256_stream_pd(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn add(self, other: Self) -> Self {
+        F64x4(_mm256_add_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sub(self, other: Self) -> Self {
+        F64x4(_mm256_sub_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn mul(self, other: Self) -> Self {
+        F64x4(_mm256_mul_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+        F64x4(_mm256_fmadd_pd(self.0, a.0, b.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn max(self, other: Self) -> Self {
+        F64x4(_mm256_max_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn min(self, other: Self) -> Self {
+        F64x4(_mm256_min_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn round(self) -> Self {
+        F64x4(_mm256_round_pd::<
+            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+        >(self.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        // AVX2 has no f64 → i64 conversion: adding 1.5·2⁵² puts the integer n in the low
+        // significand bits, where adding the bias and shifting builds 2ⁿ's exponent field.
+        let half = _mm256_floor_pd(_mm256_mul_pd(n.0, _mm256_set1_pd(0.5)));
+        let power = |k: __m256d| {
+            let bits =
+                _mm256_castpd_si256(_mm256_add_pd(k, _mm256_set1_pd(6_755_399_441_055_744.0)));
+            _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(
+                bits,
+                _mm256_set1_epi64x(1023),
+            )))
+        };
+        let scaled = _mm256_mul_pd(self.0, power(half));
+        F64x4(_mm256_mul_pd(scaled, power(_mm256_sub_pd(n.0, half))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn reduce_max(self) -> f64 {
+        let halves = _mm_max_pd(
+            _mm256_castpd256_pd128(self.0),
+            _mm256_extractf128_pd::<1>(self.0),
+        );
+        _mm_cvtsd_f64(_mm_max_sd(halves, _mm_unpackhi_pd(halves, halves)))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn reduce_sum(self) -> f64 {
+        let halves = _mm_add_pd(
+            _mm256_castpd256_pd128(self.0),
+            _mm256_extractf128_pd::<1>(self.0),
+        );
+        _mm_cvtsd_f64(_mm_add_sd(halves, _mm_unpackhi_pd(halves, halves)))
+    }
+}
+
+/// The kernels compiled for AVX2 + FMA.
+pub mod entry {
+    use super::*;
+
+    /// [`lanes::row_stats`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
+        // SAFETY: the caller checked the CPU; this function enables the features.
+        unsafe { lanes::row_stats::<T::Avx2>(row) }
+    }
+
+    /// [`lanes::grad_row`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `out.len() ≥ row.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream: bool) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { lanes::grad_row::<T::Avx2>(row, out, params, stream) }
+    }
+
+    /// [`lanes::exp_slice`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; the slices have equal lengths.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp_slice<T: SimdFloat>(x: &[T], out: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { lanes::exp_slice::<T::Avx2>(x, out) }
+    }
+}

@@ -1,0 +1,212 @@
+//! AVX-512F vectors: 16 f32 or 8 f64 lanes; `scalef` does the 2ⁿ scaling of exp in one rounding.
+
+use std::arch::x86_64::*;
+
+use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
+use crate::cpu::simd::SimdFloat;
+
+/// 16 f32 lanes.
+#[derive(Debug, Clone, Copy)]
+pub struct F32x16(__m512);
+
+/// 8 f64 lanes.
+#[derive(Debug, Clone, Copy)]
+pub struct F64x8(__m512d);
+
+/// Round to nearest, exceptions suppressed (the `roundscale` immediate).
+const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+impl Lanes for F32x16 {
+    type Scalar = f32;
+    const LANES: usize = 16;
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn splat(x: f32) -> Self {
+        F32x16(_mm512_set1_ps(x))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller passes a pointer valid for 16 elements.
+        F32x16(unsafe { _mm512_loadu_ps(ptr) })
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller passes a pointer valid for 16 elements.
+        unsafe { _mm512_storeu_ps(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn stream(self, ptr: *mut f32) {
+        // SAFETY: the caller passes a 64-byte aligned pointer valid for 16 elements.
+        unsafe { _mm512_stream_ps(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add(self, other: Self) -> Self {
+        F32x16(_mm512_add_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sub(self, other: Self) -> Self {
+        F32x16(_mm512_sub_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn mul(self, other: Self) -> Self {
+        F32x16(_mm512_mul_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+        F32x16(_mm512_fmadd_ps(self.0, a.0, b.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn max(self, other: Self) -> Self {
+        F32x16(_mm512_max_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn min(self, other: Self) -> Self {
+        F32x16(_mm512_min_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round(self) -> Self {
+        F32x16(_mm512_roundscale_ps::<NEAREST>(self.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        F32x16(_mm512_scalef_ps(self.0, n.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn reduce_max(self) -> f32 {
+        _mm512_reduce_max_ps(self.0)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn reduce_sum(self) -> f64 {
+        let low = _mm512_cvtps_pd(_mm512_castps512_ps256(self.0));
+        let high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(self.0),
+        )));
+        _mm512_reduce_add_pd(_mm512_add_pd(low, high))
+    }
+}
+
+impl Lanes for F64x8 {
+    type Scalar = f64;
+    const LANES: usize = 8;
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn splat(x: f64) -> Self {
+        F64x8(_mm512_set1_pd(x))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(ptr: *const f64) -> Self {
+        // SAFETY: the caller passes a pointer valid for 8 elements.
+        F64x8(unsafe { _mm512_loadu_pd(ptr) })
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store(self, ptr: *mut f64) {
+        // SAFETY: the caller passes a pointer valid for 8 elements.
+        unsafe { _mm512_storeu_pd(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn stream(self, ptr: *mut f64) {
+        // SAFETY: the caller passes a 64-byte aligned pointer valid for 8 elements.
+        unsafe { _mm512_stream_pd(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add(self, other: Self) -> Self {
+        F64x8(_mm512_add_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sub(self, other: Self) -> Self {
+        F64x8(_mm512_sub_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn mul(self, other: Self) -> Self {
+        F64x8(_mm512_mul_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
+        F64x8(_mm512_fmadd_pd(self.0, a.0, b.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn max(self, other: Self) -> Self {
+        F64x8(_mm512_max_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn min(self, other: Self) -> Self {
+        F64x8(_mm512_min_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn round(self) -> Self {
+        F64x8(_mm512_roundscale_pd::<NEAREST>(self.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        F64x8(_mm512_scalef_pd(self.0, n.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn reduce_max(self) -> f64 {
+        _mm512_reduce_max_pd(self.0)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn reduce_sum(self) -> f64 {
+        _mm512_reduce_add_pd(self.0)
+    }
+}
+
+/// The kernels compiled for AVX-512F.
+pub mod entry {
+    use super::*;
+
+    /// [`lanes::row_stats`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
+        // SAFETY: the caller checked the CPU; this function enables the feature.
+        unsafe { lanes::row_stats::<T::Avx512>(row) }
+    }
+
+    /// [`lanes::grad_row`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `out.len() ≥ row.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream: bool) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { lanes::grad_row::<T::Avx512>(row, out, params, stream) }
+    }
+
+    /// [`lanes::exp_slice`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the slices have equal lengths.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn exp_slice<T: SimdFloat>(x: &[T], out: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { lanes::exp_slice::<T::Avx512>(x, out) }
+    }
+}

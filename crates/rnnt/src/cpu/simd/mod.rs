@@ -1,0 +1,187 @@
+//! Vectorised row kernels: the row statistics of the front pass and the row write of the gradient
+//! pass, for f32 and f64, with one safe entry point each and the instruction set chosen at run time.
+//!
+//! Layout (memchr / candle style): [`lanes`] defines the small vector interface ([`Lanes`]) and the
+//! kernels written once over it, including the vectorised `exp`; [`scalar`] implements the
+//! interface one element at a time (the portable fallback, and the tails of every row);
+//! [`avx2`] and [`avx512`] implement it on x86-64 (other targets, aarch64 included, use the
+//! scalar version for now: a NEON vector is the missing piece there). The instruction set is
+//! detected once ([`Isa::detected`]) and every call dispatches on it; each specialised version is
+//! tested against the scalar one.
+//!
+//! Why not auto-vectorisation: the exp is the hot loop of both passes, and libm's `exp` is an
+//! opaque call per element. Why f32 arithmetic for f32 input: the passes are memory-bound only if
+//! the arithmetic keeps up with 16 bytes per cycle per core, which f64 exps on f32 data do not.
+//! The accuracy this costs is bounded by the exp's error (a few ulp, tested) and the f32 rounding
+//! of `x − lse`, which is done in two parts (`lse` split into hi + lo) to stay below 1e-6
+//! absolute on a gradient element.
+
+pub mod lanes;
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+
+use std::sync::OnceLock;
+
+pub use lanes::{GradRow, Lanes, RowStats};
+
+/// The instruction sets the kernels are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// One element at a time, any target.
+    Scalar,
+    /// x86-64 with AVX2 and FMA: 8 f32 / 4 f64 lanes.
+    Avx2,
+    /// x86-64 with AVX-512F: 16 f32 / 8 f64 lanes.
+    Avx512,
+}
+
+impl Isa {
+    /// The best instruction set of this CPU, detected once. `RNNT_SIMD=scalar|avx2|avx512`
+    /// lowers it (for comparisons); a set the CPU lacks is ignored.
+    pub fn detected() -> Isa {
+        static DETECTED: OnceLock<Isa> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            let available = Isa::available();
+            let wanted = std::env::var("RNNT_SIMD").ok().and_then(|name| {
+                available
+                    .iter()
+                    .copied()
+                    .find(|isa| isa.name().eq_ignore_ascii_case(name.trim()))
+            });
+            wanted.unwrap_or(*available.last().expect("scalar is always available"))
+        })
+    }
+
+    /// Every instruction set this CPU can run, worst first (scalar is always there).
+    pub fn available() -> Vec<Isa> {
+        let mut sets = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                sets.push(Isa::Avx2);
+                if is_x86_feature_detected!("avx512f") {
+                    sets.push(Isa::Avx512);
+                }
+            }
+        }
+        sets
+    }
+
+    /// The name used by `RNNT_SIMD` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+/// A float type with vectorised kernels: f32 or f64. Maps the type to its vector per instruction
+/// set, so that each kernel is written once and instantiated per (set, type).
+pub trait SimdFloat: scalar::Real {
+    /// Its AVX2 vector.
+    #[cfg(target_arch = "x86_64")]
+    type Avx2: Lanes<Scalar = Self>;
+    /// Its AVX-512 vector.
+    #[cfg(target_arch = "x86_64")]
+    type Avx512: Lanes<Scalar = Self>;
+}
+
+impl SimdFloat for f32 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = avx2::F32x8;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = avx512::F32x16;
+}
+
+impl SimdFloat for f64 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = avx2::F64x4;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = avx512::F64x8;
+}
+
+/// Calls `$kernel::<V>($args)` with V the vector of `$isa` for float type `$float`.
+macro_rules! dispatch {
+    ($isa:expr, $float:ty, $kernel:ident($($arg:expr),*)) => {
+        match $isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::available` lists AVX-512 only when the CPU has AVX-512F.
+            Isa::Avx512 => unsafe { avx512::entry::$kernel::<$float>($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::available` lists AVX2 only when the CPU has AVX2 and FMA.
+            Isa::Avx2 => unsafe { avx2::entry::$kernel::<$float>($($arg),*) },
+            // SAFETY: the scalar vector uses no special instructions.
+            _ => unsafe { lanes::$kernel::<$float>($($arg),*) },
+        }
+    };
+}
+
+/// Maximum and Σ exp(x − max) of a row with the instruction set `isa` (see
+/// [`lanes::row_stats`] for the NaN and infinity conventions).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`].
+pub fn row_stats_with<T: SimdFloat>(isa: Isa, row: &[T]) -> RowStats {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    dispatch!(isa, T, row_stats(row))
+}
+
+/// [`row_stats_with`] on the detected instruction set.
+#[inline]
+pub fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
+    dispatch!(Isa::detected(), T, row_stats(row))
+}
+
+/// Writes one gradient row with the instruction set `isa` (see [`lanes::grad_row`]);
+/// `stream` uses non-temporal stores where the set has them (call [`store_fence`] afterwards).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or `out` is shorter than `row`.
+pub fn grad_row_with<T: SimdFloat>(
+    isa: Isa,
+    row: &[T],
+    out: &mut [T],
+    params: &GradRow,
+    stream: bool,
+) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    assert!(out.len() >= row.len(), "out is shorter than row");
+    dispatch!(isa, T, grad_row(row, out, params, stream))
+}
+
+/// [`grad_row_with`] on the detected instruction set.
+#[inline]
+pub fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream: bool) {
+    assert!(out.len() >= row.len(), "out is shorter than row");
+    dispatch!(Isa::detected(), T, grad_row(row, out, params, stream))
+}
+
+/// exp over a slice with the instruction set `isa` (for tests and benchmarks of the exp itself).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or the slices differ in length.
+pub fn exp_with<T: SimdFloat>(isa: Isa, x: &[T], out: &mut [T]) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    assert_eq!(x.len(), out.len(), "exp_with: x and out differ in length");
+    dispatch!(isa, T, exp_slice(x, out))
+}
+
+/// Orders this thread's non-temporal stores before whatever it does next (a no-op where
+/// [`grad_row`] never streams). Call it once after a run of streamed rows.
+#[inline]
+pub fn store_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! The portable one-lane "vector": f32 and f64 themselves implement [`Lanes`], so the kernels run
+//! on any target and handle the tails of rows on every instruction set with the same arithmetic.
+
+use crate::cpu::simd::lanes::Lanes;
+
+/// A float type of the kernels, with the constants of its exp.
+pub trait Real:
+    Lanes<Scalar = Self> + Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static
+{
+    /// 0.
+    const ZERO: Self;
+    /// −∞.
+    const NEG_INFINITY: Self;
+    /// Inputs below this have an exp that rounds to 0 (they are clamped to it).
+    const EXP_LOW: Self;
+    /// Inputs above this have an exp that overflows to +inf (they are clamped to it).
+    const EXP_HIGH: Self;
+    /// log₂ e.
+    const LOG2E: Self;
+    /// −ln 2, high part (few significant bits, so that n·ln2_hi is exact).
+    const MINUS_LN2_HI: Self;
+    /// −ln 2, low part: −(ln 2 − ln2_hi).
+    const MINUS_LN2_LO: Self;
+    /// Taylor coefficients 1/k! of eʳ, k = 0..=degree, enough for |r| ≤ ln2/2 to half an ulp.
+    const EXP_TAYLOR: &'static [Self];
+    /// Widens exactly.
+    fn to_f64(self) -> f64;
+    /// Narrows, rounding to nearest.
+    fn from_f64(value: f64) -> Self;
+}
+
+/// 1/k! for k = 0..=13.
+const INVERSE_FACTORIALS: [f64; 14] = [
+    1.0,
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5040.0,
+    1.0 / 40320.0,
+    1.0 / 362880.0,
+    1.0 / 3628800.0,
+    1.0 / 39916800.0,
+    1.0 / 479001600.0,
+    1.0 / 6227020800.0,
+];
+
+/// Taylor coefficients of degree 7 in f32: the truncation error 0.347⁸/8! is 0.1 ulp.
+const EXP_TAYLOR_F32: [f32; 8] = {
+    let mut out = [0.0; 8];
+    let mut k = 0;
+    while k < 8 {
+        out[k] = INVERSE_FACTORIALS[k] as f32;
+        k += 1;
+    }
+    out
+};
+
+impl Real for f32 {
+    const ZERO: f32 = 0.0;
+    const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    // e^−104 < 2^−150 (half the smallest subnormal); e^89 > f32::MAX.
+    const EXP_LOW: f32 = -104.0;
+    const EXP_HIGH: f32 = 89.0;
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const MINUS_LN2_HI: f32 = f32::from_bits(0xbf31_8000); // −0.693359375
+    const MINUS_LN2_LO: f32 = 2.121_944_4e-4;
+    const EXP_TAYLOR: &'static [f32] = &EXP_TAYLOR_F32;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> f32 {
+        value as f32
+    }
+}
+
+impl Real for f64 {
+    const ZERO: f64 = 0.0;
+    const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+    // e^−746 < 2^−1075 (half the smallest subnormal); e^710 > f64::MAX.
+    const EXP_LOW: f64 = -746.0;
+    const EXP_HIGH: f64 = 710.0;
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    const MINUS_LN2_HI: f64 = -6.931_471_803_691_238e-1;
+    const MINUS_LN2_LO: f64 = -1.908_214_929_270_587_7e-10;
+    // Degree 13: the truncation error 0.347¹⁴/14! is below 0.1 ulp.
+    const EXP_TAYLOR: &'static [f64] = &INVERSE_FACTORIALS;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> f64 {
+        value
+    }
+}
+
+/// Implements the one-lane [`Lanes`] for a float type; `$bits` is its unsigned bits type,
+/// `$mantissa` its stored significand bits and `$bias` its exponent bias.
+macro_rules! scalar_lanes {
+    ($float:ty, $bits:ty, $mantissa:expr, $bias:expr) => {
+        impl Lanes for $float {
+            type Scalar = $float;
+            const LANES: usize = 1;
+            #[inline(always)]
+            unsafe fn splat(x: $float) -> $float {
+                x
+            }
+            #[inline(always)]
+            unsafe fn load(ptr: *const $float) -> $float {
+                // SAFETY: the caller passes a pointer valid for one element.
+                unsafe { ptr.read_unaligned() }
+            }
+            #[inline(always)]
+            unsafe fn store(self, ptr: *mut $float) {
+                // SAFETY: the caller passes a pointer valid for one element.
+                unsafe { ptr.write_unaligned(self) }
+            }
+            #[inline(always)]
+            unsafe fn stream(self, ptr: *mut $float) {
+                // SAFETY: as `store`.
+                unsafe { ptr.write_unaligned(self) }
+            }
+            #[inline(always)]
+            unsafe fn add(self, other: $float) -> $float {
+                self + other
+            }
+            #[inline(always)]
+            unsafe fn sub(self, other: $float) -> $float {
+                self - other
+            }
+            #[inline(always)]
+            unsafe fn mul(self, other: $float) -> $float {
+                self * other
+            }
+            #[inline(always)]
+            unsafe fn mul_add(self, a: $float, b: $float) -> $float {
+                <$float>::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            unsafe fn max(self, other: $float) -> $float {
+                if self > other {
+                    self
+                } else {
+                    other
+                }
+            }
+            #[inline(always)]
+            unsafe fn min(self, other: $float) -> $float {
+                if self < other {
+                    self
+                } else {
+                    other
+                }
+            }
+            #[inline(always)]
+            unsafe fn round(self) -> $float {
+                self.round_ties_even()
+            }
+            #[inline(always)]
+            unsafe fn ldexp(self, n: $float) -> $float {
+                // Two factors 2^(n/2) keep each one normal down to subnormal results.
+                let n = n as i32;
+                let half = n >> 1;
+                let power = |k: i32| <$float>::from_bits(((k + $bias) as $bits) << $mantissa);
+                self * power(half) * power(n - half)
+            }
+            #[inline(always)]
+            unsafe fn reduce_max(self) -> $float {
+                self
+            }
+            #[inline(always)]
+            unsafe fn reduce_sum(self) -> f64 {
+                self.to_f64()
+            }
+        }
+    };
+}
+
+scalar_lanes!(f32, u32, 23, 127);
+scalar_lanes!(f64, u64, 52, 1023);
