@@ -4,8 +4,8 @@ use ndarray::{Array4, ArrayViewMut4};
 use rayon::prelude::*;
 
 use crate::batch::{Batch, LossInput};
-use crate::cpu::front::{front_pass, NodeScores};
-use crate::cpu::grad::{grad_pass, GradSettings};
+use crate::cpu::front::{FrameRun, NodeScores};
+use crate::cpu::grad::{grad_frames, GradSettings, ItemState};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{alpha_beta, Lattice};
 use crate::cpu::pool::run_in_pool;
@@ -74,17 +74,29 @@ pub fn forward<F: Kernels, I: Index>(
         .as_slice()
         .expect("Batch::new checked the layout");
     let item_len = batch.item_len();
-    let items = run_in_pool(options.threads, || {
-        (0..batch.batch_size)
-            .into_par_iter()
-            .map(|b| {
-                let block = &logits[b * item_len..(b + 1) * item_len];
-                let scores = front_pass(block, &batch, b, options.fused_log_softmax, name)?;
-                let lattice = alpha_beta(&scores);
-                Ok((scores, lattice))
+    let mut scores: Vec<NodeScores> = (0..batch.batch_size)
+        .map(|b| NodeScores::new(batch.frames(b), batch.labels(b).len() + 1))
+        .collect();
+    let lattices = run_in_pool(options.threads, || {
+        let frames_per_run = frames_per_run(&batch, rayon::current_num_threads());
+        let mut runs: Vec<FrameRun<'_>> = scores
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(b, item)| item.frame_runs(b, frames_per_run[b]))
+            .collect();
+        let outcomes: Vec<Result<()>> = runs
+            .par_iter_mut()
+            .map(|run| {
+                let block = &logits[run.item * item_len..(run.item + 1) * item_len];
+                run.score(block, &batch, options.fused_log_softmax, name)
             })
-            .collect::<Result<Vec<_>>>()
+            .collect();
+        drop(runs);
+        // The first bad element in batch order, whichever thread saw it first.
+        outcomes.into_iter().collect::<Result<()>>()?;
+        Ok::<_, Error>(scores.par_iter().map(alpha_beta).collect::<Vec<_>>())
     })??;
+    let items: Vec<(NodeScores, Lattice)> = scores.into_iter().zip(lattices).collect();
     let losses = items
         .iter()
         .map(|(_, lattice)| match -lattice.log_p {
@@ -152,25 +164,52 @@ pub fn backward<F: Kernels, I: Index>(
         fused_log_softmax: options.fused_log_softmax,
         emit_scale: 1.0 + options.fastemit_lambda,
         clip: options.clip_bound(),
+        stream: std::mem::size_of_val(out) >= STREAM_MIN_BYTES,
     };
     let item_len = batch.item_len();
+    let frame_len = batch.label_positions * batch.vocab;
     run_in_pool(options.threads, || {
-        out.par_chunks_mut(item_len)
+        let frames_per_run = frames_per_run(batch, rayon::current_num_threads());
+        let runs: Vec<(usize, usize, &mut [F])> = out
+            .chunks_mut(item_len)
             .enumerate()
-            .for_each(|(b, block)| {
-                let (scores, lattice) = forward.item(b);
-                let logits = &logits[b * item_len..(b + 1) * item_len];
-                grad_pass(
-                    logits,
-                    block,
-                    batch,
-                    b,
-                    (scores, lattice),
-                    item_weights[b],
-                    settings,
-                );
+            .flat_map(|(b, block)| {
+                let frames = frames_per_run[b];
+                block
+                    .chunks_mut(frames * frame_len)
+                    .enumerate()
+                    .map(move |(i, run)| (b, i * frames, run))
             })
+            .collect();
+        runs.into_par_iter().for_each(|(b, first_frame, run)| {
+            let (scores, lattice) = forward.item(b);
+            let item = ItemState {
+                scores,
+                lattice,
+                weight: item_weights[b],
+            };
+            let block = &logits[b * item_len..(b + 1) * item_len];
+            grad_frames(block, run, first_frame, batch, b, item, settings);
+        })
     })
+}
+
+/// Gradients at least this large (in bytes) are written with non-temporal stores: they would not
+/// stay in cache anyway, and streaming them saves reading each line before writing it.
+const STREAM_MIN_BYTES: usize = 64 << 20;
+
+/// Frames per unit of work for each item, so that the whole batch splits into about eight runs
+/// per thread of similar size (a B = 1 batch keeps every thread busy), but no run is smaller than
+/// about 64 Ki elements (rayon's overhead per run stays negligible).
+fn frames_per_run(batch: &Batch, threads: usize) -> Vec<usize> {
+    let frame_elements = |b: usize| (batch.labels(b).len() + 1) * batch.vocab;
+    let total: usize = (0..batch.batch_size)
+        .map(|b| batch.frames(b) * frame_elements(b))
+        .sum();
+    let per_run = (total / (8 * threads.max(1))).max(1 << 16);
+    (0..batch.batch_size)
+        .map(|b| per_run.div_ceil(frame_elements(b)).max(1))
+        .collect()
 }
 
 /// Losses and gradient of one call.

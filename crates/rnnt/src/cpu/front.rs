@@ -1,5 +1,9 @@
-//! Front pass: one streaming read of an item's logits, giving per node (t, u) the log-probability
-//! of blank, of the next label, and the row's log-sum-exp.
+//! Front pass: one streaming read of the logits, giving per node (t, u) the log-probability of
+//! blank, of the next label, and the row's log-sum-exp.
+//!
+//! The work is split into runs of frames ([`FrameRun`]) across the whole batch, so that a batch of
+//! one long item still keeps every thread busy; each run writes its own slice of the item's
+//! [`NodeScores`].
 
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
@@ -21,38 +25,82 @@ pub struct NodeScores {
 }
 
 impl NodeScores {
+    /// Scores of `frames` × `positions` nodes, to be filled by [`FrameRun::score`].
+    pub fn new(frames: usize, positions: usize) -> NodeScores {
+        let nodes = frames * positions;
+        NodeScores {
+            frames,
+            positions,
+            blank: vec![0.0; nodes],
+            emit: vec![0.0; nodes],
+            lse: vec![0.0; nodes],
+        }
+    }
+
     /// Flat index of node (t, u).
     #[inline]
     pub fn node(&self, t: usize, u: usize) -> usize {
         t * self.positions + u
     }
+
+    /// Splits the scores into runs of at most `frames_per_run` frames, in frame order.
+    pub fn frame_runs(&mut self, item: usize, frames_per_run: usize) -> Vec<FrameRun<'_>> {
+        let chunk = frames_per_run.max(1) * self.positions;
+        if chunk == 0 {
+            return Vec::new();
+        }
+        self.blank
+            .chunks_mut(chunk)
+            .zip(self.emit.chunks_mut(chunk))
+            .zip(self.lse.chunks_mut(chunk))
+            .enumerate()
+            .map(|(i, ((blank, emit), lse))| FrameRun {
+                item,
+                first_frame: i * frames_per_run.max(1),
+                blank,
+                emit,
+                lse,
+            })
+            .collect()
+    }
 }
 
-/// Reads item `b`'s (T, U+1, V) block `logits` and scores its valid nodes.
-///
-/// Rejects a NaN or +inf inside the lengths; a row that is entirely −inf is a masked node whose
-/// scores are all −inf.
-pub fn front_pass<F: Kernels>(
-    logits: &[F],
-    batch: &Batch,
-    b: usize,
-    fused_log_softmax: bool,
-    input_name: &str,
-) -> Result<NodeScores> {
-    let labels = batch.labels(b);
-    let frames = batch.frames(b);
-    let positions = labels.len() + 1;
-    let v = batch.vocab;
-    let nodes = frames * positions;
-    let mut scores = NodeScores {
-        frames,
-        positions,
-        blank: Vec::with_capacity(nodes),
-        emit: Vec::with_capacity(nodes),
-        lse: Vec::with_capacity(nodes),
-    };
-    for t in 0..frames {
-        for u in 0..positions {
+/// A run of consecutive frames of one item: the unit of work of the front pass.
+#[derive(Debug)]
+pub struct FrameRun<'a> {
+    /// The item b.
+    pub item: usize,
+    /// The run's first frame t.
+    pub first_frame: usize,
+    blank: &'a mut [f64],
+    emit: &'a mut [f64],
+    lse: &'a mut [f64],
+}
+
+impl FrameRun<'_> {
+    /// Reads the run's rows of item `self.item`'s (T, U+1, V) block `logits` and scores them.
+    ///
+    /// Rejects a NaN or +inf inside the lengths (naming the run's first bad element); a row that
+    /// is entirely −inf is a masked node whose scores are all −inf.
+    pub fn score<F: Kernels>(
+        &mut self,
+        logits: &[F],
+        batch: &Batch,
+        fused_log_softmax: bool,
+        input_name: &str,
+    ) -> Result<()> {
+        let b = self.item;
+        let labels = batch.labels(b);
+        let positions = labels.len() + 1;
+        let v = batch.vocab;
+        for (i, ((blank, emit), lse_out)) in self
+            .blank
+            .iter_mut()
+            .zip(self.emit.iter_mut())
+            .zip(self.lse.iter_mut())
+            .enumerate()
+        {
+            let (t, u) = (self.first_frame + i / positions, i % positions);
             let start = (t * batch.label_positions + u) * v;
             let row = &logits[start..start + v];
             let stats = F::row_stats(row);
@@ -73,14 +121,13 @@ pub fn front_pass<F: Kernels>(
                     row[k].to_f64() - lse
                 }
             };
-            scores.blank.push(log_prob(batch.blank));
-            scores.emit.push(if u < labels.len() {
-                log_prob(labels[u] as usize)
-            } else {
-                f64::NEG_INFINITY
-            });
-            scores.lse.push(lse);
+            *blank = log_prob(batch.blank);
+            *emit = match labels.get(u) {
+                Some(&y) => log_prob(y as usize),
+                None => f64::NEG_INFINITY,
+            };
+            *lse_out = lse;
         }
+        Ok(())
     }
-    Ok(scores)
 }

@@ -1,15 +1,19 @@
-//! Gradient pass: one more read of an item's logits and one write of its gradient.
+//! Gradient pass: one more read of the logits and one write of the gradient.
 //!
 //! grad[t,u,k] = w_b · clip(c(t,u) · softmax(x)[t,u,k] − arcs(t,u,k)), where the arcs are the blank
 //! arc at k = blank and the (FastEmit-scaled) emission arc at k = y[u+1], and c is the sum of the
 //! node's (scaled) arcs, so that each row of the unclipped gradient sums to zero. In log-probs mode
-//! the softmax term is absent. Padding and impossible items get zeros.
+//! the softmax term is absent. Padding and impossible items get zeros, written once.
+//!
+//! Like the front pass, the work is split into runs of frames across the whole batch. Each element
+//! is written exactly once, by the row kernel, so a large gradient can go out with non-temporal
+//! stores ([`GradSettings::stream`]) and never be read into the caches.
 
 use crate::batch::Batch;
 use crate::cpu::front::NodeScores;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{arc_occupancies, Lattice};
-use crate::cpu::simd::GradRow;
+use crate::cpu::simd::{store_fence, GradRow};
 
 /// The settings of a gradient pass that are the same for every item.
 #[derive(Debug, Clone, Copy)]
@@ -20,34 +24,57 @@ pub struct GradSettings {
     pub emit_scale: f64,
     /// Gradient clip bound, if any.
     pub clip: Option<f64>,
+    /// Write with non-temporal stores (worth it when the gradient does not fit in cache).
+    pub stream: bool,
 }
 
-/// Writes item `b`'s (T, U+1, V) gradient block `out` from its logits block.
-pub fn grad_pass<F: Kernels>(
+/// One item's state for its gradient: node scores, α/β, and the upstream gradient w_b.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemState<'a> {
+    /// The item's node scores.
+    pub scores: &'a NodeScores,
+    /// The item's α/β.
+    pub lattice: &'a Lattice,
+    /// d objective / d loss_b.
+    pub weight: f64,
+}
+
+/// Writes frames `first_frame..` of item `b`'s gradient into `out` (a whole number of
+/// (U+1, V) frames), reading the item's (T, U+1, V) logits block `logits`.
+pub fn grad_frames<F: Kernels>(
     logits: &[F],
     out: &mut [F],
+    first_frame: usize,
     batch: &Batch,
     b: usize,
-    (scores, lattice): (&NodeScores, &Lattice),
-    weight: f64,
+    item: ItemState<'_>,
     settings: GradSettings,
 ) {
     let v = batch.vocab;
     let labels = batch.labels(b);
     let frame_len = batch.label_positions * v;
-    if lattice.log_p == f64::NEG_INFINITY {
-        out.fill(F::zero());
-        return;
-    }
-    let valid_frames = scores.frames * frame_len;
-    out[valid_frames..].fill(F::zero());
-    for t in 0..scores.frames {
-        let frame = &mut out[t * frame_len..(t + 1) * frame_len];
-        frame[scores.positions * v..].fill(F::zero());
-        for u in 0..scores.positions {
-            let start = (t * batch.label_positions + u) * v;
+    let ItemState {
+        scores,
+        lattice,
+        weight,
+    } = item;
+    let possible = lattice.log_p > f64::NEG_INFINITY;
+    let zero = |out: &mut [F], start: usize| {
+        let input = &logits[start..start + out.len()];
+        F::grad_row(input, out, &GradRow::ZERO, settings.stream);
+    };
+    for (i, frame) in out.chunks_mut(frame_len).enumerate() {
+        let t = first_frame + i;
+        let frame_start = t * frame_len;
+        if !possible || t >= scores.frames {
+            zero(frame, frame_start);
+            continue;
+        }
+        let (rows, padding) = frame.split_at_mut(scores.positions * v);
+        zero(padding, frame_start + rows.len());
+        for (u, row_out) in rows.chunks_mut(v).enumerate() {
+            let start = frame_start + u * v;
             let row = &logits[start..start + v];
-            let row_out = &mut frame[u * v..(u + 1) * v];
             let (blank_arc, emit_arc) = arc_occupancies(scores, lattice, t, u);
             let emit_arc = emit_arc * settings.emit_scale;
             let coef = if settings.fused_log_softmax {
@@ -66,7 +93,10 @@ pub fn grad_pass<F: Kernels>(
                 clip: settings.clip.unwrap_or(f64::INFINITY),
                 arcs: [(batch.blank, blank_arc), emit],
             };
-            F::grad_row(row, row_out, &params, false);
+            F::grad_row(row, row_out, &params, settings.stream);
         }
+    }
+    if settings.stream {
+        store_fence();
     }
 }

@@ -14,8 +14,16 @@ pub struct Lattice {
     pub log_p: f64,
 }
 
-/// Runs the α and β recursions of DESIGN.md §2 over `scores`.
+/// Runs the α and β recursions of DESIGN.md §2 over `scores`, the two at once on the current rayon
+/// pool (they only share the read-only scores).
 pub fn alpha_beta(scores: &NodeScores) -> Lattice {
+    let (alpha, beta) = rayon::join(|| alpha(scores), || beta(scores));
+    let log_p = beta[0];
+    Lattice { alpha, beta, log_p }
+}
+
+/// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)), α(0,0) = 0.
+fn alpha(scores: &NodeScores) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut alpha = vec![f64::NEG_INFINITY; frames * positions];
     alpha[0] = 0.0;
@@ -39,6 +47,12 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
             alpha[n] = log_add_exp(from_blank, from_emit);
         }
     }
+    alpha
+}
+
+/// β(t,u) = logaddexp(β(t+1,u) + blank(t,u), β(t,u+1) + emit(t,u)), β(T−1,U) = blank(T−1,U).
+fn beta(scores: &NodeScores) -> Vec<f64> {
+    let (frames, positions) = (scores.frames, scores.positions);
     let mut beta = vec![f64::NEG_INFINITY; frames * positions];
     for t in (0..frames).rev() {
         for u in (0..positions).rev() {
@@ -58,8 +72,7 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
             beta[n] = log_add_exp(by_blank, by_emit);
         }
     }
-    let log_p = beta[0];
-    Lattice { alpha, beta, log_p }
+    beta
 }
 
 /// Occupancies of the two arcs leaving node (t,u): (blank arc, emission arc), each

@@ -165,6 +165,15 @@ pub struct GradRow {
 }
 
 impl GradRow {
+    /// A row of zeros (no softmax term, no arcs).
+    pub const ZERO: GradRow = GradRow {
+        lse: 0.0,
+        coef: 0.0,
+        scale: 0.0,
+        clip: f64::INFINITY,
+        arcs: [(usize::MAX, 0.0); 2],
+    };
+
     /// The exact (f64) value of element `k` whose input is `x`.
     #[inline]
     pub fn element(&self, k: usize, x: f64) -> f64 {
