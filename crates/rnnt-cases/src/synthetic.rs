@@ -22,7 +22,35 @@ pub struct Shape {
     pub vocab: usize,
 }
 
+/// The benchmark shapes S1–S6 of DESIGN.md §3, by name.
+pub const BENCHMARK_SHAPES: [(&str, Shape); 6] = [
+    ("S1", Shape::new(16, 150, 40, 29)),
+    ("S2", Shape::new(8, 300, 60, 256)),
+    ("S3", Shape::new(4, 500, 100, 1024)),
+    ("S4", Shape::new(2, 1000, 200, 512)),
+    ("S5", Shape::new(32, 100, 20, 5000)),
+    ("S6", Shape::new(1, 3000, 400, 128)),
+];
+
 impl Shape {
+    /// The shape (B, T, U, V).
+    pub const fn new(batch: usize, frames: usize, labels: usize, vocab: usize) -> Shape {
+        Shape {
+            batch,
+            frames,
+            labels,
+            vocab,
+        }
+    }
+
+    /// A benchmark shape by name (`"S1"` … `"S6"`, any case).
+    pub fn named(name: &str) -> Option<Shape> {
+        BENCHMARK_SHAPES
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(name))
+            .map(|&(_, shape)| shape)
+    }
+
     /// N = B·T·(U+1)·V, the number of logits.
     pub fn elements(&self) -> usize {
         self.batch * self.frames * (self.labels + 1) * self.vocab

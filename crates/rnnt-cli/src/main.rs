@@ -4,6 +4,7 @@
 //! Exit status: 0 on success, 1 when `rnnt check` finds a failing case, 2 on bad input or a bad
 //! command line (with a one-line `error: …` on stderr). A panic (status 101) is a bug.
 
+mod bench;
 mod case_input;
 mod check;
 mod demo;
@@ -29,6 +30,8 @@ enum Command {
     Loss(loss::Args),
     /// Runs every golden-format .npz in a folder through the fast path and compares with its truth.
     Check(check::Args),
+    /// Times the CPU loss on the benchmark shapes against the memory-bandwidth floor.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Loss(args) => loss::run(args),
         Command::Check(args) => check::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

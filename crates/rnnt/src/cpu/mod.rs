@@ -12,3 +12,4 @@ pub mod kernels;
 pub mod lattice;
 pub mod pool;
 pub mod simd;
+pub mod triad;

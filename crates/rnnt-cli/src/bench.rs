@@ -1,0 +1,258 @@
+//! `rnnt bench`: times the CPU loss on the DESIGN.md §3 benchmark shapes against the memory floor,
+//! the bytes a forward + backward must move (read the input twice, write the gradient once) over
+//! a STREAM-triad bandwidth measured in the same run.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ndarray::Array4;
+use rnnt::cpu::kernels::Kernels;
+use rnnt::cpu::pool::run_in_pool;
+use rnnt::cpu::triad::triad_bandwidth;
+use rnnt::{Options, Reduction};
+use rnnt_cases::synthetic::{self, Shape, BENCHMARK_SHAPES};
+use rnnt_cases::{Case, Scores};
+
+use crate::case_input::loss_input;
+
+/// Arguments of `rnnt bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A shape to time: S1..S6 or B,T,U,V (repeat the option for several; default S1..S6).
+    #[arg(long = "shape", value_parser = parse_shape)]
+    shapes: Vec<NamedShape>,
+    /// CPU threads (0: RNNT_NUM_THREADS, else every core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Element type of the logits and gradient.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Timed runs per shape; the best is reported.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Print a JSON list with one object per shape instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The element types `rnnt bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+        }
+    }
+
+    fn bytes(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+}
+
+/// A shape and the name it was given on the command line.
+#[derive(Debug, Clone)]
+struct NamedShape {
+    name: String,
+    shape: Shape,
+}
+
+fn parse_shape(text: &str) -> Result<NamedShape, String> {
+    if let Some(shape) = Shape::named(text) {
+        return Ok(NamedShape {
+            name: text.to_uppercase(),
+            shape,
+        });
+    }
+    let sizes: Vec<usize> = text
+        .split(',')
+        .map(|part| part.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("--shape {text:?} is neither S1..S6 nor B,T,U,V"))?;
+    match sizes[..] {
+        [b, t, u, v] if b > 0 && t > 0 && v > 0 => Ok(NamedShape {
+            name: format!("{b},{t},{u},{v}"),
+            shape: Shape::new(b, t, u, v),
+        }),
+        _ => Err(format!(
+            "--shape {text:?} needs four sizes B,T,U,V with B, T, V at least 1"
+        )),
+    }
+}
+
+/// One shape's measurements.
+struct Timing {
+    name: String,
+    shape: Shape,
+    forward_s: f64,
+    forward_backward_s: f64,
+    floor_s: f64,
+}
+
+impl Timing {
+    fn ratio(&self) -> f64 {
+        self.forward_backward_s / self.floor_s
+    }
+}
+
+/// Elements of each triad array: 256 MiB of f32, beyond any cache of the machines we target.
+const TRIAD_ELEMENTS: usize = 1 << 26;
+
+/// Runs `rnnt bench`.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let shapes = if args.shapes.is_empty() {
+        BENCHMARK_SHAPES
+            .iter()
+            .map(|&(name, shape)| NamedShape {
+                name: name.to_string(),
+                shape,
+            })
+            .collect()
+    } else {
+        args.shapes.clone()
+    };
+    let threads = run_in_pool(args.threads, rayon_threads)?;
+    let progress = ProgressBar::new((shapes.len() * (2 * args.repeat + 2) + 1) as u64);
+    if args.json {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
+            .context("progress bar template")?,
+    );
+    progress.set_message("STREAM triad");
+    let triad = triad_bandwidth(args.threads, TRIAD_ELEMENTS, 5)?;
+    progress.inc(1);
+    let mut timings = Vec::new();
+    for NamedShape { name, shape } in shapes {
+        progress.set_message(format!("{name}: generating inputs"));
+        let case = synthetic::batch(shape, 0);
+        let Some(Scores::F32(logits)) = &case.logits else {
+            unreachable!("synthetic batches hold float32 logits")
+        };
+        progress.inc(1);
+        progress.set_message(format!("{name}: timing"));
+        let (forward_s, forward_backward_s) = match args.dtype {
+            Dtype::F32 => time_shape(&case, logits, args, &progress)?,
+            Dtype::F64 => time_shape(&case, &logits.mapv(f64::from), args, &progress)?,
+        };
+        let floor_s = (3 * args.dtype.bytes() * shape.elements()) as f64 / triad;
+        timings.push(Timing {
+            name,
+            shape,
+            forward_s,
+            forward_backward_s,
+            floor_s,
+        });
+    }
+    progress.finish_and_clear();
+    if args.json {
+        print_json(&timings, args.dtype, threads, triad);
+    } else {
+        print_table(&timings, args.dtype, threads, triad);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rayon_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Best forward time and best forward + backward time over the repeats, after one untimed run
+/// (which also maps the gradient's pages).
+fn time_shape<F: Kernels>(
+    case: &Case,
+    logits: &Array4<F>,
+    args: &Args,
+    progress: &ProgressBar,
+) -> anyhow::Result<(f64, f64)> {
+    let input = loss_input(case, logits);
+    let options = Options {
+        blank: case.blank.unwrap_or(-1),
+        reduction: Reduction::Mean,
+        threads: args.threads,
+        ..Options::default()
+    };
+    let mut grad = Array4::from_elem(logits.dim(), F::zero());
+    let forward_backward = |grad: &mut Array4<F>| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let forward = rnnt::forward(&input, &options)?;
+        let weights = options.reduction.item_weights(1.0, forward.batch().batch_size);
+        rnnt::backward(&input, &forward, &weights, grad.view_mut())?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    forward_backward(&mut grad)?;
+    progress.inc(1);
+    let mut best_forward = f64::INFINITY;
+    let mut best_both = f64::INFINITY;
+    for _ in 0..args.repeat.max(1) {
+        let start = Instant::now();
+        std::hint::black_box(rnnt::forward(&input, &options)?);
+        best_forward = best_forward.min(start.elapsed().as_secs_f64());
+        progress.inc(1);
+        best_both = best_both.min(forward_backward(&mut grad)?);
+        progress.inc(1);
+    }
+    Ok((best_forward, best_both))
+}
+
+fn print_table(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
+    println!(
+        "rnnt bench: {} CPU thread(s), {}, STREAM triad {:.1} GB/s, SIMD {}; times are the best run",
+        threads,
+        dtype.name(),
+        triad / 1e9,
+        rnnt::cpu::simd::Isa::detected().name()
+    );
+    println!(
+        "{:<16} {:>12} {:>14} {:>8} {:>10} {:>7}",
+        "shape", "forward ms", "fwd+bwd ms", "GB/s", "floor ms", "ratio"
+    );
+    for timing in timings {
+        let shape = timing.shape;
+        let label = format!(
+            "{} ({},{},{},{})",
+            timing.name, shape.batch, shape.frames, shape.labels, shape.vocab
+        );
+        let bytes = (3 * dtype.bytes() * shape.elements()) as f64;
+        println!(
+            "{:<16} {:>12.2} {:>14.2} {:>8.1} {:>10.2} {:>6.2}x",
+            if label.len() > 16 { &timing.name } else { &label },
+            timing.forward_s * 1e3,
+            timing.forward_backward_s * 1e3,
+            bytes / timing.forward_backward_s / 1e9,
+            timing.floor_s * 1e3,
+            timing.ratio()
+        );
+    }
+}
+
+fn print_json(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
+    let list: Vec<serde_json::Value> = timings
+        .iter()
+        .map(|timing| {
+            let shape = timing.shape;
+            serde_json::json!({
+                "shape": [shape.batch, shape.frames, shape.labels, shape.vocab],
+                "dtype": dtype.name(),
+                "threads": threads,
+                "forward_s": timing.forward_s,
+                "forward_backward_s": timing.forward_backward_s,
+                "triad_gb_s": triad / 1e9,
+                "floor_s": timing.floor_s,
+                "ratio": timing.ratio(),
+            })
+        })
+        .collect();
+    println!("{}", serde_json::Value::Array(list));
+}
