@@ -187,7 +187,9 @@ fn time_shape<F: Kernels>(
     let forward_backward = |grad: &mut Array4<F>| -> anyhow::Result<f64> {
         let start = Instant::now();
         let forward = rnnt::forward(&input, &options)?;
-        let weights = options.reduction.item_weights(1.0, forward.batch().batch_size);
+        let weights = options
+            .reduction
+            .item_weights(1.0, forward.batch().batch_size);
         rnnt::backward(&input, &forward, &weights, grad.view_mut())?;
         Ok(start.elapsed().as_secs_f64())
     };
@@ -227,7 +229,11 @@ fn print_table(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
         let bytes = (3 * dtype.bytes() * shape.elements()) as f64;
         println!(
             "{:<16} {:>12.2} {:>14.2} {:>8.1} {:>10.2} {:>6.2}x",
-            if label.len() > 16 { &timing.name } else { &label },
+            if label.len() > 16 {
+                &timing.name
+            } else {
+                &label
+            },
             timing.forward_s * 1e3,
             timing.forward_backward_s * 1e3,
             bytes / timing.forward_backward_s / 1e9,

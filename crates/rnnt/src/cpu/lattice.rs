@@ -22,31 +22,59 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
     Lattice { alpha, beta, log_p }
 }
 
+/// Rows per band of the wavefront order below.
+const BAND: usize = 8;
+
+/// Visits every node (t, u) of a frames × positions lattice so that each one comes after the
+/// nodes it depends on: (t−1, u) and (t, u−1), or, `reversed`, (t+1, u) and (t, u+1).
+///
+/// The order is a wavefront over bands of [`BAND`] rows: at each step the band's rows advance one
+/// position each, row j one position behind row j−1. The nodes of one step do not depend on each
+/// other, so the out-of-order core overlaps their exp / log1p chains instead of waiting on one
+/// long dependency chain per row, while each row is still read in order.
+#[inline(always)]
+fn wavefront(frames: usize, positions: usize, reversed: bool, mut visit: impl FnMut(usize, usize)) {
+    for band_start in (0..frames).step_by(BAND) {
+        let rows = BAND.min(frames - band_start);
+        for step in 0..positions + rows - 1 {
+            for j in 0..rows.min(step + 1) {
+                let lag = step - j;
+                if lag >= positions {
+                    continue;
+                }
+                if reversed {
+                    visit(frames - 1 - band_start - j, positions - 1 - lag);
+                } else {
+                    visit(band_start + j, lag);
+                }
+            }
+        }
+    }
+}
+
 /// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)), α(0,0) = 0.
 fn alpha(scores: &NodeScores) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut alpha = vec![f64::NEG_INFINITY; frames * positions];
     alpha[0] = 0.0;
-    for t in 0..frames {
-        for u in 0..positions {
-            let n = scores.node(t, u);
-            if n == 0 {
-                continue;
-            }
-            let from_blank = if t > 0 {
-                let p = scores.node(t - 1, u);
-                alpha[p] + scores.blank[p]
-            } else {
-                f64::NEG_INFINITY
-            };
-            let from_emit = if u > 0 {
-                alpha[n - 1] + scores.emit[n - 1]
-            } else {
-                f64::NEG_INFINITY
-            };
-            alpha[n] = log_add_exp(from_blank, from_emit);
+    wavefront(frames, positions, false, |t, u| {
+        let n = scores.node(t, u);
+        if n == 0 {
+            return;
         }
-    }
+        let from_blank = if t > 0 {
+            let p = n - positions;
+            alpha[p] + scores.blank[p]
+        } else {
+            f64::NEG_INFINITY
+        };
+        let from_emit = if u > 0 {
+            alpha[n - 1] + scores.emit[n - 1]
+        } else {
+            f64::NEG_INFINITY
+        };
+        alpha[n] = log_add_exp(from_blank, from_emit);
+    });
     alpha
 }
 
@@ -54,24 +82,22 @@ fn alpha(scores: &NodeScores) -> Vec<f64> {
 fn beta(scores: &NodeScores) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut beta = vec![f64::NEG_INFINITY; frames * positions];
-    for t in (0..frames).rev() {
-        for u in (0..positions).rev() {
-            let n = scores.node(t, u);
-            let by_blank = if t + 1 < frames {
-                beta[scores.node(t + 1, u)] + scores.blank[n]
-            } else if u + 1 == positions {
-                scores.blank[n]
-            } else {
-                f64::NEG_INFINITY
-            };
-            let by_emit = if u + 1 < positions {
-                beta[n + 1] + scores.emit[n]
-            } else {
-                f64::NEG_INFINITY
-            };
-            beta[n] = log_add_exp(by_blank, by_emit);
-        }
-    }
+    wavefront(frames, positions, true, |t, u| {
+        let n = scores.node(t, u);
+        let by_blank = if t + 1 < frames {
+            beta[n + positions] + scores.blank[n]
+        } else if u + 1 == positions {
+            scores.blank[n]
+        } else {
+            f64::NEG_INFINITY
+        };
+        let by_emit = if u + 1 < positions {
+            beta[n + 1] + scores.emit[n]
+        } else {
+            f64::NEG_INFINITY
+        };
+        beta[n] = log_add_exp(by_blank, by_emit);
+    });
     beta
 }
 

@@ -35,6 +35,31 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn load_partial(ptr: *const f32, n: usize, fill: f32) -> Self {
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        // SAFETY: masked-off lanes are not read (no fault); the caller passes n valid elements.
+        let loaded = unsafe { _mm256_maskload_ps(ptr, mask) };
+        F32x8(_mm256_blendv_ps(
+            _mm256_set1_ps(fill),
+            loaded,
+            _mm256_castsi256_ps(mask),
+        ))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_partial(self, ptr: *mut f32, n: usize) {
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        // SAFETY: masked-off lanes are not written; the caller passes n valid elements.
+        unsafe { _mm256_maskstore_ps(ptr, mask, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn stream(self, ptr: *mut f32) {
         // SAFETY: the caller passes a 32-byte aligned pointer valid for 8 elements.
         unsafe { _mm256_stream_ps(ptr, self.0) }
@@ -129,6 +154,25 @@ impl Lanes for F64x4 {
     unsafe fn store(self, ptr: *mut f64) {
         // SAFETY: the caller passes a pointer valid for 4 elements.
         unsafe { _mm256_storeu_pd(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load_partial(ptr: *const f64, n: usize, fill: f64) -> Self {
+        let mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3));
+        // SAFETY: masked-off lanes are not read (no fault); the caller passes n valid elements.
+        let loaded = unsafe { _mm256_maskload_pd(ptr, mask) };
+        F64x4(_mm256_blendv_pd(
+            _mm256_set1_pd(fill),
+            loaded,
+            _mm256_castsi256_pd(mask),
+        ))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_partial(self, ptr: *mut f64, n: usize) {
+        let mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3));
+        // SAFETY: masked-off lanes are not written; the caller passes n valid elements.
+        unsafe { _mm256_maskstore_pd(ptr, mask, self.0) }
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]

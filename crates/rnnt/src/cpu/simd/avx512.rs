@@ -38,6 +38,20 @@ impl Lanes for F32x16 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
+    unsafe fn load_partial(ptr: *const f32, n: usize, fill: f32) -> Self {
+        let mask = ((1u32 << n) - 1) as u16;
+        // SAFETY: masked-off lanes are not read (no fault); the caller passes n valid elements.
+        F32x16(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, ptr) })
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_partial(self, ptr: *mut f32, n: usize) {
+        let mask = ((1u32 << n) - 1) as u16;
+        // SAFETY: masked-off lanes are not written; the caller passes n valid elements.
+        unsafe { _mm512_mask_storeu_ps(ptr, mask, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn stream(self, ptr: *mut f32) {
         // SAFETY: the caller passes a 64-byte aligned pointer valid for 16 elements.
         unsafe { _mm512_stream_ps(ptr, self.0) }
@@ -117,6 +131,20 @@ impl Lanes for F64x8 {
     unsafe fn store(self, ptr: *mut f64) {
         // SAFETY: the caller passes a pointer valid for 8 elements.
         unsafe { _mm512_storeu_pd(ptr, self.0) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_partial(ptr: *const f64, n: usize, fill: f64) -> Self {
+        let mask = ((1u32 << n) - 1) as u8;
+        // SAFETY: masked-off lanes are not read (no fault); the caller passes n valid elements.
+        F64x8(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, ptr) })
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_partial(self, ptr: *mut f64, n: usize) {
+        let mask = ((1u32 << n) - 1) as u8;
+        // SAFETY: masked-off lanes are not written; the caller passes n valid elements.
+        unsafe { _mm512_mask_storeu_pd(ptr, mask, self.0) }
     }
     #[inline]
     #[target_feature(enable = "avx512f")]

@@ -25,6 +25,11 @@ pub trait Lanes: Copy {
     unsafe fn load(ptr: *const Self::Scalar) -> Self;
     /// Stores `LANES` elements at `ptr` (any alignment).
     unsafe fn store(self, ptr: *mut Self::Scalar);
+    /// Loads the first `n` < `LANES` elements from `ptr` (only those are touched); the other
+    /// lanes hold `fill`.
+    unsafe fn load_partial(ptr: *const Self::Scalar, n: usize, fill: Self::Scalar) -> Self;
+    /// Stores the first `n` < `LANES` lanes at `ptr` (only those elements are touched).
+    unsafe fn store_partial(self, ptr: *mut Self::Scalar, n: usize);
     /// Stores `LANES` elements at `ptr`, aligned to the vector's size, bypassing the caches where
     /// the set allows (a plain store elsewhere).
     unsafe fn stream(self, ptr: *mut Self::Scalar);
@@ -109,13 +114,12 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
         // SAFETY: i + lanes = body ≤ row.len().
         max_a = V::load(ptr.add(i)).max(max_a);
     }
-    let mut max = max_a.max(max_b).reduce_max().to_f64();
-    for &x in &row[body..] {
-        let x = x.to_f64();
-        if x > max || x.is_nan() {
-            max = x;
-        }
+    let tail = row.len() - body;
+    if tail > 0 {
+        // SAFETY: the partial load touches row[body..] only.
+        max_b = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY).max(max_b);
     }
+    let max = max_a.max(max_b).reduce_max().to_f64();
     if max.is_nan() || max == f64::INFINITY {
         return RowStats { max, sum: f64::NAN };
     }
@@ -140,11 +144,15 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
         // SAFETY: as in the first pass.
         sum_a = sum_a.add(exp(V::load(ptr.add(i)).sub(shift_v)));
     }
-    let mut sum = sum_a.add(sum_b).reduce_sum();
-    for &x in &row[body..] {
-        sum += exp(x.sub(shift)).to_f64();
+    if tail > 0 {
+        // SAFETY: as above; the −inf fill adds exp(−inf) = 0.
+        let x = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY);
+        sum_b = sum_b.add(exp(x.sub(shift_v)));
     }
-    RowStats { max, sum }
+    RowStats {
+        max,
+        sum: sum_a.add(sum_b).reduce_sum(),
+    }
 }
 
 /// What the gradient pass writes into one row: out[k] = scale · clip(coef · exp(x[k] − lse) −
@@ -195,6 +203,9 @@ impl GradRow {
 /// Writes the gradient row `out` (see [`GradRow`]) from the input row `row`. With `stream`, the
 /// aligned middle of the row is written with [`Lanes::stream`].
 ///
+/// The arcs are subtracted in the vector's precision from the lanes that hold them, so that each
+/// element is computed and stored once, whole vectors at a time (partial ones at the ends).
+///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `out.len() ≥ row.len()`.
 #[inline(always)]
@@ -204,71 +215,95 @@ pub unsafe fn grad_row<V: Lanes>(
     params: &GradRow,
     stream: bool,
 ) {
+    debug_assert!(row.len() <= out.len());
+    let lanes = V::LANES;
     let n = row.len();
     let head = if stream {
-        let align = V::LANES * std::mem::size_of::<V::Scalar>();
+        let align = lanes * std::mem::size_of::<V::Scalar>();
         let misaligned = out.as_ptr() as usize % align;
         (((align - misaligned) % align) / std::mem::size_of::<V::Scalar>()).min(n)
     } else {
         0
     };
-    let body_end = head + (n - head) / V::LANES * V::LANES;
-    grad_span::<V::Scalar>(row, out, 0, head, params, false);
-    grad_span::<V>(row, out, head, body_end, params, stream);
-    grad_span::<V::Scalar>(row, out, body_end, n, params, false);
-}
-
-/// [`grad_row`] over `start..end`, a whole number of vectors.
-#[inline(always)]
-unsafe fn grad_span<V: Lanes>(
-    row: &[V::Scalar],
-    out: &mut [V::Scalar],
-    start: usize,
-    end: usize,
-    params: &GradRow,
-    stream: bool,
-) {
-    const MAX_LANES: usize = 16;
-    debug_assert!(V::LANES <= MAX_LANES && end <= row.len() && row.len() <= out.len());
-    let lse_hi = V::Scalar::from_f64(params.lse);
-    let lse_lo = V::splat(V::Scalar::from_f64(params.lse - lse_hi.to_f64()));
-    let lse_hi = V::splat(lse_hi);
-    let coef = V::splat(V::Scalar::from_f64(params.coef));
-    let scale = V::splat(V::Scalar::from_f64(params.scale));
-    let clip = V::splat(V::Scalar::from_f64(params.clip));
-    let softmax = params.coef > 0.0;
+    let body_end = head + (n - head) / lanes * lanes;
+    let row_kernel = RowKernel::<V>::new(params);
     let (input, output) = (row.as_ptr(), out.as_mut_ptr());
-    let mut i = start;
-    while i < end {
-        let mut g = if softmax {
-            // SAFETY: i + LANES ≤ end ≤ row.len().
-            let x = V::load(input.add(i));
-            clip.min(exp(x.sub(lse_hi).sub(lse_lo)).mul(coef))
-                .mul(scale)
-        } else {
-            V::splat(V::Scalar::ZERO)
-        };
-        if params
-            .arcs
-            .iter()
-            .any(|&(k, _)| (i..i + V::LANES).contains(&k))
-        {
-            let mut lanes = [V::Scalar::ZERO; MAX_LANES];
-            g.store(lanes.as_mut_ptr());
-            for (k, lane) in (i..i + V::LANES).zip(&mut lanes) {
-                if params.arcs.iter().any(|&(arc, _)| arc == k) {
-                    *lane = V::Scalar::from_f64(params.element(k, row[k].to_f64()));
-                }
-            }
-            g = V::load(lanes.as_ptr());
-        }
-        // SAFETY: i + LANES ≤ end ≤ out.len(); when streaming, `grad_row` aligned `i`.
+    if head > 0 {
+        // SAFETY: the partial load and store touch elements 0..head < n only.
+        let x = V::load_partial(input, head, V::Scalar::ZERO);
+        row_kernel.value(x, 0, params).store_partial(output, head);
+    }
+    let mut i = head;
+    while i < body_end {
+        // SAFETY: i + lanes ≤ body_end ≤ n; with `stream`, `head` aligned output + i.
+        let g = row_kernel.value(V::load(input.add(i)), i, params);
         if stream {
             g.stream(output.add(i));
         } else {
             g.store(output.add(i));
         }
-        i += V::LANES;
+        i += lanes;
+    }
+    if body_end < n {
+        // SAFETY: the partial load and store touch elements body_end..n only.
+        let x = V::load_partial(input.add(body_end), n - body_end, V::Scalar::ZERO);
+        row_kernel
+            .value(x, body_end, params)
+            .store_partial(output.add(body_end), n - body_end);
+    }
+}
+
+/// The constants of one gradient row, splatted once.
+struct RowKernel<V> {
+    lse_hi: V,
+    lse_lo: V,
+    coef: V,
+    scale: V,
+    clip: V,
+    minus_clip: V,
+    softmax: bool,
+}
+
+impl<V: Lanes> RowKernel<V> {
+    /// Splats `params` (lse split into hi + lo so that x − lse keeps its precision).
+    #[inline(always)]
+    unsafe fn new(params: &GradRow) -> Self {
+        let lse_hi = V::Scalar::from_f64(params.lse);
+        let clip = V::Scalar::from_f64(params.clip);
+        RowKernel {
+            lse_lo: V::splat(V::Scalar::from_f64(params.lse - lse_hi.to_f64())),
+            lse_hi: V::splat(lse_hi),
+            coef: V::splat(V::Scalar::from_f64(params.coef)),
+            scale: V::splat(V::Scalar::from_f64(params.scale)),
+            clip: V::splat(clip),
+            minus_clip: V::splat(V::Scalar::from_f64(-params.clip)),
+            softmax: params.coef > 0.0,
+        }
+    }
+
+    /// The gradient of the lanes `first..first + LANES` whose inputs are `x`.
+    #[inline(always)]
+    unsafe fn value(&self, x: V, first: usize, params: &GradRow) -> V {
+        const MAX_LANES: usize = 16;
+        debug_assert!(V::LANES <= MAX_LANES);
+        let mut d = if self.softmax {
+            exp(x.sub(self.lse_hi).sub(self.lse_lo)).mul(self.coef)
+        } else {
+            V::splat(V::Scalar::ZERO)
+        };
+        let lanes = first..first + V::LANES;
+        if params.arcs.iter().any(|(k, _)| lanes.contains(k)) {
+            let mut values = [V::Scalar::ZERO; MAX_LANES];
+            d.store(values.as_mut_ptr());
+            for &(k, occupancy) in &params.arcs {
+                if lanes.contains(&k) {
+                    let lane = &mut values[k - first];
+                    *lane = lane.sub(V::Scalar::from_f64(occupancy));
+                }
+            }
+            d = V::load(values.as_ptr());
+        }
+        self.minus_clip.max(self.clip.min(d)).mul(self.scale)
     }
 }
 
@@ -285,7 +320,10 @@ pub unsafe fn exp_slice<V: Lanes>(x: &[V::Scalar], out: &mut [V::Scalar]) {
         exp(V::load(x.as_ptr().add(i))).store(out.as_mut_ptr().add(i));
         i += V::LANES;
     }
-    for k in body..x.len() {
-        out[k] = exp(x[k]);
+    if body < x.len() {
+        let tail = x.len() - body;
+        // SAFETY: the partial load and store touch elements body.. only.
+        exp(V::load_partial(x.as_ptr().add(body), tail, V::Scalar::ZERO))
+            .store_partial(out.as_mut_ptr().add(body), tail);
     }
 }

@@ -121,6 +121,17 @@ macro_rules! scalar_lanes {
                 unsafe { ptr.write_unaligned(self) }
             }
             #[inline(always)]
+            unsafe fn load_partial(ptr: *const $float, n: usize, fill: $float) -> $float {
+                // SAFETY: n < 1 lane: nothing is read.
+                let _ = (ptr, n);
+                fill
+            }
+            #[inline(always)]
+            unsafe fn store_partial(self, ptr: *mut $float, n: usize) {
+                // n < 1 lane: nothing is written.
+                let _ = (ptr, n);
+            }
+            #[inline(always)]
             unsafe fn stream(self, ptr: *mut $float) {
                 // SAFETY: as `store`.
                 unsafe { ptr.write_unaligned(self) }
