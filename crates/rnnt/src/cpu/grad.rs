@@ -12,7 +12,7 @@
 use crate::batch::Batch;
 use crate::cpu::front::NodeScores;
 use crate::cpu::kernels::Kernels;
-use crate::cpu::lattice::{arc_occupancies, Lattice};
+use crate::cpu::lattice::Lattice;
 use crate::cpu::simd::{store_fence, GradRow};
 
 /// The settings of a gradient pass that are the same for every item.
@@ -41,6 +41,7 @@ pub struct ItemState<'a> {
 
 /// Writes frames `first_frame..` of item `b`'s gradient into `out` (a whole number of
 /// (U+1, V) frames), reading the item's (T, U+1, V) logits block `logits`.
+#[inline(never)]
 pub fn grad_frames<F: Kernels>(
     logits: &[F],
     out: &mut [F],
@@ -75,8 +76,9 @@ pub fn grad_frames<F: Kernels>(
         for (u, row_out) in rows.chunks_mut(v).enumerate() {
             let start = frame_start + u * v;
             let row = &logits[start..start + v];
-            let (blank_arc, emit_arc) = arc_occupancies(scores, lattice, t, u);
-            let emit_arc = emit_arc * settings.emit_scale;
+            let node = scores.node(t, u);
+            let blank_arc = lattice.blank_arc[node];
+            let emit_arc = lattice.emit_arc[node] * settings.emit_scale;
             let coef = if settings.fused_log_softmax {
                 blank_arc + emit_arc
             } else {
@@ -87,7 +89,7 @@ pub fn grad_frames<F: Kernels>(
                 None => (usize::MAX, 0.0),
             };
             let params = GradRow {
-                lse: scores.lse[scores.node(t, u)],
+                lse: scores.lse[node],
                 coef,
                 scale: weight,
                 clip: settings.clip.unwrap_or(f64::INFINITY),

@@ -1,6 +1,7 @@
 //! The α/β dynamic programme over one item's lattice, in f64.
 
 use crate::cpu::front::NodeScores;
+use crate::cpu::simd;
 use crate::logspace::log_add_exp;
 
 /// Forward and backward variables of one item, indexed like [`NodeScores`].
@@ -12,6 +13,12 @@ pub struct Lattice {
     pub beta: Vec<f64>,
     /// ln P(y|x) = β(0,0); −inf for an impossible item.
     pub log_p: f64,
+    /// Occupancy of the blank arc leaving (t,u): exp(α(t,u) + blank(t,u) + β(t+1,u) − ln P), the
+    /// final blank at (T_b−1, U_b) included; 0 where there is no arc or the item is impossible.
+    pub blank_arc: Vec<f64>,
+    /// Occupancy of the emission arc leaving (t,u): exp(α(t,u) + emit(t,u) + β(t,u+1) − ln P);
+    /// 0 at u = U_b or when the item is impossible.
+    pub emit_arc: Vec<f64>,
 }
 
 /// Runs the α and β recursions of DESIGN.md §2 over `scores`, the two at once on the current rayon
@@ -19,7 +26,14 @@ pub struct Lattice {
 pub fn alpha_beta(scores: &NodeScores) -> Lattice {
     let (alpha, beta) = rayon::join(|| alpha(scores), || beta(scores));
     let log_p = beta[0];
-    Lattice { alpha, beta, log_p }
+    let (blank_arc, emit_arc) = arc_occupancies(scores, &alpha, &beta, log_p);
+    Lattice {
+        alpha,
+        beta,
+        log_p,
+        blank_arc,
+        emit_arc,
+    }
 }
 
 /// Rows per band of the wavefront order below.
@@ -53,6 +67,7 @@ fn wavefront(frames: usize, positions: usize, reversed: bool, mut visit: impl Fn
 }
 
 /// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)), α(0,0) = 0.
+#[inline(never)]
 fn alpha(scores: &NodeScores) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut alpha = vec![f64::NEG_INFINITY; frames * positions];
@@ -79,6 +94,7 @@ fn alpha(scores: &NodeScores) -> Vec<f64> {
 }
 
 /// β(t,u) = logaddexp(β(t+1,u) + blank(t,u), β(t,u+1) + emit(t,u)), β(T−1,U) = blank(T−1,U).
+#[inline(never)]
 fn beta(scores: &NodeScores) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut beta = vec![f64::NEG_INFINITY; frames * positions];
@@ -101,23 +117,39 @@ fn beta(scores: &NodeScores) -> Vec<f64> {
     beta
 }
 
-/// Occupancies of the two arcs leaving node (t,u): (blank arc, emission arc), each
-/// exp(α + arc score + β(next) − ln P). The final blank at (T_b−1, U_b) leaves the lattice.
-#[inline]
-pub fn arc_occupancies(scores: &NodeScores, lattice: &Lattice, t: usize, u: usize) -> (f64, f64) {
-    let n = scores.node(t, u);
-    let a = lattice.alpha[n] - lattice.log_p;
-    let blank = if t + 1 < scores.frames {
-        (a + scores.blank[n] + lattice.beta[scores.node(t + 1, u)]).exp()
-    } else if u + 1 == scores.positions {
-        (a + scores.blank[n]).exp()
-    } else {
-        0.0
-    };
-    let emit = if u + 1 < scores.positions {
-        (a + scores.emit[n] + lattice.beta[n + 1]).exp()
-    } else {
-        0.0
-    };
-    (blank, emit)
+/// Occupancies of the two arcs leaving every node: (blank arcs, emission arcs), each
+/// exp(α + arc score + β(next) − ln P), the exps vectorised. The final blank at (T_b−1, U_b)
+/// leaves the lattice.
+fn arc_occupancies(
+    scores: &NodeScores,
+    alpha: &[f64],
+    beta: &[f64],
+    log_p: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let (frames, positions) = (scores.frames, scores.positions);
+    let nodes = frames * positions;
+    if log_p == f64::NEG_INFINITY {
+        return (vec![0.0; nodes], vec![0.0; nodes]);
+    }
+    let mut blank_arc = Vec::with_capacity(nodes);
+    let mut emit_arc = Vec::with_capacity(nodes);
+    for n in 0..nodes {
+        let (t, u) = (n / positions, n % positions);
+        let a = alpha[n] - log_p;
+        blank_arc.push(if t + 1 < frames {
+            a + scores.blank[n] + beta[n + positions]
+        } else if u + 1 == positions {
+            a + scores.blank[n]
+        } else {
+            f64::NEG_INFINITY
+        });
+        emit_arc.push(if u + 1 < positions {
+            a + scores.emit[n] + beta[n + 1]
+        } else {
+            f64::NEG_INFINITY
+        });
+    }
+    simd::exp_in_place(&mut blank_arc);
+    simd::exp_in_place(&mut emit_arc);
+    (blank_arc, emit_arc)
 }

@@ -278,13 +278,13 @@ pub mod entry {
         unsafe { lanes::grad_row::<T::Avx2>(row, out, params, stream) }
     }
 
-    /// [`lanes::exp_slice`] on AVX2.
+    /// [`lanes::exp_in_place`] on AVX2.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA; the slices have equal lengths.
+    /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn exp_slice<T: SimdFloat>(x: &[T], out: &mut [T]) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
-        unsafe { lanes::exp_slice::<T::Avx2>(x, out) }
+    pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { lanes::exp_in_place::<T::Avx2>(values) }
     }
 }

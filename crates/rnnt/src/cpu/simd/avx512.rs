@@ -228,13 +228,13 @@ pub mod entry {
         unsafe { lanes::grad_row::<T::Avx512>(row, out, params, stream) }
     }
 
-    /// [`lanes::exp_slice`] on AVX-512.
+    /// [`lanes::exp_in_place`] on AVX-512.
     ///
     /// # Safety
-    /// The CPU must have AVX-512F; the slices have equal lengths.
+    /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn exp_slice<T: SimdFloat>(x: &[T], out: &mut [T]) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
-        unsafe { lanes::exp_slice::<T::Avx512>(x, out) }
+    pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { lanes::exp_in_place::<T::Avx512>(values) }
     }
 }

@@ -307,23 +307,24 @@ impl<V: Lanes> RowKernel<V> {
     }
 }
 
-/// out[k] = exp(x[k]).
+/// values[k] = exp(values[k]).
 ///
 /// # Safety
-/// The CPU must have `V`'s instruction set; the slices have equal lengths.
+/// The CPU must have `V`'s instruction set.
 #[inline(always)]
-pub unsafe fn exp_slice<V: Lanes>(x: &[V::Scalar], out: &mut [V::Scalar]) {
-    let body = x.len() - x.len() % V::LANES;
+pub unsafe fn exp_in_place<V: Lanes>(values: &mut [V::Scalar]) {
+    let body = values.len() - values.len() % V::LANES;
+    let ptr = values.as_mut_ptr();
     let mut i = 0;
     while i < body {
-        // SAFETY: i + LANES ≤ body ≤ both lengths.
-        exp(V::load(x.as_ptr().add(i))).store(out.as_mut_ptr().add(i));
+        // SAFETY: i + LANES ≤ body ≤ values.len().
+        exp(V::load(ptr.add(i))).store(ptr.add(i));
         i += V::LANES;
     }
-    if body < x.len() {
-        let tail = x.len() - body;
+    if body < values.len() {
+        let tail = values.len() - body;
         // SAFETY: the partial load and store touch elements body.. only.
-        exp(V::load_partial(x.as_ptr().add(body), tail, V::Scalar::ZERO))
-            .store_partial(out.as_mut_ptr().add(body), tail);
+        exp(V::load_partial(ptr.add(body), tail, V::Scalar::ZERO))
+            .store_partial(ptr.add(body), tail);
     }
 }

@@ -168,8 +168,14 @@ pub fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream
 /// If `isa` is not in [`Isa::available`] or the slices differ in length.
 pub fn exp_with<T: SimdFloat>(isa: Isa, x: &[T], out: &mut [T]) {
     assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    assert_eq!(x.len(), out.len(), "exp_with: x and out differ in length");
-    dispatch!(isa, T, exp_slice(x, out))
+    out.copy_from_slice(x);
+    dispatch!(isa, T, exp_in_place(out))
+}
+
+/// values[k] = exp(values[k]) on the detected instruction set, within 2 ulp.
+#[inline]
+pub fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
+    dispatch!(Isa::detected(), T, exp_in_place(values))
 }
 
 /// Orders this thread's non-temporal stores before whatever it does next (a no-op where
