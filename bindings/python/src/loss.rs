@@ -31,13 +31,28 @@ macro_rules! with_dtypes {
     }};
 }
 
-/// The four arrays of a loss call, as described by Python.
+/// The four arrays of a loss call as described by Python:
+/// `(logits, targets, logit_lengths, target_lengths)`.
 struct Described {
     logits: ArrayDesc,
     targets: ArrayDesc,
     logit_lengths: ArrayDesc,
     target_lengths: ArrayDesc,
 }
+
+impl From<DescribedTuple> for Described {
+    fn from((logits, targets, logit_lengths, target_lengths): DescribedTuple) -> Self {
+        Described {
+            logits,
+            targets,
+            logit_lengths,
+            target_lengths,
+        }
+    }
+}
+
+/// `(logits, targets, logit_lengths, target_lengths)` as passed from Python.
+type DescribedTuple = (ArrayDesc, ArrayDesc, ArrayDesc, ArrayDesc);
 
 impl Described {
     /// The dtypes to instantiate the loss with; targets and both lengths must share one integer
@@ -116,17 +131,15 @@ impl ForwardState {
     }
 }
 
-/// Validates the input, streams the logits once and runs the α/β lattice (GIL released).
+/// Validates `inputs` = `(logits, targets, logit_lengths, target_lengths)`, streams the logits
+/// once and runs the α/β lattice (GIL released).
 #[pyfunction]
-#[pyo3(signature = (logits, targets, logit_lengths, target_lengths, *, blank, reduction,
-    fused_log_softmax, clamp, fastemit_lambda, zero_infinity))]
-#[allow(clippy::too_many_arguments)] // the arrays and options of the Python API, one each
+#[pyo3(signature = (inputs, *, blank, reduction, fused_log_softmax, clamp, fastemit_lambda,
+    zero_infinity))]
+#[allow(clippy::too_many_arguments)] // the options of the Python API, one each
 pub fn forward(
     py: Python<'_>,
-    logits: ArrayDesc,
-    targets: ArrayDesc,
-    logit_lengths: ArrayDesc,
-    target_lengths: ArrayDesc,
+    inputs: DescribedTuple,
     blank: i64,
     reduction: &str,
     fused_log_softmax: bool,
@@ -144,12 +157,7 @@ pub fn forward(
         zero_infinity,
         ..Options::default()
     };
-    let described = Described {
-        logits,
-        targets,
-        logit_lengths,
-        target_lengths,
-    };
+    let described = Described::from(inputs);
     let name = input_name(fused_log_softmax);
     let (float, index) = described.dtypes(name)?;
     let inner = with_dtypes!(float, index, |F, I| {
@@ -167,26 +175,16 @@ pub fn forward(
 }
 
 /// Writes d objective / d input into `grad` given d objective / d loss_b = `item_weights[b]`
-/// (GIL released). The four input arrays must be those `forward` saw.
+/// (GIL released). `inputs` must describe the arrays `forward` saw.
 #[pyfunction]
-#[pyo3(signature = (state, logits, targets, logit_lengths, target_lengths, item_weights, grad))]
-#[allow(clippy::too_many_arguments)] // one parameter per array, as the Python caller has them
 pub fn backward(
     py: Python<'_>,
     state: &ForwardState,
-    logits: ArrayDesc,
-    targets: ArrayDesc,
-    logit_lengths: ArrayDesc,
-    target_lengths: ArrayDesc,
+    inputs: DescribedTuple,
     item_weights: Vec<f64>,
     grad: ArrayDesc,
 ) -> PyResult<()> {
-    let described = Described {
-        logits,
-        targets,
-        logit_lengths,
-        target_lengths,
-    };
+    let described = Described::from(inputs);
     let name = input_name(state.fused_log_softmax);
     let (float, index) = described.dtypes(name)?;
     check_disjoint(&described.logits, &grad, name)?;

@@ -5,6 +5,8 @@ keeps the array alive and unmodified during the call.
 """
 
 Descriptor = tuple[int, tuple[int, ...], str, bool]
+Inputs = tuple[Descriptor, Descriptor, Descriptor, Descriptor]
+"""(logits, targets, logit_lengths, target_lengths)"""
 
 class ForwardState:
     """Per-item losses and the O(B*T*U) lattice state kept between forward and backward."""
@@ -19,10 +21,7 @@ class ForwardState:
         """d(reported loss)/d loss_b per item, times ``upstream``."""
 
 def forward(
-    logits: Descriptor,
-    targets: Descriptor,
-    logit_lengths: Descriptor,
-    target_lengths: Descriptor,
+    inputs: Inputs,
     *,
     blank: int,
     reduction: str,
@@ -39,10 +38,7 @@ def forward(
 
 def backward(
     state: ForwardState,
-    logits: Descriptor,
-    targets: Descriptor,
-    logit_lengths: Descriptor,
-    target_lengths: Descriptor,
+    inputs: Inputs,
     item_weights: list[float],
     grad: Descriptor,
 ) -> None:

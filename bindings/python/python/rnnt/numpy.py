@@ -77,13 +77,19 @@ def loss_and_grad(
             lengths); the message names the argument and the value.
         TypeError: a dtype outside those above, naming the argument.
     """
-    inputs = [_as_c_array(a) for a in (logits, targets, logit_lengths, target_lengths)]
-    index_dtype = common_index_dtype([a.dtype.name for a in inputs[1:]])
+    values = _as_c_array(logits)
+    indices = [_as_c_array(a) for a in (targets, logit_lengths, target_lengths)]
+    index_dtype = common_index_dtype([a.dtype.name for a in indices])
     if index_dtype is not None:
-        inputs[1:] = [a.astype(index_dtype) for a in inputs[1:]]
-    descriptors = [_describe(a) for a in inputs]
+        indices = [a.astype(index_dtype) for a in indices]
+    described = (
+        _describe(values),
+        _describe(indices[0]),
+        _describe(indices[1]),
+        _describe(indices[2]),
+    )
     state = _rnnt.forward(
-        *descriptors,
+        described,
         blank=blank,
         reduction=reduction,
         fused_log_softmax=fused_log_softmax,
@@ -91,8 +97,7 @@ def loss_and_grad(
         fastemit_lambda=fastemit_lambda,
         zero_infinity=zero_infinity,
     )
-    values = inputs[0]
     grad = np.empty(values.shape, dtype=values.dtype)
-    _rnnt.backward(state, *descriptors, state.item_weights(1.0), _describe(grad))
+    _rnnt.backward(state, described, state.item_weights(1.0), _describe(grad))
     loss = state.losses() if reduction == "none" else state.loss()
     return np.asarray(loss, dtype=values.dtype), grad

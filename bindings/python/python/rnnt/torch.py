@@ -30,6 +30,21 @@ def _describe(tensor: torch.Tensor) -> _rnnt.Descriptor:
     return (tensor.data_ptr(), tuple(tensor.shape), dtype, tensor.is_contiguous())
 
 
+def _describe_inputs(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+) -> _rnnt.Inputs:
+    """The descriptors of the four arrays of a loss call."""
+    return (
+        _describe(logits),
+        _describe(targets),
+        _describe(logit_lengths),
+        _describe(target_lengths),
+    )
+
+
 def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
     """``value`` checked to be a CPU tensor, made contiguous only if it is not."""
     if not isinstance(value, torch.Tensor):
@@ -45,7 +60,7 @@ class _RNNTLossFunction(torch.autograd.Function):
     """Per-item RNN-T losses of a batch; backward writes d objective / d logits."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: FunctionCtx,
         logits: torch.Tensor,
         targets: torch.Tensor,
@@ -54,19 +69,18 @@ class _RNNTLossFunction(torch.autograd.Function):
         options: dict[str, Any],
     ) -> torch.Tensor:
         arrays = (logits, targets, logit_lengths, target_lengths)
-        state = _rnnt.forward(*(_describe(a) for a in arrays), reduction="none", **options)
+        state = _rnnt.forward(_describe_inputs(*arrays), reduction="none", **options)
         ctx.state = state  # type: ignore[attr-defined]
         ctx.save_for_backward(*arrays)
         return torch.tensor(state.losses(), dtype=logits.dtype)
 
     @staticmethod
-    @once_differentiable  # type: ignore[misc]
+    @once_differentiable
     def backward(ctx: Any, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         arrays = ctx.saved_tensors
-        logits = arrays[0]
-        grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
+        grad = torch.empty_like(arrays[0], memory_format=torch.contiguous_format)
         weights = grad_losses.detach().to(torch.float64).tolist()
-        _rnnt.backward(ctx.state, *(_describe(a) for a in arrays), weights, _describe(grad))
+        _rnnt.backward(ctx.state, _describe_inputs(*arrays), weights, _describe(grad))
         return grad, None, None, None, None
 
 
@@ -138,7 +152,9 @@ def rnnt_loss(
         "fastemit_lambda": fastemit_lambda,
         "zero_infinity": zero_infinity,
     }
-    losses: torch.Tensor = _RNNTLossFunction.apply(logits, *indices, options)
+    losses: torch.Tensor = _RNNTLossFunction.apply(  # type: ignore[no-untyped-call]
+        logits, *indices, options
+    )
     if reduction == "mean":
         return losses.mean()
     if reduction == "sum":
