@@ -84,9 +84,10 @@ def test_log_probs_mode_names_log_probs() -> None:
         rnnt.loss_and_grad(**inputs, blank=4, fused_log_softmax=False)
 
 
-torch_cases = pytest.mark.parametrize(("inputs", "error", "needle"), BAD_ARRAYS + [
-    (with_changes(logits=[[[[0.0]]]]), TypeError, "logits"),
-])
+torch_cases = pytest.mark.parametrize(
+    ("inputs", "error", "needle"),
+    [*BAD_ARRAYS, (with_changes(logits=[[[[0.0]]]]), TypeError, "logits")],
+)
 
 
 @torch_cases

@@ -67,7 +67,7 @@ def test_int64_and_mixed_indices(index_dtypes: tuple[str, str, str]) -> None:
 def test_numpy_layouts_are_copied_only_when_needed() -> None:
     logits, *rest = batch()
     want = rnnt.loss_and_grad(logits, *rest)
-    wide = np.zeros(logits.shape[:3] + (2 * logits.shape[3],))
+    wide = np.zeros((*logits.shape[:3], 2 * logits.shape[3]))
     wide[..., ::2] = logits
     for variant in (
         wide[..., ::2],  # strided
