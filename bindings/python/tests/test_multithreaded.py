@@ -4,6 +4,7 @@ the results of serial calls."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -73,3 +74,34 @@ def test_torch_threads_match_serial() -> None:
     for (loss, grad), (want_loss, want_grad) in zip(run_concurrently(work), serial):
         assert torch.equal(loss, want_loss)
         assert torch.equal(grad, want_grad)
+
+
+def test_the_gil_is_released_during_compute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ticking Python thread keeps running while another thread is inside a long loss call."""
+    monkeypatch.setenv("RNNT_NUM_THREADS", "1")  # leave a core to the ticker
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((2, 300, 60, 256)).astype(np.float32)
+    rest = (
+        np.zeros((2, 59), np.int32),
+        np.array([300, 300], np.int32),
+        np.array([59, 59], np.int32),
+    )
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def ticker() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    started = time.perf_counter()
+    rnnt.loss_and_grad(logits, *rest)
+    finished = time.perf_counter()
+    done.set()
+    thread.join()
+    during = [t for t in ticks if started <= t <= finished]
+    gaps = np.diff([started, *during, finished])
+    assert finished - started > 0.1, "the call is too short to tell"
+    assert gaps.max() < (finished - started) / 2, (gaps.max(), finished - started)
