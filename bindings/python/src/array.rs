@@ -11,6 +11,7 @@
 //! fits in `isize` bytes.
 
 use std::mem::{align_of, size_of};
+use std::ops::Range;
 use std::ptr::NonNull;
 
 use ndarray::{ArrayView, ArrayViewMut, Dimension, IntoDimension};
@@ -66,18 +67,34 @@ impl<'a, 'py> FromPyObject<'a, 'py> for ArrayDesc {
     }
 }
 
-impl FloatDtype {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            FloatDtype::F32 => 4,
-            FloatDtype::F64 => 8,
-            FloatDtype::F16 | FloatDtype::BF16 => 2,
+impl ArrayDesc {
+    /// Whether the bytes of the two arrays intersect, for descriptors of accepted dtypes (the
+    /// span assumes C-contiguity, which is checked before any view is built). Unknown dtypes
+    /// count as non-overlapping: they are rejected before any memory is read.
+    pub fn overlaps(&self, other: &ArrayDesc) -> bool {
+        match (self.byte_range(), other.byte_range()) {
+            (Some(a), Some(b)) => {
+                !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
+            }
+            _ => false,
         }
     }
-}
 
-impl ArrayDesc {
+    /// The address range of the elements, if the dtype is one the module accepts.
+    fn byte_range(&self) -> Option<Range<usize>> {
+        let element_size = match self.dtype.as_str() {
+            "float64" | "int64" => 8,
+            "float32" | "int32" => 4,
+            "float16" | "bfloat16" => 2,
+            _ => return None,
+        };
+        let bytes = self
+            .shape
+            .iter()
+            .fold(element_size, |acc: usize, &n| acc.saturating_mul(n));
+        Some(self.address..self.address.saturating_add(bytes))
+    }
+
     /// The dtype of a floating-point argument `name`, or a `TypeError` naming it.
     pub fn float_dtype(&self, name: &str) -> PyResult<FloatDtype> {
         match self.dtype.as_str() {

@@ -187,10 +187,11 @@ pub fn backward(
     let described = Described::from(inputs);
     let name = input_name(state.fused_log_softmax);
     let (float, index) = described.dtypes(name)?;
-    check_disjoint(&described.logits, &grad, name)?;
+    grad.float_dtype("grad")?;
+    check_disjoint(&described, &grad, name)?;
     with_dtypes!(float, index, |F, I| {
         // SAFETY: as in `forward`; in addition `grad` is a fresh buffer owned by the caller,
-        // written by nothing else during the call and checked above not to overlap `logits`.
+        // written by nothing else during the call and checked above not to overlap any input.
         let (input, grad) = unsafe {
             (
                 described.input::<F, I>(name)?,
@@ -211,23 +212,18 @@ fn input_name(fused_log_softmax: bool) -> &'static str {
     }
 }
 
-/// Rejects a gradient buffer whose bytes overlap the input's (it is written while the input is
-/// read). Both are C-contiguous, so each occupies one address range.
-fn check_disjoint(input: &ArrayDesc, grad: &ArrayDesc, input_name: &str) -> PyResult<()> {
-    let span = |desc: &ArrayDesc, bytes_per_element: usize| {
-        let len: usize = desc.shape.iter().product();
-        desc.address
-            ..desc
-                .address
-                .saturating_add(len.saturating_mul(bytes_per_element))
-    };
-    let input = span(input, input.float_dtype(input_name)?.size());
-    let grad = span(grad, grad.float_dtype("grad")?.size());
-    let (a, b) = (input, grad);
-    if !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end {
-        return Err(PyValueError::new_err(format!(
-            "grad overlaps {input_name} in memory: pass a fresh buffer"
-        )));
+/// Rejects a gradient buffer that shares bytes with an input: it is written while they are read.
+fn check_disjoint(described: &Described, grad: &ArrayDesc, input_name: &str) -> PyResult<()> {
+    let inputs = [
+        (&described.logits, input_name),
+        (&described.targets, "targets"),
+        (&described.logit_lengths, "logit_lengths"),
+        (&described.target_lengths, "target_lengths"),
+    ];
+    match inputs.iter().find(|(desc, _)| grad.overlaps(desc)) {
+        Some((_, name)) => Err(PyValueError::new_err(format!(
+            "grad overlaps {name} in memory: pass a fresh buffer"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }

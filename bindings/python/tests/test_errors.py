@@ -161,3 +161,30 @@ def test_native_module_rejects_bad_descriptors() -> None:
         with pytest.raises((ValueError, TypeError)) as info:
             call((bad, *described[1:]), **options)
         assert needle in str(info.value)
+
+
+def test_native_backward_refuses_a_gradient_buffer_that_overlaps_an_input() -> None:
+    from rnnt import _rnnt
+    from rnnt.numpy import _describe
+
+    inputs = good_inputs()
+    logits, targets, logit_lengths, target_lengths = (
+        _describe(inputs[name]) for name in ("logits", "targets", "logit_lengths", "target_lengths")
+    )
+    described = (logits, targets, logit_lengths, target_lengths)
+    state = _rnnt.forward(
+        described,
+        blank=4,
+        reduction="sum",
+        fused_log_softmax=True,
+        clamp=-1.0,
+        fastemit_lambda=0.0,
+        zero_infinity=False,
+    )
+    with pytest.raises(ValueError, match="grad overlaps logits"):
+        _rnnt.backward(state, described, [1.0, 1.0], logits)
+    with pytest.raises(TypeError, match="grad has dtype int32"):
+        _rnnt.backward(state, described, [1.0, 1.0], targets)
+    with pytest.raises(ValueError, match="item_weights has 1 entries"):
+        grad = np.empty_like(inputs["logits"])
+        _rnnt.backward(state, described, [1.0], _describe(grad))
