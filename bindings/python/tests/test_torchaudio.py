@@ -1,5 +1,5 @@
 """Agreement with ``torchaudio.functional.rnnt_loss`` on random shapes: losses and gradients,
-every reduction, with and without clamp, and the module form."""
+every reduction, with and without clamp, logits and log-probs input, and the module form."""
 
 from __future__ import annotations
 
@@ -35,13 +35,21 @@ def loss_and_grad(function, logits, *rest, **options):  # type: ignore[no-untype
     return loss.detach(), grad
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("clamp", [-1.0, 0.3])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("seed", range(8))
-def test_agrees_with_torchaudio(seed: int, reduction: str, clamp: float) -> None:
+def test_agrees_with_torchaudio(seed: int, reduction: str, clamp: float, fused: bool) -> None:
     logits, targets, logit_lengths, target_lengths, blank = random_batch(seed)
+    if not fused:
+        logits = torch.log_softmax(logits, dim=-1)
     args = (logits, targets, logit_lengths, target_lengths)
-    options = {"blank": int(blank), "clamp": clamp, "reduction": reduction}
+    options = {
+        "blank": int(blank),
+        "clamp": clamp,
+        "reduction": reduction,
+        "fused_log_softmax": fused,
+    }
     ours, our_grad = loss_and_grad(rnnt.rnnt_loss, *args, **options)
     theirs, their_grad = loss_and_grad(torchaudio_functional.rnnt_loss, *args, **options)
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
