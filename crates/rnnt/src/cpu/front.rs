@@ -82,7 +82,6 @@ impl FrameRun<'_> {
     ///
     /// Rejects a NaN or +inf inside the lengths (naming the run's first bad element); a row that
     /// is entirely −inf is a masked node whose scores are all −inf.
-    #[inline(never)]
     pub fn score<F: Kernels>(
         &mut self,
         logits: &[F],

@@ -41,7 +41,6 @@ pub struct ItemState<'a> {
 
 /// Writes frames `first_frame..` of item `b`'s gradient into `out` (a whole number of
 /// (U+1, V) frames), reading the item's (T, U+1, V) logits block `logits`.
-#[inline(never)]
 pub fn grad_frames<F: Kernels>(
     logits: &[F],
     out: &mut [F],

@@ -67,7 +67,6 @@ fn wavefront(frames: usize, positions: usize, reversed: bool, mut visit: impl Fn
 }
 
 /// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)), α(0,0) = 0.
-#[inline(never)]
 fn alpha(scores: &NodeScores) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut alpha = vec![f64::NEG_INFINITY; frames * positions];
@@ -94,7 +93,6 @@ fn alpha(scores: &NodeScores) -> Vec<f64> {
 }
 
 /// β(t,u) = logaddexp(β(t+1,u) + blank(t,u), β(t,u+1) + emit(t,u)), β(T−1,U) = blank(T−1,U).
-#[inline(never)]
 fn beta(scores: &NodeScores) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut beta = vec![f64::NEG_INFINITY; frames * positions];
