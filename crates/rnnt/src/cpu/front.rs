@@ -93,40 +93,40 @@ impl FrameRun<'_> {
         let labels = batch.labels(b);
         let positions = labels.len() + 1;
         let v = batch.vocab;
-        for (i, ((blank, emit), lse_out)) in self
+        let nodes = self
             .blank
-            .iter_mut()
-            .zip(self.emit.iter_mut())
-            .zip(self.lse.iter_mut())
-            .enumerate()
-        {
-            let (t, u) = (self.first_frame + i / positions, i % positions);
-            let start = (t * batch.label_positions + u) * v;
-            let row = &logits[start..start + v];
-            let stats = F::row_stats(row);
-            if stats.sum.is_nan() {
-                return Err(non_finite_logit(row, input_name, (b, t, u)));
-            }
-            let lse = if !fused_log_softmax {
-                0.0
-            } else if stats.max == f64::NEG_INFINITY {
-                f64::NEG_INFINITY
-            } else {
-                stats.max + stats.sum.ln()
-            };
-            let log_prob = |k: usize| {
-                if lse == f64::NEG_INFINITY {
+            .chunks_mut(positions)
+            .zip(self.emit.chunks_mut(positions))
+            .zip(self.lse.chunks_mut(positions));
+        for (i, ((blank, emit), lse)) in nodes.enumerate() {
+            let t = self.first_frame + i;
+            let frame = &logits[t * batch.label_positions * v..];
+            for (u, row) in frame.chunks_exact(v).take(positions).enumerate() {
+                let stats = F::row_stats(row);
+                if stats.sum.is_nan() {
+                    return Err(non_finite_logit(row, input_name, (b, t, u)));
+                }
+                let row_lse = if !fused_log_softmax {
+                    0.0
+                } else if stats.max == f64::NEG_INFINITY {
                     f64::NEG_INFINITY
                 } else {
-                    row[k].to_f64() - lse
-                }
-            };
-            *blank = log_prob(batch.blank);
-            *emit = match labels.get(u) {
-                Some(&y) => log_prob(y as usize),
-                None => f64::NEG_INFINITY,
-            };
-            *lse_out = lse;
+                    stats.max + stats.sum.ln()
+                };
+                let log_prob = |k: usize| {
+                    if row_lse == f64::NEG_INFINITY {
+                        f64::NEG_INFINITY
+                    } else {
+                        row[k].to_f64() - row_lse
+                    }
+                };
+                blank[u] = log_prob(batch.blank);
+                emit[u] = match labels.get(u) {
+                    Some(&y) => log_prob(y as usize),
+                    None => f64::NEG_INFINITY,
+                };
+                lse[u] = row_lse;
+            }
         }
         Ok(())
     }

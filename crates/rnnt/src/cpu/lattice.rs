@@ -131,8 +131,10 @@ fn arc_occupancies(
     }
     let mut blank_arc = Vec::with_capacity(nodes);
     let mut emit_arc = Vec::with_capacity(nodes);
-    for n in 0..nodes {
-        let (t, u) = (n / positions, n % positions);
+    for (n, (t, u)) in (0..frames)
+        .flat_map(|t| (0..positions).map(move |u| (t, u)))
+        .enumerate()
+    {
         let a = alpha[n] - log_p;
         blank_arc.push(if t + 1 < frames {
             a + scores.blank[n] + beta[n + positions]
