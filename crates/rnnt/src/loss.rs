@@ -8,6 +8,7 @@ use crate::cpu::front::{FrameRun, NodeScores};
 use crate::cpu::grad::{grad_frames, GradSettings, ItemState};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{alpha_beta, Lattice};
+use crate::cpu::memory::advise_huge_pages;
 use crate::cpu::pool::run_in_pool;
 use crate::element::Index;
 use crate::error::{Error, Result};
@@ -160,6 +161,7 @@ pub fn backward<F: Kernels, I: Index>(
     let out = grad
         .as_slice_mut()
         .ok_or_else(|| Error::Layout("grad must be C-contiguous".to_string()))?;
+    advise_huge_pages(out);
     let settings = GradSettings {
         fused_log_softmax: options.fused_log_softmax,
         emit_scale: 1.0 + options.fastemit_lambda,

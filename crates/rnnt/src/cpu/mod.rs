@@ -10,6 +10,7 @@ pub mod front;
 pub mod grad;
 pub mod kernels;
 pub mod lattice;
+pub mod memory;
 pub mod pool;
 pub mod simd;
 pub mod triad;
