@@ -3,7 +3,8 @@
 //!
 //! Layout (memchr / candle style): [`lanes`] defines the small vector interface ([`Lanes`]) and the
 //! kernels written once over it, including the vectorised `exp`; [`scalar`] implements the
-//! interface one element at a time (the portable fallback, and the tails of every row);
+//! interface one element at a time (the portable fallback; vector sets handle row tails with
+//! masked partial loads and stores instead);
 //! [`avx2`] and [`avx512`] implement it on x86-64 (other targets, aarch64 included, use the
 //! scalar version for now: a NEON vector is the missing piece there). The instruction set is
 //! detected once ([`Isa::detected`]) and every call dispatches on it; each specialised version is
