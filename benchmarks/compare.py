@@ -69,7 +69,7 @@ def peers() -> tuple[dict[str, LossFunction], list[str]]:
     for module_name in ["optimized_transducer", "fast_rnnt"]:
         if importlib.util.find_spec(module_name) is None:
             notes.append(
-                f"{module_name}: skipped, not installed (its source build needs a C++ toolchain and CMake setup this script does not do)"
+                f"{module_name}: skipped: not installed in this environment (it builds from source; install it to include it)"
             )
         else:
             notes.append(
