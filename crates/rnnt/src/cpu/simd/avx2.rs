@@ -124,6 +124,12 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self {
+        let below = _mm256_cmp_ps::<_CMP_LT_OQ>(x.0, bound.0);
+        F32x8(_mm256_andnot_ps(below, self.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn reduce_max(self) -> f32 {
         let halves = _mm_max_ps(
             _mm256_castps256_ps128(self.0),
@@ -245,6 +251,12 @@ impl Lanes for F64x4 {
         };
         let scaled = _mm256_mul_pd(self.0, power(half));
         F64x4(_mm256_mul_pd(scaled, power(_mm256_sub_pd(n.0, half))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self {
+        let below = _mm256_cmp_pd::<_CMP_LT_OQ>(x.0, bound.0);
+        F64x4(_mm256_andnot_pd(below, self.0))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]

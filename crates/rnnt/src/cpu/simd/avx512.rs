@@ -104,6 +104,12 @@ impl Lanes for F32x16 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
+    unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self {
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x.0, bound.0);
+        F32x16(_mm512_maskz_mov_ps(keep, self.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn reduce_max(self) -> f32 {
         _mm512_reduce_max_ps(self.0)
     }
@@ -203,6 +209,12 @@ impl Lanes for F64x8 {
     #[target_feature(enable = "avx512f")]
     unsafe fn ldexp(self, n: Self) -> Self {
         F64x8(_mm512_scalef_pd(self.0, n.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self {
+        let keep = _mm512_cmp_pd_mask::<_CMP_NLT_UQ>(x.0, bound.0);
+        F64x8(_mm512_maskz_mov_pd(keep, self.0))
     }
     #[inline]
     #[target_feature(enable = "avx512f")]

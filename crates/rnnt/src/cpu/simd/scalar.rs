@@ -11,8 +11,8 @@ pub trait Real:
     const ZERO: Self;
     /// −∞.
     const NEG_INFINITY: Self;
-    /// Inputs below this have an exp that rounds to 0 (they are clamped to it).
-    const EXP_LOW: Self;
+    /// The smallest input whose exp is a normal number: below it, exp gives 0.
+    const EXP_NORMAL_LOW: Self;
     /// Inputs above this have an exp that overflows to +inf (they are clamped to it).
     const EXP_HIGH: Self;
     /// log₂ e.
@@ -61,8 +61,8 @@ const EXP_TAYLOR_F32: [f32; 8] = {
 impl Real for f32 {
     const ZERO: f32 = 0.0;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
-    // e^−104 < 2^−150 (half the smallest subnormal); e^89 > f32::MAX.
-    const EXP_LOW: f32 = -104.0;
+    // e^−87.33 ≈ 1.1769e-38 > 2^−126; e^89 > f32::MAX.
+    const EXP_NORMAL_LOW: f32 = -87.33;
     const EXP_HIGH: f32 = 89.0;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const MINUS_LN2_HI: f32 = f32::from_bits(0xbf31_8000); // −0.693359375
@@ -81,8 +81,8 @@ impl Real for f32 {
 impl Real for f64 {
     const ZERO: f64 = 0.0;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
-    // e^−746 < 2^−1075 (half the smallest subnormal); e^710 > f64::MAX.
-    const EXP_LOW: f64 = -746.0;
+    // e^−708.39 ≈ 2.2266e-308 > 2^−1022; e^710 > f64::MAX.
+    const EXP_NORMAL_LOW: f64 = -708.39;
     const EXP_HIGH: f64 = 710.0;
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const MINUS_LN2_HI: f64 = -6.931_471_803_691_238e-1;
@@ -183,6 +183,14 @@ macro_rules! scalar_lanes {
                 let half = n >> 1;
                 let power = |k: i32| <$float>::from_bits(((k + $bias) as $bits) << $mantissa);
                 self * power(half) * power(n - half)
+            }
+            #[inline(always)]
+            unsafe fn zero_where_below(self, x: $float, bound: $float) -> $float {
+                if x < bound {
+                    0.0
+                } else {
+                    self
+                }
             }
             #[inline(always)]
             unsafe fn reduce_max(self) -> $float {
