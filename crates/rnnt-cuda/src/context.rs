@@ -33,9 +33,7 @@ impl CudaContext {
                 "device = {ordinal} is out of range: {count} CUDA device(s) found (0..{count})"
             )));
         }
-        let device = guarded("open the CUDA device", || {
-            driver::CudaContext::new(ordinal)
-        })?;
+        let device = guarded("open the CUDA device", || driver::CudaContext::new(ordinal))?;
         // Every buffer of a call lives on the call's one stream, so cudarc's cross-stream event
         // bookkeeping would only add work.
         // SAFETY: buffers are allocated, used and freed on a single stream per call; the caller
@@ -60,7 +58,9 @@ impl CudaContext {
     /// # Errors
     /// [`Error::Unavailable`] if the driver call fails.
     pub fn name(&self) -> Result<String> {
-        self.device.name().map_err(cuda_error("read the device name"))
+        self.device
+            .name()
+            .map_err(cuda_error("read the device name"))
     }
 
     /// The compute capability (major, minor), e.g. (9, 0) for an H100.

@@ -5,7 +5,7 @@
 //! the lattice and the grid sizes are defined here and tested on any machine; the CUDA source
 //! states the same formulas.
 
-use std::ops::RangeInclusive;
+use std::ops::Range;
 
 use cudarc::driver::LaunchConfig;
 use rnnt::{Error, Result};
@@ -35,7 +35,11 @@ pub fn row_launch(rows: u64) -> LaunchConfig {
 /// The launch of the lattice kernel: one block per item, as many threads as the longest
 /// anti-diagonal of a (T, U+1) lattice has nodes, rounded up to whole warps, at most
 /// [`MAX_LATTICE_THREADS`].
-pub fn lattice_launch(batch_size: usize, max_frames: usize, label_positions: usize) -> LaunchConfig {
+pub fn lattice_launch(
+    batch_size: usize,
+    max_frames: usize,
+    label_positions: usize,
+) -> LaunchConfig {
     let longest = max_frames.min(label_positions) as u64;
     let threads = longest
         .div_ceil(u64::from(WARP))
@@ -49,14 +53,9 @@ pub fn lattice_launch(batch_size: usize, max_frames: usize, label_positions: usi
 }
 
 /// The frames t of the nodes (t, d − t) on anti-diagonal `d` of an item with `frames` = T_b and
-/// `labels` = U_b: t ∈ [max(0, d − U_b), min(T_b − 1, d)] (empty past the last diagonal).
-pub fn diagonal_frames(d: usize, frames: usize, labels: usize) -> RangeInclusive<usize> {
-    let lo = d.saturating_sub(labels);
-    let hi = d.min(frames - 1);
-    if d > frames - 1 + labels {
-        return 1..=0;
-    }
-    lo..=hi
+/// `labels` = U_b: t ∈ [max(0, d − U_b), min(T_b − 1, d)], empty past the last diagonal.
+pub fn diagonal_frames(d: usize, frames: usize, labels: usize) -> Range<usize> {
+    d.saturating_sub(labels)..d.min(frames - 1) + 1
 }
 
 /// The number of anti-diagonals of an item, T_b + U_b (d = 0 ..= T_b − 1 + U_b).

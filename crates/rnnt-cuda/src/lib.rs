@@ -28,8 +28,8 @@ pub mod module;
 pub mod passes;
 pub mod source;
 
+pub use context::CudaContext;
 /// The cudarc version this crate is built against, for callers that manage device memory.
 pub use cudarc;
-pub use context::CudaContext;
 pub use element::DeviceElement;
 pub use passes::{DeviceForward, DeviceScores, LabelsInput};

@@ -84,9 +84,10 @@ fn build<F: DeviceElement>(device: &Arc<driver::CudaContext>) -> Result<Kernels>
             F::DTYPE
         ))
     })?;
-    let module = guarded("load the compiled kernels (is the driver older than NVRTC?)", || {
-        device.load_module(ptx)
-    })?;
+    let module = guarded(
+        "load the compiled kernels (is the driver older than NVRTC?)",
+        || device.load_module(ptx),
+    )?;
     let load = |entry: &str| {
         module
             .load_function(entry)

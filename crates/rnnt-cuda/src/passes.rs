@@ -204,7 +204,8 @@ impl CudaContext {
         let nodes = shape.rows as usize;
         let alloc = cuda_error("allocate the per-node buffers");
         let zeros = |n: usize| stream.alloc_zeros::<f64>(n).map_err(&alloc);
-        let (mut blank_lp, mut emit_lp, mut node_lse) = (zeros(nodes)?, zeros(nodes)?, zeros(nodes)?);
+        let (mut blank_lp, mut emit_lp, mut node_lse) =
+            (zeros(nodes)?, zeros(nodes)?, zeros(nodes)?);
         let mut bad_row = stream
             .clone_htod(&[u64::MAX])
             .map_err(cuda_error("set the non-finite-input flag"))?;
@@ -229,7 +230,8 @@ impl CudaContext {
             .arg(&mut bad_row);
         // SAFETY: the arguments match `rnnt_front` in kernels/front.cu one for one; every buffer
         // holds B·T·(U+1) nodes and `scores` B·T·(U+1)·V elements (caller's contract).
-        unsafe { front.launch(row_launch(shape.rows)) }.map_err(cuda_error("run the front pass"))?;
+        unsafe { front.launch(row_launch(shape.rows)) }
+            .map_err(cuda_error("run the front pass"))?;
 
         let (mut alpha, mut beta) = (zeros(nodes)?, zeros(nodes)?);
         let (mut blank_arc, mut emit_arc) = (zeros(nodes)?, zeros(nodes)?);
@@ -302,11 +304,7 @@ impl CudaContext {
         if let Err(e) = copied {
             return cuda_error("read back a row holding a NaN or +inf")(e);
         }
-        let (b, t, u) = row_coords(
-            row,
-            batch.max_frames as u64,
-            batch.label_positions as u64,
-        );
+        let (b, t, u) = row_coords(row, batch.max_frames as u64, batch.label_positions as u64);
         non_finite_logit(
             &values,
             input_name(options),

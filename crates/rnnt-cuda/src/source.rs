@@ -46,7 +46,10 @@ mod tests {
     #[test]
     fn program_needs_no_header_and_indexes_rows_in_64_bits() {
         let source = program_source(3);
-        assert!(!source.contains("#include"), "NVRTC is given no include path");
+        assert!(
+            !source.contains("#include"),
+            "NVRTC is given no include path"
+        );
         assert!(source.contains("typedef long long i64;"));
         // Row and element offsets are computed from 64-bit row indices.
         assert!(source.contains("for (i64 row ="));
