@@ -11,7 +11,7 @@
 //!   w_b · clip(c·softmax − arcs), zeros in padding and for impossible items.
 //!
 //! Nothing about CUDA is needed to build this crate: the driver (`libcuda`) and NVRTC are loaded
-//! when first used (cudarc's `dynamic-loading`), and the kernels, kept here as CUDA C source, are
+//! when first used (cudarc's `dynamic-loading`, and [`nvrtc`]), and the kernels, kept here as CUDA C source, are
 //! compiled by NVRTC on first use and cached per device and element type ([`module`]). Where no
 //! driver or device is present, [`CudaContext::new`] returns [`rnnt::Error::Unavailable`] with the
 //! reason.
@@ -25,6 +25,7 @@ pub mod element;
 pub mod host;
 pub mod launch;
 pub mod module;
+pub mod nvrtc;
 pub mod passes;
 pub mod source;
 

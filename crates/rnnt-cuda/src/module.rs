@@ -1,19 +1,19 @@
 //! Compiling the kernels with NVRTC on first use, once per (device, element type).
 //!
-//! The program is compiled to PTX for the device's own virtual architecture (`compute_XY`), which
-//! the driver turns into machine code when the module is loaded. Compiled modules are kept for the
+//! The program is compiled by NVRTC ([`crate::nvrtc`]) to machine code (CUBIN) for the device's
+//! own architecture (`sm_XY`) and loaded into the device's primary context. Compiled modules are kept for the
 //! life of the process in a table keyed by device ordinal and element type.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{self, CudaFunction};
-use cudarc::nvrtc::{self, CompileOptions};
-use rnnt::{Error, Result};
+use cudarc::nvrtc::Ptx;
+use rnnt::Result;
 
-use crate::context::{cuda_error, guarded, panic_message};
+use crate::context::{cuda_error, guarded};
 use crate::element::DeviceElement;
+use crate::nvrtc;
 use crate::source::{program_source, FRONT_ENTRY, GRAD_ENTRY, LATTICE_ENTRY};
 
 /// The three kernels of one element type, loaded on one device.
@@ -32,8 +32,8 @@ type Cache = Mutex<HashMap<(usize, u32), Arc<Kernels>>>;
 /// The kernels for element type `F` on `device`, compiled and loaded on the first call.
 ///
 /// # Errors
-/// [`Error::Unavailable`] when NVRTC cannot be loaded, the program does not compile (the message
-/// holds NVRTC's log) or the driver rejects the PTX (for example a driver older than NVRTC).
+/// [`rnnt::Error::Unavailable`] when NVRTC cannot be loaded, the program does not compile (the
+/// message holds NVRTC's log) or the driver rejects the CUBIN.
 pub fn kernels<F: DeviceElement>(device: &Arc<driver::CudaContext>) -> Result<Arc<Kernels>> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = (device.ordinal(), F::KERNEL_ELEM);
@@ -49,45 +49,37 @@ pub fn kernels<F: DeviceElement>(device: &Arc<driver::CudaContext>) -> Result<Ar
     Ok(kernels)
 }
 
-/// The NVRTC options for a device of compute capability (`major`, `minor`).
-pub fn compile_options(dtype: &str, (major, minor): (i32, i32)) -> CompileOptions {
-    CompileOptions {
-        options: vec![
-            format!("--gpu-architecture=compute_{major}{minor}"),
-            "--std=c++17".into(),
-        ],
-        name: Some(format!("rnnt_{dtype}.cu")),
-        ..Default::default()
-    }
+/// The NVRTC options for a device of compute capability (`major`, `minor`): machine code for
+/// that architecture, so that loading needs no PTX JIT (and no driver newer than NVRTC).
+pub fn compile_options((major, minor): (i32, i32)) -> Vec<String> {
+    vec![
+        format!("--gpu-architecture=sm_{major}{minor}"),
+        "--std=c++17".into(),
+    ]
+}
+
+/// Compiles the kernels of element type `F` for compute capability `capability` to a CUBIN.
+/// Needs NVRTC but no GPU.
+///
+/// # Errors
+/// [`Error::Unavailable`] when NVRTC cannot be loaded or the program does not compile (the
+/// message holds NVRTC's log).
+pub fn compile<F: DeviceElement>(capability: (i32, i32)) -> Result<Vec<u8>> {
+    nvrtc::compile_cubin(
+        &program_source(F::KERNEL_ELEM),
+        &format!("rnnt_{}.cu", F::DTYPE),
+        &compile_options(capability),
+    )
 }
 
 fn build<F: DeviceElement>(device: &Arc<driver::CudaContext>) -> Result<Kernels> {
-    require_nvrtc_library()?;
     let capability = device
         .compute_capability()
         .map_err(cuda_error("read the compute capability"))?;
-    let options = compile_options(F::DTYPE, capability);
-    let source = program_source(F::KERNEL_ELEM);
-    let ptx = catch_unwind(AssertUnwindSafe(|| {
-        nvrtc::compile_ptx_with_opts(&source, options)
-    }))
-    .map_err(|panic| {
-        Error::Unavailable(format!(
-            "cannot compile the {} kernels: {}",
-            F::DTYPE,
-            panic_message(panic.as_ref())
-        ))
-    })?
-    .map_err(|e| {
-        Error::Unavailable(format!(
-            "NVRTC failed to compile the {} kernels: {e}",
-            F::DTYPE
-        ))
+    let cubin = compile::<F>(capability)?;
+    let module = guarded("load the compiled kernels", || {
+        device.load_module(Ptx::from_binary(cubin))
     })?;
-    let module = guarded(
-        "load the compiled kernels (is the driver older than NVRTC?)",
-        || device.load_module(ptx),
-    )?;
     let load = |entry: &str| {
         module
             .load_function(entry)
@@ -100,32 +92,13 @@ fn build<F: DeviceElement>(device: &Arc<driver::CudaContext>) -> Result<Kernels>
     })
 }
 
-/// Checks that the NVRTC library can be loaded, without cudarc's panic when it is missing.
-pub fn require_nvrtc_library() -> Result<()> {
-    // SAFETY: only tries to open the library under the names cudarc knows; no symbol is called.
-    let present = catch_unwind(|| unsafe { nvrtc::sys::is_culib_present() }).unwrap_or(false);
-    if present {
-        Ok(())
-    } else {
-        Err(Error::Unavailable(format!(
-            "no NVRTC found: could not load the CUDA runtime compiler library (tried {}, ...); \
-             install the CUDA toolkit's NVRTC (or the `nvidia-cuda-nvrtc-cu12` wheel) and add its \
-             folder to LD_LIBRARY_PATH",
-            cudarc::get_lib_name_candidates("nvrtc")[..2].join(", ")
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn compiles_for_the_devices_own_virtual_architecture() {
-        let options = compile_options("bfloat16", (9, 0));
-        assert!(options
-            .options
-            .contains(&"--gpu-architecture=compute_90".to_string()));
-        assert_eq!(options.name.as_deref(), Some("rnnt_bfloat16.cu"));
+    fn compiles_machine_code_for_the_devices_architecture() {
+        let options = compile_options((9, 0));
+        assert_eq!(options[0], "--gpu-architecture=sm_90");
     }
 }

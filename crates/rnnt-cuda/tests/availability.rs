@@ -44,11 +44,12 @@ fn a_missing_driver_library_is_an_error_value_naming_the_library() {
 
 #[test]
 fn a_missing_nvrtc_library_is_an_error_value_naming_the_library() {
-    match rnnt_cuda::module::require_nvrtc_library() {
+    match rnnt_cuda::nvrtc::require_library() {
         Ok(()) => eprintln!("skipped: an NVRTC library is installed here"),
         Err(Error::Unavailable(message)) => {
             assert!(message.starts_with("no NVRTC found"), "{message}");
-            assert!(message.contains("libnvrtc.so"), "{message}");
+            assert!(message.contains("libnvrtc.so.13"), "{message}");
+            assert!(message.contains("RNNT_NVRTC_LIBRARY"), "{message}");
         }
         Err(other) => panic!("expected Unavailable, got {other:?}"),
     }

@@ -16,7 +16,7 @@ use rnnt_cuda::{CudaContext, DeviceElement};
 /// Device 0 with NVRTC, or `None` after printing why the test is skipped.
 fn gpu_or_skip() -> Option<CudaContext> {
     let reason = match CudaContext::new(0) {
-        Ok(gpu) => match rnnt_cuda::module::require_nvrtc_library() {
+        Ok(gpu) => match rnnt_cuda::nvrtc::require_library() {
             Ok(()) => return Some(gpu),
             Err(e) => e.to_string(),
         },
