@@ -228,7 +228,7 @@ fn gpu_agrees_with_cpu_on_random_ragged_batches_and_options() {
         let f16_input = random_input(&mut rng, shape, blank, half::f16::from_f64);
         let (loss_gap, grad_gap) = gpu_vs_cpu(&gpu, &f16_input, &options);
         assert!(
-            loss_gap < 1e-3 && grad_gap < 1e-3,
+            loss_gap < 1e-3 && grad_gap <= 2f64.powi(-9),
             "f16 {shape:?}: {loss_gap:e} {grad_gap:e}"
         );
     }
