@@ -20,6 +20,7 @@
 //! [`CudaContext::forward`] / [`CudaContext::backward`] on device pointers and a CUDA stream (for
 //! the Python bindings, which pass torch's `data_ptr()` and current stream).
 
+pub mod bench;
 pub mod context;
 pub mod element;
 pub mod host;

@@ -426,3 +426,34 @@ fn ln_gamma(x: f64) -> f64 {
     (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * x)
         - 1.0 / (360.0 * x.powi(3))
 }
+
+#[test]
+fn bench_helpers_measure_bandwidth_and_loss_time() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let bandwidth = rnnt_cuda::bench::copy_bandwidth(&gpu, 256 << 20, 3).unwrap();
+    assert!(
+        bandwidth > 1e10,
+        "{bandwidth} B/s is implausibly low for a GPU"
+    );
+    let case = rnnt_cases::synthetic::batch(
+        rnnt_cases::synthetic::Shape {
+            batch: 4,
+            frames: 50,
+            labels: 10,
+            vocab: 64,
+        },
+        0,
+    );
+    let input = from_case::<f32, i64>(&case, case.logits.as_ref().unwrap().to_f32(), false);
+    let options = Options {
+        blank: case.blank.unwrap(),
+        ..Options::default()
+    };
+    let times = rnnt_cuda::bench::time_loss_and_grad(&gpu, &input.view(), &options, 3).unwrap();
+    assert_eq!(times.len(), 3);
+    eprintln!(
+        "copy bandwidth {:.0} GB/s; (4, 50, 10, 64) f32 loss+grad best {:.3} ms",
+        bandwidth / 1e9,
+        times.iter().copied().fold(f64::INFINITY, f64::min) * 1e3
+    );
+}
