@@ -4,6 +4,8 @@
 //! This crate does I/O only; it knows nothing of the loss. Integer arrays are widened to i64 on
 //! reading (they are small); score arrays keep their dtype.
 
+pub mod synthetic;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -269,6 +271,13 @@ impl Tolerance {
         loss_rtol: 0.0,
         loss_atol: 1e-9,
         grad_atol: 1e-9,
+    };
+
+    /// The manifest's tolerance for float32 input.
+    pub const FLOAT32: Tolerance = Tolerance {
+        loss_rtol: 1e-5,
+        loss_atol: 1e-4,
+        grad_atol: 1e-4,
     };
 
     /// Whether `loss` is within tolerance of `truth` (equal infinities pass).

@@ -9,13 +9,6 @@ use rnnt::cpu::kernels::Kernels;
 use rnnt::{Options, Reduction};
 use rnnt_cases::{read_case, read_manifest, Case, Tolerance};
 
-/// The manifest's float32 tolerance, used for log-probs narrowed to float32.
-const FLOAT32: Tolerance = Tolerance {
-    loss_rtol: 1e-5,
-    loss_atol: 1e-4,
-    grad_atol: 1e-4,
-};
-
 struct Variant {
     fused: bool,
     packed: bool,
@@ -116,7 +109,7 @@ fn every_golden_case_in_every_mode() {
             let f32_tol = if logits.dtype() == "float32" {
                 entry.tolerance
             } else {
-                FLOAT32
+                Tolerance::FLOAT32
             };
             let fused = |tolerance| Variant {
                 fused: true,
@@ -150,7 +143,7 @@ fn every_golden_case_in_every_mode() {
                 name,
                 &case,
                 log_probs.to_f32(),
-                &unfused(FLOAT32),
+                &unfused(Tolerance::FLOAT32),
             ));
         }
     }

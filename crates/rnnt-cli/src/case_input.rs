@@ -1,0 +1,96 @@
+//! Turns a case read from .npz into the loss's borrowed input and runs the loss on it, whatever
+//! the stored dtype.
+
+use ndarray::Array4;
+use rnnt::cpu::kernels::Kernels;
+use rnnt::{Element, LossInput, Options, Targets};
+use rnnt_cases::{Case, Labels, LossResult, Scores};
+
+/// Which 4-D array of a case the loss reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `logits`, normalised inside the loss (`fused_log_softmax = true`).
+    Logits,
+    /// `log_probs`, used as they are (`fused_log_softmax = false`).
+    LogProbs,
+}
+
+impl Mode {
+    /// The array's name in the file and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Logits => "logits",
+            Mode::LogProbs => "log_probs",
+        }
+    }
+
+    /// The array of `case` this mode reads, or an error naming the missing array.
+    pub fn scores(self, case: &Case) -> anyhow::Result<&Scores> {
+        match self {
+            Mode::Logits => case.logits.as_ref(),
+            Mode::LogProbs => case.log_probs.as_ref(),
+        }
+        .ok_or_else(|| anyhow::anyhow!("the file holds no `{}` array", self.name()))
+    }
+
+    /// The truth gradient of `case` for this mode, if stored.
+    pub fn truth_grad(self, case: &Case) -> Option<&Array4<f64>> {
+        case.truth.as_ref().map(|truth| match self {
+            Mode::Logits => &truth.grad_logits,
+            Mode::LogProbs => &truth.grad_log_probs,
+        })
+    }
+}
+
+/// Borrows `scores` and the integer arrays of `case` as a loss input.
+pub fn loss_input<'a, F>(case: &'a Case, scores: &'a Array4<F>) -> LossInput<'a, F, i64> {
+    LossInput {
+        logits: scores.view(),
+        targets: match &case.targets {
+            Labels::Padded(padded) => Targets::Padded(padded.view()),
+            Labels::Packed(packed) => Targets::Packed(packed.view()),
+        },
+        logit_lengths: case.logit_lengths.view(),
+        target_lengths: case.target_lengths.view(),
+    }
+}
+
+/// Runs the fast loss on `scores` (in their stored dtype) and widens the result to f64.
+pub fn fast_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Result<LossResult> {
+    fn typed<F: Kernels>(
+        case: &Case,
+        scores: &Array4<F>,
+        options: &Options,
+    ) -> rnnt::Result<LossResult> {
+        let out = rnnt::loss_and_grad(&loss_input(case, scores), options)?;
+        Ok(LossResult {
+            losses: out.losses.into(),
+            loss: out.loss,
+            grad: out.grad.mapv(Element::to_f64),
+        })
+    }
+    match scores {
+        Scores::F32(scores) => typed(case, scores, options),
+        Scores::F64(scores) => typed(case, scores, options),
+    }
+}
+
+/// Runs the scalar float64 reference on `scores`.
+pub fn reference_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Result<LossResult> {
+    fn typed<F: Element>(
+        case: &Case,
+        scores: &Array4<F>,
+        options: &Options,
+    ) -> rnnt::Result<LossResult> {
+        let out = rnnt::reference::loss_and_grad(&loss_input(case, scores), options)?;
+        Ok(LossResult {
+            losses: out.losses.into(),
+            loss: out.loss,
+            grad: out.grad,
+        })
+    }
+    match scores {
+        Scores::F32(scores) => typed(case, scores, options),
+        Scores::F64(scores) => typed(case, scores, options),
+    }
+}
