@@ -67,6 +67,8 @@ pub struct FrameSpread {
 /// The alignment of one item: best path, node occupancy and emission-frame posteriors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alignment {
+    /// The item's labels y[1..=U_b].
+    pub labels: Vec<u32>,
     /// ln P(y|x), the log-sum over every path (−inf for an impossible item).
     pub log_p: f64,
     /// The Viterbi path; `None` for an impossible item.
@@ -133,30 +135,30 @@ pub fn align<F: Kernels, I: Index>(
             .into_par_iter()
             .map(|b| {
                 let (scores, lattice) = lattices.item(b);
-                align_item(scores, lattice)
+                align_item(scores, lattice, lattices.batch().labels(b))
             })
             .collect()
     })
 }
 
-/// Aligns one item from its node scores and α/β.
-pub fn align_item(scores: &NodeScores, lattice: &Lattice) -> Alignment {
+/// Aligns one item from its node scores, α/β and labels.
+pub fn align_item(scores: &NodeScores, lattice: &Lattice, labels: &[u32]) -> Alignment {
     let (frames, positions) = (scores.frames, scores.positions);
-    let labels = positions - 1;
     let mut occupancy = Array2::zeros((frames, positions));
-    let mut emit_posterior = Array2::zeros((labels, frames));
+    let mut emit_posterior = Array2::zeros((labels.len(), frames));
     if lattice.log_p > f64::NEG_INFINITY {
         for t in 0..frames {
             for u in 0..positions {
                 let n = scores.node(t, u);
                 occupancy[(t, u)] = (lattice.alpha[n] + lattice.beta[n] - lattice.log_p).exp();
-                if u < labels {
+                if u < labels.len() {
                     emit_posterior[(u, t)] = arc_occupancies(scores, lattice, t, u).1;
                 }
             }
         }
     }
     Alignment {
+        labels: labels.to_vec(),
         log_p: lattice.log_p,
         best_path: best_path(scores),
         occupancy,
