@@ -88,6 +88,11 @@ fn every_item_or_the_chosen_one() {
     assert!(run.status.success(), "{run:?}");
     let list = read_json(&json);
     assert_eq!(list.as_array().unwrap().len(), 8);
+    // Item 0's emission frames; the Python package's test asserts the same list.
+    assert_eq!(
+        list[0]["emit_frames"],
+        serde_json::json!([1, 1, 6, 8, 8, 17, 17, 19, 21, 23, 24, 25, 32, 36, 39])
+    );
     for (b, item) in list.as_array().unwrap().iter().enumerate() {
         assert_eq!(item["item"], b);
         let path = item["path"].as_array().unwrap();
