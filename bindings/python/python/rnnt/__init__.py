@@ -1,0 +1,34 @@
+"""rnnt: the exact, fast RNN-Transducer loss for NumPy and PyTorch.
+
+- ``rnnt.loss_and_grad(logits, targets, logit_lengths, target_lengths, ...)`` on NumPy arrays
+  (:mod:`rnnt.numpy`);
+- ``rnnt.rnnt_loss`` and ``rnnt.RNNTLoss`` on torch tensors, with torchaudio's signature
+  (:mod:`rnnt.torch`, imported on first use: ``import rnnt`` never imports torch);
+- drop-in replacements for torchaudio, warprnnt_pytorch and awni's transducer in
+  :mod:`rnnt.compat`.
+
+Shapes use B items, T frames, U labels (U+1 label positions) and V symbols including ``blank``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rnnt.numpy import loss_and_grad
+
+if TYPE_CHECKING:
+    from rnnt.torch import RNNTLoss, rnnt_loss
+
+__all__ = ["RNNTLoss", "loss_and_grad", "rnnt_loss"]
+__version__ = "0.1.0"
+
+_TORCH_NAMES = ("RNNTLoss", "rnnt_loss")
+
+
+def __getattr__(name: str) -> Any:
+    """Imports the torch front end on first access of one of its names."""
+    if name in _TORCH_NAMES:
+        import rnnt.torch
+
+        return getattr(rnnt.torch, name)
+    raise AttributeError(f"module 'rnnt' has no attribute {name!r}")

@@ -1,0 +1,13 @@
+"""Drop-in replacements for other RNN-T losses: change one import, keep the call.
+
+=============================  ==============================================  ===================
+module                         replaces                                        input, reduction
+=============================  ==============================================  ===================
+``rnnt.compat.torchaudio``     ``torchaudio.functional.rnnt_loss``,            logits, mean over B
+                               ``torchaudio.transforms.RNNTLoss``
+``rnnt.compat.warprnnt``       ``warprnnt_pytorch.rnnt_loss`` / ``RNNTLoss``    logits, sum / B
+``rnnt.compat.awni``           awni's ``transducer.TransducerLoss``             log-probs, batch sum
+=============================  ==============================================  ===================
+
+Each submodule documents the original API's semantics next to ours. They import torch.
+"""

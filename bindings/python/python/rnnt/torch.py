@@ -1,0 +1,209 @@
+"""The PyTorch front end: ``rnnt_loss`` and ``RNNTLoss``, with torchaudio's signature.
+
+Shape letters, as everywhere in rnnt: B items, T frames, U labels (U+1 label positions), V symbols
+including ``blank``.
+
+The autograd function returns the (B,) per-item losses and keeps only the O(B*T*U) lattice state
+between forward and backward; the reduction is an ordinary torch op outside it, so backward receives
+one upstream weight per item and writes the gradient, already scaled, into a fresh tensor. No
+B*T*(U+1)*V buffer lives between forward and backward (torchaudio keeps one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+from rnnt import _rnnt
+from rnnt._dtypes import common_index_dtype
+
+__all__ = ["RNNTLoss", "rnnt_loss"]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _describe(tensor: torch.Tensor) -> _rnnt.Descriptor:
+    """The descriptor the native module reads ``tensor`` through (no copy)."""
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return (tensor.data_ptr(), tuple(tensor.shape), dtype, tensor.is_contiguous())
+
+
+def _describe_inputs(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+) -> _rnnt.Inputs:
+    """The descriptors of the four arrays of a loss call."""
+    return (
+        _describe(logits),
+        _describe(targets),
+        _describe(logit_lengths),
+        _describe(target_lengths),
+    )
+
+
+def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
+    """``value`` checked to be a CPU tensor, made contiguous only if it is not."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.device.type != "cpu":
+        raise ValueError(
+            f"{name} is on {value.device}: rnnt has no GPU backend yet; pass CPU tensors"
+        )
+    return value.contiguous()
+
+
+class _RNNTLossFunction(torch.autograd.Function):
+    """Per-item RNN-T losses of a batch; backward writes d objective / d logits."""
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        logit_lengths: torch.Tensor,
+        target_lengths: torch.Tensor,
+        options: dict[str, Any],
+    ) -> torch.Tensor:
+        arrays = (logits, targets, logit_lengths, target_lengths)
+        state = _rnnt.forward(_describe_inputs(*arrays), reduction="none", **options)
+        ctx.state = state  # type: ignore[attr-defined]
+        ctx.save_for_backward(*arrays)
+        return torch.tensor(state.losses(), dtype=logits.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        arrays = ctx.saved_tensors
+        grad = torch.empty_like(arrays[0], memory_format=torch.contiguous_format)
+        weights = grad_losses.detach().to(torch.float64).tolist()
+        _rnnt.backward(ctx.state, _describe_inputs(*arrays), weights, _describe(grad))
+        return grad, None, None, None, None
+
+
+def rnnt_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int = -1,
+    clamp: float = -1,
+    reduction: str = "mean",
+    fused_log_softmax: bool = True,
+    *,
+    fastemit_lambda: float = 0.0,
+    zero_infinity: bool = False,
+) -> torch.Tensor:
+    """RNN-T loss (Graves 2012), a drop-in for ``torchaudio.functional.rnnt_loss``.
+
+    Args:
+        logits: (B, T, U+1, V) joiner output on the CPU: float32, float64, float16 or bfloat16.
+            With ``fused_log_softmax=False`` it holds log-probabilities. Positions past an item's
+            lengths are padding and never read. Read through ``data_ptr`` without a copy when
+            contiguous.
+        targets: (B, U) labels padded past ``target_lengths`` (or (sum of U_b,) labels packed end
+            to end); int32 or int64.
+        logit_lengths: (B,) frames per item, 1 <= T_b <= T; int32 or int64.
+        target_lengths: (B,) labels per item, 0 <= U_b <= U; int32 or int64 (mixed int types
+            are converted to int64).
+        blank: blank id; negative counts from the end (default -1, the last symbol).
+        clamp: when > 0, clip each item's gradient to [-clamp, clamp] before the reduction's
+            scaling (torchaudio semantics). Default -1: no clipping.
+        reduction: "mean" (default: the mean of the per-item losses, ``losses.mean()``), "sum"
+            or "none".
+        fused_log_softmax: True (default): log_softmax over V is applied inside the loss. False:
+            ``logits`` are used as log-probabilities and the gradient treats them as free inputs.
+        fastemit_lambda: FastEmit lambda >= 0 (Yu et al. 2021): emission-arc gradient terms are
+            scaled by 1 + lambda; the reported loss stays -log P.
+        zero_infinity: report impossible items (every path masked by -inf) as loss 0 instead of
+            +inf. Their gradient is 0 either way.
+
+    Returns:
+        The loss in the dtype of ``logits``: a scalar for "mean" and "sum", shape (B,) for
+        "none". Differentiable with respect to ``logits``. The computation accumulates in
+        float64.
+
+    Raises:
+        ValueError: a bad shape, length, label, option or logit value (NaN or +inf within the
+            lengths), or a tensor not on the CPU; the message names the argument and the value.
+        TypeError: an argument that is not a tensor or has an unsupported dtype, naming it.
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f'reduction = {reduction!r} is not one of "none", "sum", "mean"')
+    logits = _cpu_tensor(logits, "logits")
+    indices = [
+        _cpu_tensor(value, name)
+        for value, name in (
+            (targets, "targets"),
+            (logit_lengths, "logit_lengths"),
+            (target_lengths, "target_lengths"),
+        )
+    ]
+    index_dtype = common_index_dtype([str(t.dtype).removeprefix("torch.") for t in indices])
+    if index_dtype is not None:
+        indices = [t.to(torch.int64) for t in indices]
+    options = {
+        "blank": blank,
+        "clamp": float(clamp),
+        "fused_log_softmax": fused_log_softmax,
+        "fastemit_lambda": fastemit_lambda,
+        "zero_infinity": zero_infinity,
+    }
+    losses: torch.Tensor = _RNNTLossFunction.apply(  # type: ignore[no-untyped-call]
+        logits, *indices, options
+    )
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+class RNNTLoss(torch.nn.Module):
+    """RNN-T loss as a module, a drop-in for ``torchaudio.transforms.RNNTLoss``.
+
+    The options are those of :func:`rnnt_loss`; call it as
+    ``loss(logits, targets, logit_lengths, target_lengths)``.
+    """
+
+    def __init__(
+        self,
+        blank: int = -1,
+        clamp: float = -1.0,
+        reduction: str = "mean",
+        fused_log_softmax: bool = True,
+        *,
+        fastemit_lambda: float = 0.0,
+        zero_infinity: bool = False,
+    ) -> None:
+        super().__init__()
+        self.blank = blank
+        self.clamp = clamp
+        self.reduction = reduction
+        self.fused_log_softmax = fused_log_softmax
+        self.fastemit_lambda = fastemit_lambda
+        self.zero_infinity = zero_infinity
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        logit_lengths: torch.Tensor,
+        target_lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """The loss of one batch; see :func:`rnnt_loss` for shapes and the result."""
+        return rnnt_loss(
+            logits,
+            targets,
+            logit_lengths,
+            target_lengths,
+            self.blank,
+            self.clamp,
+            self.reduction,
+            self.fused_log_softmax,
+            fastemit_lambda=self.fastemit_lambda,
+            zero_infinity=self.zero_infinity,
+        )

@@ -1,0 +1,22 @@
+//! `rnnt._rnnt`, the native module of the Python package `rnnt`.
+//!
+//! This crate only converts: Python descriptors of NumPy arrays / torch CPU tensors into `ndarray`
+//! views ([`array`]), options into [`rnnt::Options`], and core errors into Python exceptions
+//! ([`errors`]). The loss itself is [`rnnt::forward`] and [`rnnt::backward`] ([`loss`]), run with
+//! the GIL released. The module is private: the Python package validates the objects it describes
+//! and keeps them alive during each call; call the public `rnnt` API instead.
+
+mod array;
+mod errors;
+mod loss;
+
+use pyo3::prelude::*;
+
+/// The native module: `forward`, `backward` and the `ForwardState` they share.
+#[pymodule]
+fn _rnnt(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<loss::ForwardState>()?;
+    module.add_function(wrap_pyfunction!(loss::forward, module)?)?;
+    module.add_function(wrap_pyfunction!(loss::backward, module)?)?;
+    Ok(())
+}
