@@ -4,10 +4,12 @@
 //! Exit status: 0 on success, 1 when `rnnt check` finds a failing case, 2 on bad input or a bad
 //! command line (with a one-line `error: …` on stderr). A panic (status 101) is a bug.
 
+mod align;
 mod case_input;
 mod check;
 mod demo;
 mod loss;
+mod picture;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,8 @@ enum Command {
     Loss(loss::Args),
     /// Runs every golden-format .npz in a folder through the fast path and compares with its truth.
     Check(check::Args),
+    /// Best path, emission frames and occupancy heatmap of each item of a .npz batch.
+    Align(align::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Loss(args) => loss::run(args),
         Command::Check(args) => check::run(args),
+        Command::Align(args) => align::run(args),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
