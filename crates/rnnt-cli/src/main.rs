@@ -35,7 +35,22 @@ enum Command {
     Align(align::Args),
 }
 
+/// Lets a closed pipe (`rnnt align … | head`) end the process quietly, as it does for other Unix
+/// tools, instead of making `println!` panic.
+#[cfg(unix)]
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up, before any thread is
+    // spawned, has no effect on memory; the default action only terminates the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_closed_pipe() {}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipe();
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Demo(args) => demo::run(args),
