@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project from a fresh clone: formatting and lints, the Rust test suite,
 # the golden cases through the command line, and the Python package's tests in a virtual
-# environment this script creates (.venv: torch 2.11 + torchaudio 2.11, numpy, pytest, maturin).
+# environment this script creates (.venv: torch 2.11 + torchaudio 2.11, numpy, pytest, ruff, mypy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,19 @@ else
   echo "../shared/golden is not beside this clone: using tests/golden as it is"
 fi
 
+echo "== Python virtual environment (.venv)"
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch and torchaudio must match: a newer torch with torchaudio 2.11 fails to import.
+.venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 numpy pytest ruff mypy
+
+# torch's wheel ships NVRTC: with it the CUDA kernels are compiled for real by the rnnt-cuda tests
+# (running them still needs a GPU; those tests print why they skip).
+nvrtc=$(ls .venv/lib/python3*/site-packages/nvidia/cu13/lib/libnvrtc.so.13 2>/dev/null | head -n 1 || true)
+if [ -n "$nvrtc" ]; then
+  export RNNT_NVRTC_LIBRARY="$PWD/$nvrtc"
+fi
+
 echo "== Rust: format, lints, tests"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
@@ -21,13 +34,9 @@ cargo test --workspace
 echo "== Golden cases through the command line"
 cargo run --release -p rnnt-cli -- check tests/golden
 
-echo "== Python package: lints, build into a fresh virtual environment, tests"
+echo "== Python package: lints, build into .venv, tests"
 cargo fmt --manifest-path bindings/python/Cargo.toml --check
 cargo clippy --manifest-path bindings/python/Cargo.toml --all-targets -- -D warnings
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-# torch and torchaudio must match: a newer torch with torchaudio 2.11 fails to import.
-.venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 numpy pytest ruff mypy
 .venv/bin/python -m pip install --quiet --force-reinstall --no-deps ./bindings/python
 (cd bindings/python && ../../.venv/bin/ruff check python tests bench ../../examples \
   && ../../.venv/bin/ruff format --check python tests bench ../../examples && ../../.venv/bin/mypy)

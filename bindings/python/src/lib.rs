@@ -3,20 +3,24 @@
 //! This crate only converts: Python descriptors of NumPy arrays / torch CPU tensors into `ndarray`
 //! views ([`array`]), options into [`rnnt::Options`], and core errors into Python exceptions
 //! ([`errors`]). The loss itself is [`rnnt::forward`] and [`rnnt::backward`] ([`loss`]), run with
-//! the GIL released. The module is private: the Python package validates the objects it describes
-//! and keeps them alive during each call; call the public `rnnt` API instead.
+//! the GIL released; alignments are [`rnnt::align()`] ([`mod@align`]). The module is private: the
+//! Python package validates the objects it describes and keeps them alive during each call; call
+//! the public `rnnt` API instead.
 
+mod align;
 mod array;
 mod errors;
 mod loss;
 
 use pyo3::prelude::*;
 
-/// The native module: `forward`, `backward` and the `ForwardState` they share.
+/// The native module: `forward`, `backward` and the `ForwardState` they share; `align`.
 #[pymodule]
 fn _rnnt(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<loss::ForwardState>()?;
     module.add_function(wrap_pyfunction!(loss::forward, module)?)?;
     module.add_function(wrap_pyfunction!(loss::backward, module)?)?;
+    module.add_class::<align::ItemAlignment>()?;
+    module.add_function(wrap_pyfunction!(align::align, module)?)?;
     Ok(())
 }

@@ -1,6 +1,5 @@
 //! `forward` and `backward` over described arrays, and the state kept between them.
 
-use half::{bf16, f16};
 use ndarray::{Ix1, Ix2, Ix4};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -12,7 +11,10 @@ use crate::errors::to_py_err;
 /// Runs `$body` with `$f` bound to the float type of `$float` and `$i` to the integer type of
 /// `$index`: one generic body, instantiated for every accepted pair of dtypes.
 macro_rules! with_dtypes {
-    ($float:expr, $index:expr, |$f:ident, $i:ident| $body:block) => {
+    ($float:expr, $index:expr, |$f:ident, $i:ident| $body:block) => {{
+        // Named here so that the macro also expands in modules that do not import them.
+        use $crate::array::{FloatDtype, IndexDtype};
+        use half::{bf16, f16};
         match ($float, $index) {
             (FloatDtype::F32, IndexDtype::I32) => with_dtypes!(@ $f = f32, $i = i32, $body),
             (FloatDtype::F32, IndexDtype::I64) => with_dtypes!(@ $f = f32, $i = i64, $body),
@@ -23,17 +25,18 @@ macro_rules! with_dtypes {
             (FloatDtype::BF16, IndexDtype::I32) => with_dtypes!(@ $f = bf16, $i = i32, $body),
             (FloatDtype::BF16, IndexDtype::I64) => with_dtypes!(@ $f = bf16, $i = i64, $body),
         }
-    };
+    }};
     (@ $f:ident = $ft:ty, $i:ident = $it:ty, $body:block) => {{
         type $f = $ft;
         type $i = $it;
         $body
     }};
 }
+pub(crate) use with_dtypes;
 
 /// The four arrays of a loss call as described by Python:
 /// `(logits, targets, logit_lengths, target_lengths)`.
-struct Described {
+pub(crate) struct Described {
     logits: ArrayDesc,
     targets: ArrayDesc,
     logit_lengths: ArrayDesc,
@@ -52,12 +55,12 @@ impl From<DescribedTuple> for Described {
 }
 
 /// `(logits, targets, logit_lengths, target_lengths)` as passed from Python.
-type DescribedTuple = (ArrayDesc, ArrayDesc, ArrayDesc, ArrayDesc);
+pub(crate) type DescribedTuple = (ArrayDesc, ArrayDesc, ArrayDesc, ArrayDesc);
 
 impl Described {
     /// The dtypes to instantiate the loss with; targets and both lengths must share one integer
     /// dtype (the Python side converts mixed ones).
-    fn dtypes(&self, input_name: &str) -> PyResult<(FloatDtype, IndexDtype)> {
+    pub(crate) fn dtypes(&self, input_name: &str) -> PyResult<(FloatDtype, IndexDtype)> {
         let float = self.logits.float_dtype(input_name)?;
         let index = self.targets.index_dtype("targets")?;
         for (desc, name) in [
@@ -79,7 +82,7 @@ impl Described {
     /// # Safety
     /// Every descriptor must describe live memory of its stated shape and dtype that is not
     /// written during `'a` (see [`ArrayDesc::view`]).
-    unsafe fn input<'a, F: Element, I: Index>(
+    pub(crate) unsafe fn input<'a, F: Element, I: Index>(
         &self,
         input_name: &str,
     ) -> PyResult<LossInput<'a, F, I>> {
@@ -204,7 +207,7 @@ pub fn backward(
 }
 
 /// The name of the 4-D input in messages, by input mode (as the core names it).
-fn input_name(fused_log_softmax: bool) -> &'static str {
+pub(crate) fn input_name(fused_log_softmax: bool) -> &'static str {
     if fused_log_softmax {
         "logits"
     } else {

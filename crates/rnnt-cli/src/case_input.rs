@@ -1,5 +1,5 @@
-//! Turns a case read from .npz into the loss's borrowed input and runs the loss on it, whatever
-//! the stored dtype.
+//! Turns a case read from .npz into the loss's borrowed input and runs the loss (or the
+//! alignment) on it, whatever the stored dtype.
 
 use ndarray::Array4;
 use rnnt::cpu::kernels::Kernels;
@@ -92,5 +92,17 @@ pub fn reference_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::
     match scores {
         Scores::F32(scores) => typed(case, scores, options),
         Scores::F64(scores) => typed(case, scores, options),
+    }
+}
+
+/// Aligns every item of `case` on `scores` (in their stored dtype): best paths and occupancies.
+pub fn fast_align(
+    case: &Case,
+    scores: &Scores,
+    options: &Options,
+) -> rnnt::Result<Vec<rnnt::Alignment>> {
+    match scores {
+        Scores::F32(scores) => rnnt::align(&loss_input(case, scores), options),
+        Scores::F64(scores) => rnnt::align(&loss_input(case, scores), options),
     }
 }

@@ -60,21 +60,42 @@ impl Batch {
         blank: i64,
         input_name: &str,
     ) -> Result<Batch> {
-        let (batch_size, max_frames, label_positions, vocab) = input.logits.dim();
+        if !input.logits.is_standard_layout() {
+            return Err(Error::Layout(format!(
+                "{input_name} must be C-contiguous (row-major, no strides); make a contiguous copy"
+            )));
+        }
+        Batch::for_shape(
+            input.logits.dim(),
+            &input.targets,
+            (input.logit_lengths, input.target_lengths),
+            blank,
+            input_name,
+        )
+    }
+
+    /// Validates the labels and lengths of a batch whose (B, T, U+1, V) scores of shape `shape`
+    /// live elsewhere (on a GPU, for example), with the given (possibly negative) `blank`.
+    ///
+    /// The caller vouches that the scores are C-contiguous; everything else is checked as by
+    /// [`Batch::new`], which calls this after checking the layout.
+    pub fn for_shape<I: Index>(
+        shape: (usize, usize, usize, usize),
+        targets: &Targets<'_, I>,
+        (logit_lengths, target_lengths): (ArrayView1<'_, I>, ArrayView1<'_, I>),
+        blank: i64,
+        input_name: &str,
+    ) -> Result<Batch> {
+        let (batch_size, max_frames, label_positions, vocab) = shape;
         if batch_size == 0 || max_frames == 0 || label_positions == 0 || vocab == 0 {
             return Err(Error::Shape(format!(
                 "{input_name} has shape ({batch_size}, {max_frames}, {label_positions}, {vocab}): \
                  (B, T, U+1, V) must all be at least 1"
             )));
         }
-        if !input.logits.is_standard_layout() {
-            return Err(Error::Layout(format!(
-                "{input_name} must be C-contiguous (row-major, no strides); make a contiguous copy"
-            )));
-        }
         let blank = normalise_blank(blank, vocab)?;
         let frames = checked_lengths(
-            input.logit_lengths,
+            logit_lengths,
             "logit_lengths",
             batch_size,
             (1, max_frames),
@@ -84,13 +105,13 @@ impl Batch {
             ),
         )?;
         let label_counts = checked_lengths(
-            input.target_lengths,
+            target_lengths,
             "target_lengths",
             batch_size,
             (0, label_positions - 1),
             ("", &format!("U = {input_name}.shape[2] - 1")),
         )?;
-        let labels = gather_labels(&input.targets, &label_counts, vocab, blank)?;
+        let labels = gather_labels(targets, &label_counts, vocab, blank)?;
         let mut label_offsets = Vec::with_capacity(batch_size + 1);
         let mut offset = 0;
         label_offsets.push(0);
@@ -255,9 +276,9 @@ fn checked_label(label: i64, place: &str, vocab: usize, blank: usize) -> Result<
     Ok(label as u32)
 }
 
-/// The error for a NaN or +inf found in row (b, t, u) of the input by the front pass: names the
-/// first offending element.
-pub(crate) fn non_finite_logit<F: Element>(
+/// The error for a NaN or +inf found in row (b, t, u) of the input by a front pass: names the
+/// first offending element. Public so that every backend reports the same message.
+pub fn non_finite_logit<F: Element>(
     row: &[F],
     input_name: &str,
     (b, t, u): (usize, usize, usize),

@@ -27,8 +27,9 @@
 //! ```
 //!
 //! Modules: [`batch`] (inputs and all validation), [`reference`] (the plain f64 oracle),
-//! [`cpu`] (the fast backend), [`loss`] (entry points).
+//! [`cpu`] (the fast backend), [`loss`] (entry points), [`align`](mod@align) (best path and occupancy).
 
+pub mod align;
 pub mod batch;
 pub mod cpu;
 pub mod element;
@@ -38,6 +39,7 @@ pub mod loss;
 pub mod options;
 pub mod reference;
 
+pub use align::{align, align_item, Alignment, ArcKind, BestPath, FrameSpread};
 pub use batch::{Batch, LossInput, Targets};
 pub use element::{Element, Index};
 pub use error::{Error, Result};

@@ -48,8 +48,8 @@ impl Forward {
     }
 }
 
-/// The name of the 4-D input in messages, by input mode.
-pub(crate) fn input_name(options: &Options) -> &'static str {
+/// The name of the 4-D input in messages, by input mode (`"logits"` or `"log_probs"`).
+pub fn input_name(options: &Options) -> &'static str {
     if options.fused_log_softmax {
         "logits"
     } else {

@@ -106,7 +106,7 @@ impl Options {
     }
 
     /// The clip bound, `None` when clipping is off.
-    pub(crate) fn clip_bound(&self) -> Option<f64> {
+    pub fn clip_bound(&self) -> Option<f64> {
         (self.clamp > 0.0).then_some(self.clamp)
     }
 }

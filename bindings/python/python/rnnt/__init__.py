@@ -4,6 +4,8 @@
   (:mod:`rnnt.numpy`);
 - ``rnnt.rnnt_loss`` and ``rnnt.RNNTLoss`` on torch tensors, with torchaudio's signature
   (:mod:`rnnt.torch`, imported on first use: ``import rnnt`` never imports torch);
+- ``rnnt.align(...)``: best paths, emission frames and occupancies, and ``rnnt.plot_alignment``
+  to draw them with matplotlib (:mod:`rnnt.alignment`);
 - drop-in replacements for torchaudio, warprnnt_pytorch and awni's transducer in
   :mod:`rnnt.compat`.
 
@@ -14,12 +16,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rnnt.alignment import Alignment, align, plot_alignment
 from rnnt.numpy import loss_and_grad
 
 if TYPE_CHECKING:
     from rnnt.torch import RNNTLoss, rnnt_loss
 
-__all__ = ["RNNTLoss", "loss_and_grad", "rnnt_loss"]
+__all__ = [
+    "Alignment",
+    "RNNTLoss",
+    "align",
+    "loss_and_grad",
+    "plot_alignment",
+    "rnnt_loss",
+]
 __version__ = "0.1.0"
 
 _TORCH_NAMES = ("RNNTLoss", "rnnt_loss")

@@ -44,3 +44,36 @@ def backward(
 ) -> None:
     """Writes d objective/d input into ``grad`` (every element, 0 in padding), given
     d objective/d loss_b = ``item_weights[b]`` (GIL released)."""
+
+class ItemAlignment:
+    """The alignment of one item (see ``rnnt.alignment.Alignment``)."""
+
+    def labels(self) -> list[int]:
+        """The item's label ids y[1..U_b]."""
+
+    def frames(self) -> int:
+        """T_b."""
+
+    def path(self) -> list[tuple[int, int]]:
+        """The best path's (t, u) nodes from (0, 0) to (T_b-1, U_b); empty when P = 0."""
+
+    def score(self) -> float:
+        """ln probability of the best path, final blank included; -inf when P = 0."""
+
+    def emit_frames(self) -> list[int]:
+        """The frame at which the best path emits each label; empty when P = 0."""
+
+    def log_prob(self) -> float:
+        """ln P(y|x) over all paths."""
+
+    def occupancy(self) -> list[float]:
+        """gamma(t, u), row-major (T_b, U_b+1)."""
+
+    def emit_posterior(self) -> list[float]:
+        """P(label j+1 emitted at frame t), row-major (U_b, T_b)."""
+
+    def emit_frame_spreads(self) -> list[tuple[float, float]]:
+        """(mean, standard deviation) of each label's emission frame."""
+
+def align(inputs: Inputs, *, blank: int, fused_log_softmax: bool) -> list[ItemAlignment]:
+    """Validates the input as ``forward`` does and aligns every item (GIL released)."""

@@ -24,9 +24,9 @@ pub struct Lattice {
 /// Runs the α and β recursions of DESIGN.md §2 over `scores`, the two at once on the current rayon
 /// pool (they only share the read-only scores).
 pub fn alpha_beta(scores: &NodeScores) -> Lattice {
-    let (alpha, beta) = rayon::join(|| alpha(scores), || beta(scores));
+    let (alpha, beta) = rayon::join(|| forward_variable(scores, log_add_exp), || beta(scores));
     let log_p = beta[0];
-    let (blank_arc, emit_arc) = arc_occupancies(scores, &alpha, &beta, log_p);
+    let (blank_arc, emit_arc) = arc_occupancy_arrays(scores, &alpha, &beta, log_p);
     Lattice {
         alpha,
         beta,
@@ -66,30 +66,41 @@ fn wavefront(frames: usize, positions: usize, reversed: bool, mut visit: impl Fn
     }
 }
 
-/// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)), α(0,0) = 0.
-fn alpha(scores: &NodeScores) -> Vec<f64> {
+/// The forward recursion over `scores` with `combine` joining the two ways into a node:
+/// `log_add_exp` gives α (all partial paths), `f64::max` the Viterbi score of the best partial
+/// path from (0,0) to each node. Indexed like [`NodeScores`]; (0,0) holds 0. Visited in the
+/// [`wavefront`] order.
+pub fn forward_variable(scores: &NodeScores, combine: impl Fn(f64, f64) -> f64) -> Vec<f64> {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut alpha = vec![f64::NEG_INFINITY; frames * positions];
     alpha[0] = 0.0;
     wavefront(frames, positions, false, |t, u| {
-        let n = scores.node(t, u);
-        if n == 0 {
+        if t == 0 && u == 0 {
             return;
         }
-        let from_blank = if t > 0 {
-            let p = n - positions;
-            alpha[p] + scores.blank[p]
-        } else {
-            f64::NEG_INFINITY
-        };
-        let from_emit = if u > 0 {
-            alpha[n - 1] + scores.emit[n - 1]
-        } else {
-            f64::NEG_INFINITY
-        };
-        alpha[n] = log_add_exp(from_blank, from_emit);
+        let (from_blank, from_emit) = incoming(scores, &alpha, t, u);
+        alpha[scores.node(t, u)] = combine(from_blank, from_emit);
     });
     alpha
+}
+
+/// The two candidate scores of node (t,u) under a forward variable `alpha`: (via the blank arc
+/// from (t−1,u), via the emission arc from (t,u−1)); −inf where that predecessor does not exist.
+#[inline]
+pub fn incoming(scores: &NodeScores, alpha: &[f64], t: usize, u: usize) -> (f64, f64) {
+    let from_blank = if t > 0 {
+        let p = scores.node(t - 1, u);
+        alpha[p] + scores.blank[p]
+    } else {
+        f64::NEG_INFINITY
+    };
+    let from_emit = if u > 0 {
+        let p = scores.node(t, u - 1);
+        alpha[p] + scores.emit[p]
+    } else {
+        f64::NEG_INFINITY
+    };
+    (from_blank, from_emit)
 }
 
 /// β(t,u) = logaddexp(β(t+1,u) + blank(t,u), β(t,u+1) + emit(t,u)), β(T−1,U) = blank(T−1,U).
@@ -115,10 +126,18 @@ fn beta(scores: &NodeScores) -> Vec<f64> {
     beta
 }
 
+/// Occupancies of the two arcs leaving node (t,u): (blank arc, emission arc), each
+/// exp(α + arc score + β(next) − ln P) (see [`Lattice::blank_arc`], [`Lattice::emit_arc`]).
+#[inline]
+pub fn arc_occupancies(scores: &NodeScores, lattice: &Lattice, t: usize, u: usize) -> (f64, f64) {
+    let n = scores.node(t, u);
+    (lattice.blank_arc[n], lattice.emit_arc[n])
+}
+
 /// Occupancies of the two arcs leaving every node: (blank arcs, emission arcs), each
 /// exp(α + arc score + β(next) − ln P), the exps vectorised. The final blank at (T_b−1, U_b)
 /// leaves the lattice.
-fn arc_occupancies(
+fn arc_occupancy_arrays(
     scores: &NodeScores,
     alpha: &[f64],
     beta: &[f64],

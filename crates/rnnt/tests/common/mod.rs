@@ -99,6 +99,59 @@ pub fn max_abs_diff<F: Element>(ours: &Array4<F>, truth: &Array4<f64>) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// One complete path of a lattice: the nodes (t, u) it visits and its log-probability, final
+/// blank included (summed from the start, in path order).
+#[derive(Debug, Clone)]
+pub struct EnumeratedPath {
+    pub nodes: Vec<(usize, usize)>,
+    pub score: f64,
+}
+
+/// Every path of a tiny lattice, from f64 log-probs lp[t][u][k].
+pub fn all_paths(
+    lp: &dyn Fn(usize, usize, usize) -> f64,
+    frames: usize,
+    labels: &[usize],
+    blank: usize,
+) -> Vec<EnumeratedPath> {
+    fn walk(
+        lp: &dyn Fn(usize, usize, usize) -> f64,
+        (frames, labels, blank): (usize, &[usize], usize),
+        nodes: &mut Vec<(usize, usize)>,
+        acc: f64,
+        paths: &mut Vec<EnumeratedPath>,
+    ) {
+        let (t, u) = *nodes.last().expect("a path starts at (0, 0)");
+        if t == frames - 1 && u == labels.len() {
+            paths.push(EnumeratedPath {
+                nodes: nodes.clone(),
+                score: acc + lp(t, u, blank),
+            });
+            return;
+        }
+        let mut step = |next: (usize, usize), arc: f64, paths: &mut Vec<EnumeratedPath>| {
+            nodes.push(next);
+            walk(lp, (frames, labels, blank), nodes, acc + arc, paths);
+            nodes.pop();
+        };
+        if t + 1 < frames {
+            step((t + 1, u), lp(t, u, blank), paths);
+        }
+        if u < labels.len() {
+            step((t, u + 1), lp(t, u, labels[u]), paths);
+        }
+    }
+    let mut paths = Vec::new();
+    walk(
+        lp,
+        (frames, labels, blank),
+        &mut vec![(0, 0)],
+        0.0,
+        &mut paths,
+    );
+    paths
+}
+
 /// −log P by enumerating every path of a tiny lattice, from f64 log-probs lp[t][u][k].
 pub fn brute_force_loss(
     lp: &dyn Fn(usize, usize, usize) -> f64,
@@ -106,44 +159,10 @@ pub fn brute_force_loss(
     labels: &[usize],
     blank: usize,
 ) -> f64 {
-    fn walk(
-        lp: &dyn Fn(usize, usize, usize) -> f64,
-        (t, u): (usize, usize),
-        frames: usize,
-        labels: &[usize],
-        blank: usize,
-        acc: f64,
-        total: &mut Vec<f64>,
-    ) {
-        if t == frames - 1 && u == labels.len() {
-            total.push(acc + lp(t, u, blank));
-            return;
-        }
-        if t + 1 < frames {
-            walk(
-                lp,
-                (t + 1, u),
-                frames,
-                labels,
-                blank,
-                acc + lp(t, u, blank),
-                total,
-            );
-        }
-        if u < labels.len() {
-            walk(
-                lp,
-                (t, u + 1),
-                frames,
-                labels,
-                blank,
-                acc + lp(t, u, labels[u]),
-                total,
-            );
-        }
-    }
-    let mut path_scores = Vec::new();
-    walk(lp, (0, 0), frames, labels, blank, 0.0, &mut path_scores);
+    let path_scores: Vec<f64> = all_paths(lp, frames, labels, blank)
+        .into_iter()
+        .map(|path| path.score)
+        .collect();
     let max = path_scores
         .iter()
         .copied()

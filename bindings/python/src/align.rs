@@ -1,0 +1,102 @@
+//! `align`: best paths and occupancies of a batch described by Python ([`rnnt::align()`]).
+
+use pyo3::prelude::*;
+use rnnt::{Alignment, Options};
+
+use crate::errors::to_py_err;
+use crate::loss::{input_name, with_dtypes, Described, DescribedTuple};
+
+/// The alignment of one item; the Python package turns it into NumPy arrays.
+#[pyclass(frozen, module = "rnnt._rnnt")]
+pub struct ItemAlignment {
+    inner: Alignment,
+}
+
+#[pymethods]
+impl ItemAlignment {
+    /// The item's labels y[1..=U_b].
+    fn labels(&self) -> Vec<u32> {
+        self.inner.labels.clone()
+    }
+
+    /// T_b, the item's number of frames.
+    fn frames(&self) -> usize {
+        self.inner.occupancy.nrows()
+    }
+
+    /// The best path's (t, u) nodes from (0, 0) to (T_b−1, U_b); empty when P = 0.
+    fn path(&self) -> Vec<(usize, usize)> {
+        self.inner
+            .best_path
+            .as_ref()
+            .map_or_else(Vec::new, |path| path.nodes.clone())
+    }
+
+    /// ln probability of the best path, final blank included; −inf when P = 0.
+    fn score(&self) -> f64 {
+        self.inner.score()
+    }
+
+    /// The frame at which the best path emits each label; empty when P = 0.
+    fn emit_frames(&self) -> Vec<usize> {
+        self.inner
+            .best_path
+            .as_ref()
+            .map_or_else(Vec::new, |path| path.emit_frames.clone())
+    }
+
+    /// ln P(y|x) over all paths.
+    fn log_prob(&self) -> f64 {
+        self.inner.log_p
+    }
+
+    /// γ(t, u), row-major (T_b, U_b+1).
+    fn occupancy(&self) -> Vec<f64> {
+        self.inner.occupancy.iter().copied().collect()
+    }
+
+    /// P(label j+1 emitted at frame t), row-major (U_b, T_b).
+    fn emit_posterior(&self) -> Vec<f64> {
+        self.inner.emit_posterior.iter().copied().collect()
+    }
+
+    /// (mean, standard deviation) of each label's emission frame.
+    fn emit_frame_spreads(&self) -> Vec<(f64, f64)> {
+        self.inner
+            .emit_frame_spreads()
+            .into_iter()
+            .map(|spread| (spread.mean, spread.std_dev))
+            .collect()
+    }
+}
+
+/// Validates `inputs` = `(logits, targets, logit_lengths, target_lengths)` as the loss does and
+/// aligns every item (GIL released).
+#[pyfunction]
+#[pyo3(signature = (inputs, *, blank, fused_log_softmax))]
+pub fn align(
+    py: Python<'_>,
+    inputs: DescribedTuple,
+    blank: i64,
+    fused_log_softmax: bool,
+) -> PyResult<Vec<ItemAlignment>> {
+    let options = Options {
+        blank,
+        fused_log_softmax,
+        ..Options::default()
+    };
+    let described = Described::from(inputs);
+    let name = input_name(fused_log_softmax);
+    let (float, index) = described.dtypes(name)?;
+    let alignments = with_dtypes!(float, index, |F, I| {
+        // SAFETY: the Python caller describes live arrays that it keeps referenced and does not
+        // write during this call.
+        let input = unsafe { described.input::<F, I>(name)? };
+        py.detach(|| rnnt::align(&input, &options))
+    })
+    .map_err(to_py_err)?;
+    Ok(alignments
+        .into_iter()
+        .map(|inner| ItemAlignment { inner })
+        .collect())
+}

@@ -1,0 +1,82 @@
+//! Timing on the device, for `rnnt bench --device cuda` and `benchmarks/compare.py`: the
+//! device-to-device copy bandwidth that sets the floor, and forward+backward times of a batch
+//! whose scores and gradient stay on the device.
+
+use std::time::Instant;
+
+use cudarc::driver::{CudaSlice, DevicePtr};
+use rnnt::loss::input_name;
+use rnnt::{Batch, Index, LossInput, Options, Result};
+
+use crate::context::{cuda_error, CudaContext};
+use crate::element::DeviceElement;
+use crate::passes::DeviceScores;
+
+/// The best of `repeats` device-to-device copies of `bytes` bytes, as bytes moved per second
+/// (each copy reads and writes `bytes`, so 2·`bytes` are counted).
+///
+/// # Errors
+/// [`rnnt::Error::Unavailable`] for a CUDA failure (including too little memory).
+pub fn copy_bandwidth(gpu: &CudaContext, bytes: usize, repeats: usize) -> Result<f64> {
+    let stream = gpu.device.default_stream();
+    let failed = cuda_error("time a device-to-device copy");
+    let source = stream.alloc_zeros::<u8>(bytes).map_err(&failed)?;
+    let mut target = stream.alloc_zeros::<u8>(bytes).map_err(&failed)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats.max(1) + 1 {
+        stream.synchronize().map_err(&failed)?;
+        let start = Instant::now();
+        stream.memcpy_dtod(&source, &mut target).map_err(&failed)?;
+        stream.synchronize().map_err(&failed)?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * bytes as f64 / best)
+}
+
+/// Seconds of each of `repeats` forward+backward calls on `input` (copied to the device once,
+/// with the gradient written on the device), after one untimed warm-up call that also compiles
+/// the kernels. Each time includes the labels' upload and the one synchronisation of forward.
+///
+/// # Errors
+/// As [`CudaContext::loss_and_grad`].
+pub fn time_loss_and_grad<F: DeviceElement, I: Index>(
+    gpu: &CudaContext,
+    input: &LossInput<'_, F, I>,
+    options: &Options,
+    repeats: usize,
+) -> Result<Vec<f64>> {
+    options.validate()?;
+    let batch = Batch::new(input, options.blank, input_name(options))?;
+    let stream = gpu.device.default_stream();
+    let failed = cuda_error("time the loss");
+    let host_scores = input
+        .logits
+        .as_slice()
+        .expect("Batch::new checked the layout");
+    let scores: CudaSlice<F> = stream.clone_htod(host_scores).map_err(&failed)?;
+    // SAFETY: the gradient pass writes every element before anything reads it.
+    let grad = unsafe { stream.alloc::<F>(host_scores.len()) }.map_err(&failed)?;
+    let (scores_ptr, _scores_guard) = scores.device_ptr(&stream);
+    let (grad_ptr, _grad_guard) = grad.device_ptr(&stream);
+    let device_scores = DeviceScores {
+        ptr: scores_ptr,
+        shape: input.logits.dim(),
+    };
+    let weights = options.reduction.item_weights(1.0, batch.batch_size);
+    let mut times = Vec::with_capacity(repeats);
+    for run in 0..repeats + 1 {
+        let start = Instant::now();
+        // SAFETY: both buffers hold the batch's N elements on this device, do not overlap, and
+        // live until the stream is synchronised below.
+        unsafe {
+            let forward =
+                gpu.forward_batch::<F>(batch.clone(), scores_ptr, options, stream.clone())?;
+            gpu.backward::<F>(device_scores, &forward, &weights, grad_ptr)?;
+        }
+        stream.synchronize().map_err(&failed)?;
+        if run > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times)
+}
