@@ -5,19 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use rnnt::{Alignment, Options};
-use rnnt_cases::read_case;
+use rnnt::Alignment;
 use serde_json::{json, Value};
 
-use crate::case_input::{fast_align, Mode};
+use crate::case_input::{fast_align, CaseArgs};
 use crate::picture;
 
 /// Arguments of `rnnt align`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Input .npz, as for `rnnt loss`: `logits` (or `log_probs`), `targets` (B, U) padded or
-    /// (ΣU_b,) packed, `logit_lengths` (B,), `target_lengths` (B,), optionally `blank`.
-    input: PathBuf,
+    #[command(flatten)]
+    case: CaseArgs,
     /// Only this item (0 ≤ I < B) [default: every item; the picture shows item 0].
     #[arg(long, value_name = "I")]
     item: Option<usize>,
@@ -31,32 +29,11 @@ pub struct Args {
     /// and colour bar.
     #[arg(long, value_name = "FILE")]
     png: Option<PathBuf>,
-    /// Blank id; negative counts from the end of the vocabulary. Overrides the file's `blank`
-    /// [default: the file's `blank`, else -1].
-    #[arg(long, allow_negative_numbers = true)]
-    blank: Option<i64>,
-    /// Read `log_probs` instead of `logits` (no log_softmax).
-    #[arg(long)]
-    log_probs: bool,
-    /// CPU threads (0: RNNT_NUM_THREADS, else every core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
 }
 
 /// Runs `rnnt align`.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let case = read_case(&args.input)?;
-    let mode = if args.log_probs {
-        Mode::LogProbs
-    } else {
-        Mode::Logits
-    };
-    let options = Options {
-        blank: args.blank.or(case.blank).unwrap_or(-1),
-        fused_log_softmax: mode == Mode::Logits,
-        threads: args.threads,
-        ..Options::default()
-    };
+    let (case, mode, options) = args.case.read()?;
     let alignments = fast_align(&case, mode.scores(&case)?, &options)?;
     let chosen: Vec<usize> = match args.item {
         Some(item) if item >= alignments.len() => bail!(

@@ -1,10 +1,50 @@
 //! Turns a case read from .npz into the loss's borrowed input and runs the loss (or the
-//! alignment) on it, whatever the stored dtype.
+//! alignment) on it, whatever the stored dtype; and the command-line arguments that name a case.
+
+use std::path::PathBuf;
 
 use ndarray::Array4;
 use rnnt::cpu::kernels::Kernels;
 use rnnt::{Element, LossInput, Options, Targets};
-use rnnt_cases::{Case, Labels, LossResult, Scores};
+use rnnt_cases::{read_case, Case, Labels, LossResult, Scores};
+
+/// The arguments of every command that reads one case: the file, its blank and input mode.
+#[derive(Debug, clap::Args)]
+pub struct CaseArgs {
+    /// Input .npz: `logits` (or `log_probs`), `targets` (B, U) padded or (ΣU_b,) packed,
+    /// `logit_lengths` (B,), `target_lengths` (B,), optionally `blank`.
+    pub input: PathBuf,
+    /// Blank id; negative counts from the end of the vocabulary. Overrides the file's `blank`
+    /// [default: the file's `blank`, else -1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub blank: Option<i64>,
+    /// Read `log_probs` instead of `logits` (used as they are: no log_softmax is applied).
+    #[arg(long)]
+    pub log_probs: bool,
+    /// CPU threads (0: RNNT_NUM_THREADS, else every core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl CaseArgs {
+    /// Reads the case, and gives the array the mode reads and the options these arguments set
+    /// (blank, input mode, threads; the rest at their defaults).
+    pub fn read(&self) -> anyhow::Result<(Case, Mode, Options)> {
+        let case = read_case(&self.input)?;
+        let mode = if self.log_probs {
+            Mode::LogProbs
+        } else {
+            Mode::Logits
+        };
+        let options = Options {
+            blank: self.blank.or(case.blank).unwrap_or(-1),
+            fused_log_softmax: mode == Mode::Logits,
+            threads: self.threads,
+            ..Options::default()
+        };
+        Ok((case, mode, options))
+    }
+}
 
 /// Which 4-D array of a case the loss reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

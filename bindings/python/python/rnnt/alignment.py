@@ -18,8 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rnnt import _rnnt
-from rnnt._dtypes import common_index_dtype
-from rnnt.numpy import _as_c_array, _describe
+from rnnt.numpy import _as_c_array, _describe_inputs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -122,17 +121,8 @@ def align(
         ValueError: a bad shape, length, label or logit value, naming the argument and the value.
         TypeError: a dtype outside those above, naming the argument.
     """
-    values = _as_numpy(logits)
-    indices = [_as_numpy(a) for a in (targets, logit_lengths, target_lengths)]
-    index_dtype = common_index_dtype([a.dtype.name for a in indices])
-    if index_dtype is not None:
-        indices = [a.astype(index_dtype) for a in indices]
-    described = (
-        _describe(values),
-        _describe(indices[0]),
-        _describe(indices[1]),
-        _describe(indices[2]),
-    )
+    values, *indices = (_as_numpy(a) for a in (logits, targets, logit_lengths, target_lengths))
+    described, _kept = _describe_inputs(values, indices)
     items = _rnnt.align(described, blank=blank, fused_log_softmax=fused_log_softmax)
     return [Alignment._from_native(item) for item in items]
 

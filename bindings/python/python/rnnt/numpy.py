@@ -6,6 +6,7 @@ including ``blank``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,25 @@ def _describe(array: np.ndarray[Any, Any]) -> _rnnt.Descriptor:
     """The descriptor the native module reads ``array`` through (no copy)."""
     address: int = array.__array_interface__["data"][0]
     return (address, tuple(array.shape), array.dtype.name, bool(array.flags.c_contiguous))
+
+
+def _describe_inputs(
+    values: np.ndarray[Any, Any], indices: Sequence[np.ndarray[Any, Any]]
+) -> tuple[_rnnt.Inputs, list[np.ndarray[Any, Any]]]:
+    """The descriptors of a call's four arrays, the three index arrays brought to one int dtype
+    when they differ; also the index arrays described, which the caller keeps alive until the
+    native call returns (a converted one is a new array)."""
+    index_dtype = common_index_dtype([a.dtype.name for a in indices])
+    if index_dtype is not None:
+        indices = [a.astype(index_dtype) for a in indices]
+    targets, logit_lengths, target_lengths = indices
+    described = (
+        _describe(values),
+        _describe(targets),
+        _describe(logit_lengths),
+        _describe(target_lengths),
+    )
+    return described, list(indices)
 
 
 def loss_and_grad(
@@ -77,17 +97,8 @@ def loss_and_grad(
             lengths); the message names the argument and the value.
         TypeError: a dtype outside those above, naming the argument.
     """
-    values = _as_c_array(logits)
-    indices = [_as_c_array(a) for a in (targets, logit_lengths, target_lengths)]
-    index_dtype = common_index_dtype([a.dtype.name for a in indices])
-    if index_dtype is not None:
-        indices = [a.astype(index_dtype) for a in indices]
-    described = (
-        _describe(values),
-        _describe(indices[0]),
-        _describe(indices[1]),
-        _describe(indices[2]),
-    )
+    values, *indices = (_as_c_array(a) for a in (logits, targets, logit_lengths, target_lengths))
+    described, _kept = _describe_inputs(values, indices)
     state = _rnnt.forward(
         described,
         blank=blank,
