@@ -153,7 +153,7 @@ impl ArrayDesc {
             .ok_or_else(|| {
                 PyValueError::new_err(format!("{name} has shape {:?}: too large", self.shape))
             })?;
-        if len > 0 && (self.address == 0 || self.address % align_of::<T>() != 0) {
+        if len > 0 && (self.address == 0 || !self.address.is_multiple_of(align_of::<T>())) {
             return Err(PyValueError::new_err(format!(
                 "{name} has address {:#x}, not a valid aligned address for {dtype}",
                 self.address
