@@ -23,7 +23,8 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| simd::row_stats(std::hint::black_box(row)))
         });
         let params = GradRow {
-            lse: 8.0,
+            shift: 96.0 / 13.0,
+            inv_sum: 1.0 / 150.0,
             coef: 0.9,
             scale: 0.5,
             clip: f64::INFINITY,

@@ -1,5 +1,5 @@
 //! Front pass: one streaming read of the logits, giving per node (t, u) the log-probability of
-//! blank, of the next label, and the row's log-sum-exp.
+//! blank, of the next label, and the row's softmax normalisation (maximum and 1 / Σ exp(x − max)).
 //!
 //! The work is split into runs of frames ([`FrameRun`]) across the whole batch, so that a batch of
 //! one long item still keeps every thread busy; each run writes its own slice of the item's
@@ -20,8 +20,11 @@ pub struct NodeScores {
     pub blank: Vec<f64>,
     /// log P(y[u+1] | t, u); −inf at u = U_b, where no label is left.
     pub emit: Vec<f64>,
-    /// ln Σ_k exp(x[t,u,k]) (0 in log-probs mode, where the input is used as it is).
-    pub lse: Vec<f64>,
+    /// The row's maximum over k of x[t,u,k] (0 in log-probs mode, where the input is used as it
+    /// is): the gradient pass's softmax is exp(x − shift) · inv_sum.
+    pub shift: Vec<f64>,
+    /// 1 / Σ_k exp(x[t,u,k] − shift) (0 in log-probs mode and for a row that is all −inf).
+    pub inv_sum: Vec<f64>,
 }
 
 impl NodeScores {
@@ -33,7 +36,8 @@ impl NodeScores {
             positions,
             blank: vec![0.0; nodes],
             emit: vec![0.0; nodes],
-            lse: vec![0.0; nodes],
+            shift: vec![0.0; nodes],
+            inv_sum: vec![0.0; nodes],
         }
     }
 
@@ -52,14 +56,16 @@ impl NodeScores {
         self.blank
             .chunks_mut(chunk)
             .zip(self.emit.chunks_mut(chunk))
-            .zip(self.lse.chunks_mut(chunk))
+            .zip(self.shift.chunks_mut(chunk))
+            .zip(self.inv_sum.chunks_mut(chunk))
             .enumerate()
-            .map(|(i, ((blank, emit), lse))| FrameRun {
+            .map(|(i, (((blank, emit), shift), inv_sum))| FrameRun {
                 item,
                 first_frame: i * frames_per_run.max(1),
                 blank,
                 emit,
-                lse,
+                shift,
+                inv_sum,
             })
             .collect()
     }
@@ -74,7 +80,8 @@ pub struct FrameRun<'a> {
     pub first_frame: usize,
     blank: &'a mut [f64],
     emit: &'a mut [f64],
-    lse: &'a mut [f64],
+    shift: &'a mut [f64],
+    inv_sum: &'a mut [f64],
 }
 
 impl FrameRun<'_> {
@@ -97,8 +104,9 @@ impl FrameRun<'_> {
             .blank
             .chunks_mut(positions)
             .zip(self.emit.chunks_mut(positions))
-            .zip(self.lse.chunks_mut(positions));
-        for (i, ((blank, emit), lse)) in nodes.enumerate() {
+            .zip(self.shift.chunks_mut(positions))
+            .zip(self.inv_sum.chunks_mut(positions));
+        for (i, (((blank, emit), shift), inv_sum)) in nodes.enumerate() {
             let t = self.first_frame + i;
             let frame = &logits[t * batch.label_positions * v..];
             for (u, row) in frame.chunks_exact(v).take(positions).enumerate() {
@@ -125,7 +133,10 @@ impl FrameRun<'_> {
                     Some(&y) => log_prob(y as usize),
                     None => f64::NEG_INFINITY,
                 };
-                lse[u] = row_lse;
+                if fused_log_softmax && row_lse > f64::NEG_INFINITY {
+                    shift[u] = stats.max;
+                    inv_sum[u] = stats.sum.recip();
+                }
             }
         }
         Ok(())

@@ -88,7 +88,8 @@ pub fn grad_frames<F: Kernels>(
                 None => (usize::MAX, 0.0),
             };
             let params = GradRow {
-                lse: scores.lse[node],
+                shift: scores.shift[node],
+                inv_sum: scores.inv_sum[node],
                 coef,
                 scale: weight,
                 clip: settings.clip.unwrap_or(f64::INFINITY),

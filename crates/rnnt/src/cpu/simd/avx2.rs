@@ -102,13 +102,6 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn round(self) -> Self {
-        F32x8(_mm256_round_ps::<
-            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
-        >(self.0))
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
     unsafe fn ldexp(self, n: Self) -> Self {
         // Two factors 2^(n/2), each built in the exponent field, keep subnormal results exact.
         let n = _mm256_cvtps_epi32(n.0);
@@ -227,13 +220,6 @@ impl Lanes for F64x4 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn min(self, other: Self) -> Self {
         F64x4(_mm256_min_pd(self.0, other.0))
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn round(self) -> Self {
-        F64x4(_mm256_round_pd::<
-            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
-        >(self.0))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]

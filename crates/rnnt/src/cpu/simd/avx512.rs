@@ -13,9 +13,6 @@ pub struct F32x16(__m512);
 #[derive(Debug, Clone, Copy)]
 pub struct F64x8(__m512d);
 
-/// Round to nearest, exceptions suppressed (the `roundscale` immediate).
-const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-
 impl Lanes for F32x16 {
     type Scalar = f32;
     const LANES: usize = 16;
@@ -91,11 +88,6 @@ impl Lanes for F32x16 {
     #[target_feature(enable = "avx512f")]
     unsafe fn min(self, other: Self) -> Self {
         F32x16(_mm512_min_ps(self.0, other.0))
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn round(self) -> Self {
-        F32x16(_mm512_roundscale_ps::<NEAREST>(self.0))
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -199,11 +191,6 @@ impl Lanes for F64x8 {
     #[target_feature(enable = "avx512f")]
     unsafe fn min(self, other: Self) -> Self {
         F64x8(_mm512_min_pd(self.0, other.0))
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn round(self) -> Self {
-        F64x8(_mm512_roundscale_pd::<NEAREST>(self.0))
     }
     #[inline]
     #[target_feature(enable = "avx512f")]

@@ -49,8 +49,6 @@ pub trait Lanes: Copy {
     unsafe fn max(self, other: Self) -> Self;
     /// if self < other { self } else { other } per lane (same NaN rule as [`Lanes::max`]).
     unsafe fn min(self, other: Self) -> Self;
-    /// Rounds to the nearest integer (ties to even).
-    unsafe fn round(self) -> Self;
     /// self × 2ⁿ for integral `n` in [−(2·emax+60), 2·emax], rounded once (subnormal results
     /// included); NaN stays NaN.
     unsafe fn ldexp(self, n: Self) -> Self;
@@ -66,8 +64,6 @@ pub trait Lanes: Copy {
 /// subnormal or smaller (x below [`Real::EXP_NORMAL_LOW`], −inf included); +inf above the overflow
 /// threshold; NaN for NaN.
 ///
-/// Cody–Waite reduction x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so that n·ln2_hi is
-/// exact), a Taylor polynomial in r of the type's degree, and the scaling by 2ⁿ in one rounding.
 /// Subnormal results are flushed to zero on purpose: producing one costs a microcode assist of
 /// ~100 cycles on x86, and a row's −inf (masked) entries or a partial vector's padding lanes would
 /// otherwise pay it on every call; no sum or gradient of the loss can see a value below 1e-38.
@@ -76,15 +72,35 @@ pub trait Lanes: Copy {
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub unsafe fn exp<V: Lanes>(x: V) -> V {
+    // Operand order keeps a NaN x (the second operand wins on x86).
+    let clamped = V::splat(V::Scalar::EXP_HIGH).min(x);
+    exp_of_non_positive(clamped).zero_where_below(x, V::splat(V::Scalar::EXP_NORMAL_LOW))
+}
+
+/// eˣ per lane for x ≤ [`Real::EXP_HIGH`] (−inf and NaN included), with [`exp`]'s accuracy and
+/// flush to 0; the gradient and front passes call it directly, their arguments x − max being
+/// ≤ 0, saving the upper clamp.
+///
+/// Cody–Waite reduction x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so that n·ln2_hi is
+/// exact; n rounded by adding and subtracting [`Real::ROUNDING_SHIFT`], two operations where a
+/// rounding instruction costs three), the polynomial [`Real::EXP_POLY`] in r, and the scaling by
+/// 2ⁿ in one rounding.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn exp_of_non_positive<V: Lanes>(x: V) -> V {
     let lo = V::splat(V::Scalar::EXP_NORMAL_LOW);
-    let hi = V::splat(V::Scalar::EXP_HIGH);
-    // Operand order keeps a NaN x (the second operand wins on x86). Clamping to the normal range
-    // keeps every intermediate normal; the lanes below it are zeroed at the end.
-    let clamped = hi.min(lo.max(x));
-    let n = clamped.mul(V::splat(V::Scalar::LOG2E)).round();
+    // Operand order keeps a NaN x. Clamping to the normal range keeps every intermediate normal;
+    // the lanes below it are zeroed at the end.
+    let clamped = lo.max(x);
+    let shift = V::splat(V::Scalar::ROUNDING_SHIFT);
+    let n = clamped
+        .mul_add(V::splat(V::Scalar::LOG2E), shift)
+        .sub(shift);
     let r = n.mul_add(V::splat(V::Scalar::MINUS_LN2_HI), clamped);
     let r = n.mul_add(V::splat(V::Scalar::MINUS_LN2_LO), r);
-    let coefficients = V::Scalar::EXP_TAYLOR;
+    let coefficients = V::Scalar::EXP_POLY;
     let mut p = V::splat(coefficients[coefficients.len() - 1]);
     for &c in coefficients[..coefficients.len() - 1].iter().rev() {
         p = p.mul_add(r, V::splat(c));
@@ -159,18 +175,20 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
     let mut i = 0;
     while i + 2 * lanes <= body {
         // SAFETY: as in the first pass.
-        sum_a = sum_a.add(exp(V::load(ptr.add(i)).sub(shift_v)));
-        sum_b = sum_b.add(exp(V::load(ptr.add(i + lanes)).sub(shift_v)));
+        sum_a = sum_a.add(exp_of_non_positive(V::load(ptr.add(i)).sub(shift_v)));
+        sum_b = sum_b.add(exp_of_non_positive(
+            V::load(ptr.add(i + lanes)).sub(shift_v),
+        ));
         i += 2 * lanes;
     }
     if i < body {
         // SAFETY: as in the first pass.
-        sum_a = sum_a.add(exp(V::load(ptr.add(i)).sub(shift_v)));
+        sum_a = sum_a.add(exp_of_non_positive(V::load(ptr.add(i)).sub(shift_v)));
     }
     if tail > 0 {
         // SAFETY: as above; the −inf fill adds exp(−inf) = 0.
         let x = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY);
-        sum_b = sum_b.add(exp(x.sub(shift_v)));
+        sum_b = sum_b.add(exp_of_non_positive(x.sub(shift_v)));
     }
     RowStats {
         max,
@@ -178,13 +196,19 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
     }
 }
 
-/// What the gradient pass writes into one row: out[k] = scale · clip(coef · exp(x[k] − lse) −
-/// arc(k)), with arc(k) the given occupancies at their indices and 0 elsewhere, and clip the
-/// clamp to [−clip, clip].
+/// What the gradient pass writes into one row: out[k] = scale · clip(coef · softmax(x)[k] −
+/// arc(k)), with softmax(x)[k] = exp(x[k] − shift) · inv_sum, arc(k) the given occupancies at
+/// their indices and 0 elsewhere, and clip the clamp to [−clip, clip].
+///
+/// `shift` is the row's maximum and `inv_sum` is 1 / Σ exp(x − shift), both from the front pass:
+/// the exponent x − shift is then ≤ 0 and exact near the maximum, and no log-sum-exp has to be
+/// subtracted in two parts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradRow {
-    /// The row's log-sum-exp (finite when `coef` > 0).
-    pub lse: f64,
+    /// The row's maximum (finite when `coef` > 0).
+    pub shift: f64,
+    /// 1 / Σ exp(x − shift) over the row.
+    pub inv_sum: f64,
     /// The node's total (scaled) occupancy; 0 skips the softmax term.
     pub coef: f64,
     /// The item's upstream gradient.
@@ -198,7 +222,8 @@ pub struct GradRow {
 impl GradRow {
     /// A row of zeros (no softmax term, no arcs).
     pub const ZERO: GradRow = GradRow {
-        lse: 0.0,
+        shift: 0.0,
+        inv_sum: 0.0,
         coef: 0.0,
         scale: 0.0,
         clip: f64::INFINITY,
@@ -209,7 +234,7 @@ impl GradRow {
     #[inline]
     pub fn element(&self, k: usize, x: f64) -> f64 {
         let softmax = if self.coef > 0.0 {
-            self.coef * (x - self.lse).exp()
+            self.coef * (x - self.shift).exp() * self.inv_sum
         } else {
             0.0
         };
@@ -254,14 +279,14 @@ pub unsafe fn grad_row<V: Lanes>(
     if head > 0 {
         // SAFETY: the partial load and store touch elements 0..head < n only.
         let x = V::load_partial(input, head, V::Scalar::ZERO);
-        row_kernel.value(x, 0, params).store_partial(output, head);
+        row_kernel.value(x, 0).store_partial(output, head);
     }
     let mut i = head;
     let ahead = prefetch_distance::<V::Scalar>();
     while i < body_end {
         V::prefetch(input.wrapping_add(i + ahead));
         // SAFETY: i + lanes ≤ body_end ≤ n; with `stream`, `head` aligned output + i.
-        let g = row_kernel.value(V::load(input.add(i)), i, params);
+        let g = row_kernel.value(V::load(input.add(i)), i);
         if stream {
             g.stream(output.add(i));
         } else {
@@ -273,62 +298,69 @@ pub unsafe fn grad_row<V: Lanes>(
         // SAFETY: the partial load and store touch elements body_end..n only.
         let x = V::load_partial(input.add(body_end), n - body_end, V::Scalar::ZERO);
         row_kernel
-            .value(x, body_end, params)
+            .value(x, body_end)
             .store_partial(output.add(body_end), n - body_end);
     }
 }
 
 /// The constants of one gradient row, splatted once.
-struct RowKernel<V> {
-    lse_hi: V,
-    lse_lo: V,
-    coef: V,
-    scale: V,
-    clip: V,
-    minus_clip: V,
+///
+/// Without a clip bound, the upstream scale is folded into the softmax factor and the arcs, so an
+/// element costs one subtraction, one exp and one multiplication.
+struct RowKernel<V: Lanes> {
+    shift: V,
+    /// coef · inv_sum, times the scale when `clip` is None.
+    factor: V,
     softmax: bool,
+    /// The arcs' (index, amount to subtract), scaled like `factor`.
+    arcs: [(usize, V::Scalar); 2],
+    /// (−clip, clip, scale) when the clip bound is finite.
+    clip: Option<(V, V, V)>,
 }
 
 impl<V: Lanes> RowKernel<V> {
-    /// Splats `params` (lse split into hi + lo so that x − lse keeps its precision).
+    /// Splats `params`.
     #[inline(always)]
     unsafe fn new(params: &GradRow) -> Self {
-        let lse_hi = V::Scalar::from_f64(params.lse);
-        let clip = V::Scalar::from_f64(params.clip);
+        let clipped = params.clip < f64::INFINITY;
+        let outer = if clipped { 1.0 } else { params.scale };
+        let splat = |value: f64| V::splat(V::Scalar::from_f64(value));
+        let arc = |(k, occupancy): (usize, f64)| (k, V::Scalar::from_f64(occupancy * outer));
         RowKernel {
-            lse_lo: V::splat(V::Scalar::from_f64(params.lse - lse_hi.to_f64())),
-            lse_hi: V::splat(lse_hi),
-            coef: V::splat(V::Scalar::from_f64(params.coef)),
-            scale: V::splat(V::Scalar::from_f64(params.scale)),
-            clip: V::splat(clip),
-            minus_clip: V::splat(V::Scalar::from_f64(-params.clip)),
+            shift: splat(params.shift),
+            factor: splat(params.coef * params.inv_sum * outer),
             softmax: params.coef > 0.0,
+            arcs: [arc(params.arcs[0]), arc(params.arcs[1])],
+            clip: clipped.then(|| (splat(-params.clip), splat(params.clip), splat(params.scale))),
         }
     }
 
     /// The gradient of the lanes `first..first + LANES` whose inputs are `x`.
     #[inline(always)]
-    unsafe fn value(&self, x: V, first: usize, params: &GradRow) -> V {
+    unsafe fn value(&self, x: V, first: usize) -> V {
         const MAX_LANES: usize = 16;
         debug_assert!(V::LANES <= MAX_LANES);
         let mut d = if self.softmax {
-            exp(x.sub(self.lse_hi).sub(self.lse_lo)).mul(self.coef)
+            exp_of_non_positive(x.sub(self.shift)).mul(self.factor)
         } else {
             V::splat(V::Scalar::ZERO)
         };
         let lanes = first..first + V::LANES;
-        if params.arcs.iter().any(|(k, _)| lanes.contains(k)) {
+        if self.arcs.iter().any(|(k, _)| lanes.contains(k)) {
             let mut values = [V::Scalar::ZERO; MAX_LANES];
             d.store(values.as_mut_ptr());
-            for &(k, occupancy) in &params.arcs {
+            for &(k, amount) in &self.arcs {
                 if lanes.contains(&k) {
                     let lane = &mut values[k - first];
-                    *lane = lane.sub(V::Scalar::from_f64(occupancy));
+                    *lane = lane.sub(amount);
                 }
             }
             d = V::load(values.as_ptr());
         }
-        self.minus_clip.max(self.clip.min(d)).mul(self.scale)
+        match self.clip {
+            Some((minus_clip, clip, scale)) => minus_clip.max(clip.min(d)).mul(scale),
+            None => d,
+        }
     }
 }
 

@@ -185,16 +185,17 @@ fn check_grad_row<T: SimdFloat>(tolerance: f64) {
             continue;
         }
         let finite = max > f64::NEG_INFINITY;
-        let lse = if finite {
-            max + values.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
+        let inv_sum = if finite {
+            values.iter().map(|x| (x - max).exp()).sum::<f64>().recip()
         } else {
-            f64::NEG_INFINITY
+            0.0
         };
         let len = row.len();
         let pick = |rng: &mut Rng| (rng.next() * (len + 2) as f64) as usize;
         for case in 0..6 {
             let params = GradRow {
-                lse,
+                shift: if finite { max } else { 0.0 },
+                inv_sum,
                 coef: if finite && case % 3 != 0 {
                     rng.next() * 1.5
                 } else {
