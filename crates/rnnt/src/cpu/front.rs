@@ -7,6 +7,7 @@
 
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
+use crate::cpu::simd;
 use crate::error::Result;
 
 /// Per-node scores of one item over its valid T_b × (U_b+1) nodes, row-major in (t, u).
@@ -88,7 +89,9 @@ impl FrameRun<'_> {
     /// Reads the run's rows of item `self.item`'s (T, U+1, V) block `logits` and scores them.
     ///
     /// Rejects a NaN or +inf inside the lengths (naming the run's first bad element); a row that
-    /// is entirely −inf is a masked node whose scores are all −inf.
+    /// is entirely −inf is a masked node whose scores are all −inf. Per frame, the row
+    /// statistics come first and the logarithms of the row sums are then taken together, with
+    /// the vectorised [`simd::ln_in_place`].
     pub fn score<F: Kernels>(
         &mut self,
         logits: &[F],
@@ -100,6 +103,7 @@ impl FrameRun<'_> {
         let labels = batch.labels(b);
         let positions = labels.len() + 1;
         let v = batch.vocab;
+        let mut ln_sums = vec![0.0; positions];
         let nodes = self
             .blank
             .chunks_mut(positions)
@@ -114,28 +118,32 @@ impl FrameRun<'_> {
                 if stats.sum.is_nan() {
                     return Err(non_finite_logit(row, input_name, (b, t, u)));
                 }
-                let row_lse = if !fused_log_softmax {
-                    0.0
-                } else if stats.max == f64::NEG_INFINITY {
-                    f64::NEG_INFINITY
+                blank[u] = row[batch.blank].to_f64();
+                emit[u] = labels
+                    .get(u)
+                    .map_or(f64::NEG_INFINITY, |&y| row[y as usize].to_f64());
+                shift[u] = stats.max;
+                inv_sum[u] = stats.sum;
+                // An all −inf row has sum 0; its logarithm is not used.
+                ln_sums[u] = if stats.sum > 0.0 { stats.sum } else { 1.0 };
+            }
+            if fused_log_softmax {
+                simd::ln_in_place(&mut ln_sums);
+            }
+            for u in 0..positions {
+                let masked = shift[u] == f64::NEG_INFINITY;
+                if masked {
+                    blank[u] = f64::NEG_INFINITY;
+                    emit[u] = f64::NEG_INFINITY;
+                }
+                if fused_log_softmax && !masked {
+                    let lse = shift[u] + ln_sums[u];
+                    blank[u] -= lse;
+                    emit[u] -= lse;
+                    inv_sum[u] = inv_sum[u].recip();
                 } else {
-                    stats.max + stats.sum.ln()
-                };
-                let log_prob = |k: usize| {
-                    if row_lse == f64::NEG_INFINITY {
-                        f64::NEG_INFINITY
-                    } else {
-                        row[k].to_f64() - row_lse
-                    }
-                };
-                blank[u] = log_prob(batch.blank);
-                emit[u] = match labels.get(u) {
-                    Some(&y) => log_prob(y as usize),
-                    None => f64::NEG_INFINITY,
-                };
-                if fused_log_softmax && row_lse > f64::NEG_INFINITY {
-                    shift[u] = stats.max;
-                    inv_sum[u] = stats.sum.recip();
+                    shift[u] = 0.0;
+                    inv_sum[u] = 0.0;
                 }
             }
         }

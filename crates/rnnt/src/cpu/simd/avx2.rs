@@ -87,6 +87,24 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn div(self, other: Self) -> Self {
+        F32x8(_mm256_div_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn split_exponent(self) -> (Self, Self) {
+        // e = ⌊log₂(x·√2)⌋ from the exponent field; 2⁻ᵉ built in the exponent field.
+        let scaled = _mm256_mul_ps(self.0, _mm256_set1_ps(std::f32::consts::SQRT_2));
+        let biased = _mm256_srli_epi32::<23>(_mm256_castps_si256(scaled));
+        let e = _mm256_sub_epi32(biased, _mm256_set1_epi32(127));
+        let power = _mm256_slli_epi32::<23>(_mm256_sub_epi32(_mm256_set1_epi32(254), biased));
+        (
+            F32x8(_mm256_mul_ps(self.0, _mm256_castsi256_ps(power))),
+            F32x8(_mm256_cvtepi32_ps(e)),
+        )
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn mul_add(self, a: Self, b: Self) -> Self {
         F32x8(_mm256_fmadd_ps(self.0, a.0, b.0))
     }
@@ -208,6 +226,29 @@ impl Lanes for F64x4 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn div(self, other: Self) -> Self {
+        F64x4(_mm256_div_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn split_exponent(self) -> (Self, Self) {
+        // e = ⌊log₂(x·√2)⌋ from the exponent field; 2⁻ᵉ built in the exponent field. The biased
+        // exponent (< 2¹¹) becomes a double by or-ing it into the significand of 2⁵².
+        let scaled = _mm256_mul_pd(self.0, _mm256_set1_pd(std::f64::consts::SQRT_2));
+        let biased = _mm256_srli_epi64::<52>(_mm256_castpd_si256(scaled));
+        let power = _mm256_slli_epi64::<52>(_mm256_sub_epi64(_mm256_set1_epi64x(2046), biased));
+        let two_52 = _mm256_set1_pd(4_503_599_627_370_496.0);
+        let biased_f = _mm256_sub_pd(
+            _mm256_castsi256_pd(_mm256_or_si256(biased, _mm256_castpd_si256(two_52))),
+            two_52,
+        );
+        (
+            F64x4(_mm256_mul_pd(self.0, _mm256_castsi256_pd(power))),
+            F64x4(_mm256_sub_pd(biased_f, _mm256_set1_pd(1023.0))),
+        )
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn mul_add(self, a: Self, b: Self) -> Self {
         F64x4(_mm256_fmadd_pd(self.0, a.0, b.0))
     }
@@ -296,5 +337,15 @@ pub mod entry {
     pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
         // SAFETY: as `row_stats`.
         unsafe { lanes::exp_in_place::<T::Avx2>(values) }
+    }
+
+    /// [`lanes::ln_in_place`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { lanes::ln_in_place::<T::Avx2>(values) }
     }
 }

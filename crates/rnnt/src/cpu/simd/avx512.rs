@@ -76,6 +76,25 @@ impl Lanes for F32x16 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
+    unsafe fn div(self, other: Self) -> Self {
+        F32x16(_mm512_div_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split_exponent(self) -> (Self, Self) {
+        // e = ⌊log₂(x·√2)⌋ by `getexp`; m = x·2⁻ᵉ by `scalef`, exact.
+        let scaled = _mm512_mul_ps(self.0, _mm512_set1_ps(std::f32::consts::SQRT_2));
+        let e = _mm512_getexp_ps(scaled);
+        (
+            F32x16(_mm512_scalef_ps(
+                self.0,
+                _mm512_sub_ps(_mm512_setzero_ps(), e),
+            )),
+            F32x16(e),
+        )
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn mul_add(self, a: Self, b: Self) -> Self {
         F32x16(_mm512_fmadd_ps(self.0, a.0, b.0))
     }
@@ -179,6 +198,25 @@ impl Lanes for F64x8 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
+    unsafe fn div(self, other: Self) -> Self {
+        F64x8(_mm512_div_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split_exponent(self) -> (Self, Self) {
+        // e = ⌊log₂(x·√2)⌋ by `getexp`; m = x·2⁻ᵉ by `scalef`, exact.
+        let scaled = _mm512_mul_pd(self.0, _mm512_set1_pd(std::f64::consts::SQRT_2));
+        let e = _mm512_getexp_pd(scaled);
+        (
+            F64x8(_mm512_scalef_pd(
+                self.0,
+                _mm512_sub_pd(_mm512_setzero_pd(), e),
+            )),
+            F64x8(e),
+        )
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn mul_add(self, a: Self, b: Self) -> Self {
         F64x8(_mm512_fmadd_pd(self.0, a.0, b.0))
     }
@@ -247,5 +285,15 @@ pub mod entry {
     pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
         // SAFETY: as `row_stats`.
         unsafe { lanes::exp_in_place::<T::Avx512>(values) }
+    }
+
+    /// [`lanes::ln_in_place`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { lanes::ln_in_place::<T::Avx512>(values) }
     }
 }

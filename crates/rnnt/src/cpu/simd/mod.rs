@@ -179,6 +179,23 @@ pub fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
     dispatch!(Isa::detected(), T, exp_in_place(values))
 }
 
+/// ln over a slice of positive normal values with the instruction set `isa` (for tests).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or the slices differ in length.
+pub fn ln_with<T: SimdFloat>(isa: Isa, x: &[T], out: &mut [T]) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    out.copy_from_slice(x);
+    dispatch!(isa, T, ln_in_place(out))
+}
+
+/// values[k] = ln(values[k]) on the detected instruction set, within 1 ulp, for positive normal
+/// values within 2^±(emax − 1) (the result is unspecified outside).
+#[inline]
+pub fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
+    dispatch!(Isa::detected(), T, ln_in_place(values))
+}
+
 /// Orders this thread's non-temporal stores before whatever it does next (a no-op where
 /// [`grad_row`] never streams). Call it once after a run of streamed rows.
 #[inline]

@@ -2,7 +2,7 @@
 //! and the gradient row on random and special rows.
 
 use super::scalar::Real;
-use super::{exp_with, grad_row_with, row_stats_with, GradRow, Isa, SimdFloat};
+use super::{exp_with, grad_row_with, ln_with, row_stats_with, GradRow, Isa, SimdFloat};
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
 fn ulps<T: Real>(a: T, b: T) -> u64 {
@@ -85,6 +85,63 @@ fn exp_f64_is_within_two_ulp_of_libm() {
     ]));
     // libm's own error is below 1 ulp, ours below 1: 2 between them.
     check_exp(&inputs, f64::exp, 2);
+}
+
+/// Checks ln over `inputs` on every instruction set: within `max_ulps` of f64 libm's, rounded.
+fn check_ln<T: SimdFloat>(inputs: &[T], max_ulps: u64) {
+    for isa in Isa::available() {
+        let mut out = vec![T::ZERO; inputs.len()];
+        ln_with(isa, inputs, &mut out);
+        let mut worst = 0;
+        for (&x, &got) in inputs.iter().zip(&out) {
+            let want = T::from_f64(x.to_f64().ln());
+            let error = if got.to_f64() == want.to_f64() {
+                0
+            } else if (got.to_f64() < 0.0) != (want.to_f64() < 0.0) {
+                u64::MAX
+            } else {
+                ulps(
+                    T::from_f64(got.to_f64().abs()),
+                    T::from_f64(want.to_f64().abs()),
+                )
+            };
+            worst = worst.max(error);
+            assert!(
+                error <= max_ulps,
+                "{isa:?}: ln({}) = {}, want {} ({error} ulp)",
+                x.to_f64(),
+                got.to_f64(),
+                want.to_f64()
+            );
+        }
+        println!("{isa:?}: ln within {worst} ulp on {} inputs", inputs.len());
+    }
+}
+
+#[test]
+fn ln_f32_is_within_one_ulp_over_the_normal_range() {
+    // Every 61st bit pattern of the positive normal floats below 2^126, and every float in
+    // [1, 2) and around 1 (where ln is small).
+    let mut inputs: Vec<f32> = (0x0080_0000u32..0x7e80_0000)
+        .step_by(61)
+        .map(f32::from_bits)
+        .collect();
+    inputs.extend((0x3f00_0000u32..0x4000_0000).map(f32::from_bits));
+    check_ln(&inputs, 1);
+}
+
+#[test]
+fn ln_f64_is_within_one_ulp_of_libm() {
+    let mut rng = Rng(11);
+    // Log-uniform over the normal range, uniform over [1, 5000] (row sums), and near 1.
+    let mut inputs: Vec<f64> = (0..1_000_000)
+        .map(|_| (rng.next() * 2040.0 - 1020.0).exp2())
+        .collect();
+    inputs.extend((0..1_000_000).map(|_| 1.0 + 4999.0 * rng.next()));
+    inputs.extend((0..200_000).map(|i| 1.0 + (i as f64 - 100_000.0) * 1e-12));
+    inputs.extend([1.0, 2.0, 0.5, std::f64::consts::SQRT_2, std::f64::consts::E]);
+    // libm's own error is below 1 ulp: allow 1 between the two.
+    check_ln(&inputs, 1);
 }
 
 /// A small deterministic generator for row contents.
