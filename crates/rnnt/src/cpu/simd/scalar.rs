@@ -79,7 +79,7 @@ pub const LN_POLY_F64: [f64; 7] = [
 ];
 
 /// The same fit of degree 3 rounded to f32: 2·10⁻¹¹ relative error contributed.
-pub const LN_POLY_F32: [f32; 4] = [0.666_666_67, 0.400_001_22, 0.285_508_2, 0.233_304_67];
+pub const LN_POLY_F32: [f32; 4] = [0.666_666_7, 0.400_001_22, 0.285_508_2, 0.233_304_67];
 
 impl Real for f32 {
     const ZERO: f32 = 0.0;
