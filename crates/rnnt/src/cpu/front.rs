@@ -7,6 +7,7 @@
 
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
+use crate::cpu::recycle::NodeVec;
 use crate::cpu::simd;
 use crate::error::Result;
 
@@ -18,27 +19,28 @@ pub struct NodeScores {
     /// U_b + 1.
     pub positions: usize,
     /// log P(blank | t, u).
-    pub blank: Vec<f64>,
+    pub blank: NodeVec,
     /// log P(y[u+1] | t, u); −inf at u = U_b, where no label is left.
-    pub emit: Vec<f64>,
+    pub emit: NodeVec,
     /// The row's maximum over k of x[t,u,k] (0 in log-probs mode, where the input is used as it
     /// is): the gradient pass's softmax is exp(x − shift) · inv_sum.
-    pub shift: Vec<f64>,
+    pub shift: NodeVec,
     /// 1 / Σ_k exp(x[t,u,k] − shift) (0 in log-probs mode and for a row that is all −inf).
-    pub inv_sum: Vec<f64>,
+    pub inv_sum: NodeVec,
 }
 
 impl NodeScores {
-    /// Scores of `frames` × `positions` nodes, to be filled by [`FrameRun::score`].
+    /// Scores of `frames` × `positions` nodes, to be filled by [`FrameRun::score`] (which writes
+    /// every node; the buffers come from the [`crate::cpu::recycle`] pool unwritten).
     pub fn new(frames: usize, positions: usize) -> NodeScores {
         let nodes = frames * positions;
         NodeScores {
             frames,
             positions,
-            blank: vec![0.0; nodes],
-            emit: vec![0.0; nodes],
-            shift: vec![0.0; nodes],
-            inv_sum: vec![0.0; nodes],
+            blank: NodeVec::overwritable(nodes),
+            emit: NodeVec::overwritable(nodes),
+            shift: NodeVec::overwritable(nodes),
+            inv_sum: NodeVec::overwritable(nodes),
         }
     }
 

@@ -7,7 +7,8 @@
 //! Whole-row arithmetic is confined to [`kernels`], which calls the runtime-dispatched SIMD code
 //! of [`simd`] for f32 and f64. The front and gradient passes split their work into runs of frames
 //! across the whole batch (so one long item still uses every thread); the lattice runs per item,
-//! α and β concurrently. [`memory`] holds the page advice for large gradients, [`pool`] the
+//! α and β concurrently. [`memory`] holds the page advice for large gradients, [`recycle`] the pool that reuses
+//! per-node buffers across calls, [`pool`] the
 //! thread pools, and [`triad`] the bandwidth measurement that the cost floor is quoted against.
 
 pub mod front;
@@ -16,5 +17,6 @@ pub mod kernels;
 pub mod lattice;
 pub mod memory;
 pub mod pool;
+pub mod recycle;
 pub mod simd;
 pub mod triad;
