@@ -166,8 +166,7 @@ pub fn backward<F: Kernels, I: Index>(
         fused_log_softmax: options.fused_log_softmax,
         emit_scale: 1.0 + options.fastemit_lambda,
         clip: options.clip_bound(),
-        stream: std::mem::size_of_val(out) >= STREAM_MIN_BYTES
-            && batch.vocab * std::mem::size_of::<F>() >= STREAM_MIN_ROW_BYTES,
+        stream: std::mem::size_of_val(out) >= STREAM_MIN_BYTES,
     };
     let item_len = batch.item_len();
     let frame_len = batch.label_positions * batch.vocab;
@@ -198,13 +197,9 @@ pub fn backward<F: Kernels, I: Index>(
 }
 
 /// Gradients at least this large (in bytes) are written with non-temporal stores: they would not
-/// stay in cache anyway, and streaming them saves reading each line before writing it.
+/// stay in cache anyway, and streaming them saves reading each line before writing it. (Short
+/// rows are staged and streamed several at a time, see `cpu::grad`.)
 const STREAM_MIN_BYTES: usize = 64 << 20;
-
-/// ... and only when rows are long: each row's unaligned ends are written with plain stores, and
-/// with short rows those partial lines undo the gain (measured: V = 128 f32 is 13 % slower
-/// streamed, V = 1024 even, V = 5000 4 % faster).
-const STREAM_MIN_ROW_BYTES: usize = 8 << 10;
 
 /// Frames per unit of work for each item, so that the whole batch splits into about eight runs
 /// per thread of similar size (a B = 1 batch keeps every thread busy), but no run is smaller than

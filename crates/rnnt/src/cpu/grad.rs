@@ -15,6 +15,9 @@ use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::Lattice;
 use crate::cpu::simd::{store_fence, GradRow};
 
+/// Bytes of short gradient rows staged before they are streamed out together.
+const STAGE_BYTES: usize = 16 << 10;
+
 /// The settings of a gradient pass that are the same for every item.
 #[derive(Debug, Clone, Copy)]
 pub struct GradSettings {
@@ -59,6 +62,14 @@ pub fn grad_frames<F: Kernels>(
         weight,
     } = item;
     let possible = lattice.log_p > f64::NEG_INFINITY;
+    // Streamed rows shorter than the stage are computed into it (in L1) and streamed out a few
+    // rows at a time, so that only the stage's ends, not every row's, are partial lines.
+    let stage_rows = STAGE_BYTES / (v * std::mem::size_of::<F>());
+    let mut stage = if settings.stream && stage_rows > 0 {
+        vec![F::zero(); stage_rows * v]
+    } else {
+        Vec::new()
+    };
     let zero = |out: &mut [F], start: usize| {
         let input = &logits[start..start + out.len()];
         F::grad_row(input, out, &GradRow::ZERO, settings.stream);
@@ -72,9 +83,8 @@ pub fn grad_frames<F: Kernels>(
         }
         let (rows, padding) = frame.split_at_mut(scores.positions * v);
         zero(padding, frame_start + rows.len());
-        for (u, row_out) in rows.chunks_mut(v).enumerate() {
-            let start = frame_start + u * v;
-            let row = &logits[start..start + v];
+        let row_input = |u: usize| &logits[frame_start + u * v..frame_start + (u + 1) * v];
+        let row_params = |u: usize| {
             let node = scores.node(t, u);
             let blank_arc = lattice.blank_arc[node];
             let emit_arc = lattice.emit_arc[node] * settings.emit_scale;
@@ -87,18 +97,95 @@ pub fn grad_frames<F: Kernels>(
                 Some(&y) => (y as usize, emit_arc),
                 None => (usize::MAX, 0.0),
             };
-            let params = GradRow {
+            GradRow {
                 shift: scores.shift[node],
                 inv_sum: scores.inv_sum[node],
                 coef,
                 scale: weight,
                 clip: settings.clip.unwrap_or(f64::INFINITY),
                 arcs: [(batch.blank, blank_arc), emit],
-            };
-            F::grad_row(row, row_out, &params, settings.stream);
+            }
+        };
+        if stage.is_empty() {
+            for (u, row_out) in rows.chunks_mut(v).enumerate() {
+                F::grad_row(row_input(u), row_out, &row_params(u), settings.stream);
+            }
+            continue;
+        }
+        let rows_per_stage = stage.len() / v;
+        for (c, chunk_out) in rows.chunks_mut(stage.len()).enumerate() {
+            let staged = &mut stage[..chunk_out.len()];
+            for (j, row_out) in staged.chunks_mut(v).enumerate() {
+                let u = c * rows_per_stage + j;
+                F::grad_row(row_input(u), row_out, &row_params(u), false);
+            }
+            F::stream_copy(staged, chunk_out);
         }
     }
     if settings.stream {
         store_fence();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array1, Array2, Array4};
+
+    use super::{grad_frames, GradSettings, ItemState};
+    use crate::{forward, LossInput, Options, Targets};
+
+    /// Streamed (staged for short rows, direct for long ones) and plain stores write the same
+    /// bits, at several alignments of the output.
+    #[test]
+    fn streaming_writes_what_plain_stores_write() {
+        let (frames, positions) = (3, 4);
+        for vocab in [7usize, 37, 1000, 4099, 5000] {
+            let mut seed = vocab as u64;
+            let logits = Array4::from_shape_fn((1, frames, positions, vocab), |_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (seed >> 40) as f32 / (1u64 << 22) as f32 - 2.0
+            });
+            let targets =
+                Array2::from_shape_fn((1, positions - 1), |(_, u)| (1 + u % (vocab - 1)) as i32);
+            let logit_lengths = Array1::from_elem(1, frames as i32);
+            let target_lengths = Array1::from_elem(1, (positions - 1) as i32);
+            let input = LossInput {
+                logits: logits.view(),
+                targets: Targets::Padded(targets.view()),
+                logit_lengths: logit_lengths.view(),
+                target_lengths: target_lengths.view(),
+            };
+            let state = forward(&input, &Options::default()).unwrap();
+            let (scores, lattice) = state.item(0);
+            let item = ItemState {
+                scores,
+                lattice,
+                weight: 0.5,
+            };
+            let block = logits.as_slice().unwrap();
+            let write = |out: &mut [f32], stream: bool| {
+                let settings = GradSettings {
+                    fused_log_softmax: true,
+                    emit_scale: 1.0,
+                    clip: None,
+                    stream,
+                };
+                grad_frames(block, out, 0, state.batch(), 0, item, settings);
+            };
+            let mut plain = vec![0f32; block.len()];
+            write(&mut plain, false);
+            for offset in 0..4 {
+                let mut streamed = vec![f32::NAN; block.len() + offset];
+                write(&mut streamed[offset..], true);
+                assert_eq!(
+                    streamed[offset..]
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<_>>(),
+                    plain.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    "V = {vocab}, offset {offset}"
+                );
+            }
+        }
     }
 }

@@ -40,6 +40,12 @@ pub trait Kernels: Element {
             *o = Self::from_f64(params.element(k, x.to_f64()));
         }
     }
+
+    /// Copies `src` into `dst` (one length), streaming where the type has vector kernels; to be
+    /// followed by [`simd::store_fence`].
+    fn stream_copy(src: &[Self], dst: &mut [Self]) {
+        dst.copy_from_slice(src);
+    }
 }
 
 impl Kernels for f32 {
@@ -51,6 +57,10 @@ impl Kernels for f32 {
     fn grad_row(row: &[f32], out: &mut [f32], params: &GradRow, stream: bool) {
         simd::grad_row(row, out, params, stream);
     }
+    #[inline]
+    fn stream_copy(src: &[f32], dst: &mut [f32]) {
+        simd::stream_copy(src, dst);
+    }
 }
 
 impl Kernels for f64 {
@@ -61,6 +71,10 @@ impl Kernels for f64 {
     #[inline]
     fn grad_row(row: &[f64], out: &mut [f64], params: &GradRow, stream: bool) {
         simd::grad_row(row, out, params, stream);
+    }
+    #[inline]
+    fn stream_copy(src: &[f64], dst: &mut [f64]) {
+        simd::stream_copy(src, dst);
     }
 }
 

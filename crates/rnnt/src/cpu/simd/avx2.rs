@@ -348,4 +348,14 @@ pub mod entry {
         // SAFETY: as `row_stats`.
         unsafe { lanes::ln_in_place::<T::Avx2>(values) }
     }
+
+    /// [`lanes::stream_copy`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; the slices have one length.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { lanes::stream_copy::<T::Avx2>(src, dst) }
+    }
 }

@@ -296,4 +296,14 @@ pub mod entry {
         // SAFETY: as `row_stats`.
         unsafe { lanes::ln_in_place::<T::Avx512>(values) }
     }
+
+    /// [`lanes::stream_copy`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the slices have one length.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { lanes::stream_copy::<T::Avx512>(src, dst) }
+    }
 }

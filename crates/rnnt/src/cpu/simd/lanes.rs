@@ -325,29 +325,103 @@ pub unsafe fn grad_row<V: Lanes>(
     stream: bool,
 ) {
     debug_assert!(row.len() <= out.len());
+    let source = GradSource {
+        kernel: RowKernel::<V>::new(params),
+        input: row.as_ptr(),
+    };
+    write_vectors(&mut out[..row.len()], stream, &source);
+}
+
+/// Copies `src` into `dst` (the same length) with the aligned middle written by
+/// [`Lanes::stream`]: how the gradient pass flushes rows it staged in L1, so that the lines
+/// shared by two rows are streamed too.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `dst.len() == src.len()`.
+#[inline(always)]
+pub unsafe fn stream_copy<V: Lanes>(src: &[V::Scalar], dst: &mut [V::Scalar]) {
+    debug_assert_eq!(src.len(), dst.len());
+    write_vectors::<V>(dst, true, &CopySource(src.as_ptr()));
+}
+
+/// Where [`write_vectors`] gets its vectors from. (A trait, not a closure: closures are not
+/// compiled with the caller's `#[target_feature]`s, so the vector methods would not inline.)
+trait VectorSource<V: Lanes> {
+    /// The vector for elements i..i + LANES, or for the `len` < LANES elements i..i + len.
+    ///
+    /// # Safety
+    /// The elements must be valid to read; the CPU must have `V`'s instruction set.
+    unsafe fn vector(&self, i: usize, len: Option<usize>) -> V;
+}
+
+/// A gradient row's values from its input row.
+struct GradSource<V: Lanes> {
+    kernel: RowKernel<V>,
+    input: *const V::Scalar,
+}
+
+impl<V: Lanes> VectorSource<V> for GradSource<V> {
+    #[inline(always)]
+    unsafe fn vector(&self, i: usize, len: Option<usize>) -> V {
+        let x = match len {
+            Some(len) => V::load_partial(self.input.add(i), len, V::Scalar::ZERO),
+            None => {
+                V::prefetch(
+                    self.input
+                        .wrapping_add(i + prefetch_distance::<V::Scalar>()),
+                );
+                V::load(self.input.add(i))
+            }
+        };
+        self.kernel.value(x, i)
+    }
+}
+
+/// The elements of a slice, as they are.
+struct CopySource<T>(*const T);
+
+impl<V: Lanes> VectorSource<V> for CopySource<V::Scalar> {
+    #[inline(always)]
+    unsafe fn vector(&self, i: usize, len: Option<usize>) -> V {
+        match len {
+            Some(len) => V::load_partial(self.0.add(i), len, V::Scalar::ZERO),
+            None => V::load(self.0.add(i)),
+        }
+    }
+}
+
+/// Stores `out` vector by vector from `source`: full vectors, and partial ones at the ends.
+/// With `stream`, the vectors
+/// of the output's aligned middle go out with [`Lanes::stream`], the partial ones (only where
+/// the output is not aligned) with plain masked stores.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set, and `source` must be readable over `out`'s range.
+#[inline(always)]
+unsafe fn write_vectors<V: Lanes>(
+    out: &mut [V::Scalar],
+    stream: bool,
+    source: &impl VectorSource<V>,
+) {
     let lanes = V::LANES;
-    let n = row.len();
+    let n = out.len();
+    let output = out.as_mut_ptr();
     let head = if stream {
         let align = lanes * std::mem::size_of::<V::Scalar>();
-        let misaligned = out.as_ptr() as usize % align;
+        let misaligned = output as usize % align;
         (((align - misaligned) % align) / std::mem::size_of::<V::Scalar>()).min(n)
     } else {
         0
     };
     let body_end = head + (n - head) / lanes * lanes;
-    let row_kernel = RowKernel::<V>::new(params);
-    let (input, output) = (row.as_ptr(), out.as_mut_ptr());
     if head > 0 {
-        // SAFETY: the partial load and store touch elements 0..head < n only.
-        let x = V::load_partial(input, head, V::Scalar::ZERO);
-        row_kernel.value(x, 0).store_partial(output, head);
+        // SAFETY: the partial store touches elements 0..head < n only.
+        source.vector(0, Some(head)).store_partial(output, head);
     }
     let mut i = head;
-    let ahead = prefetch_distance::<V::Scalar>();
     while i < body_end {
-        V::prefetch(input.wrapping_add(i + ahead));
-        // SAFETY: i + lanes ≤ body_end ≤ n; with `stream`, `head` aligned output + i.
-        let g = row_kernel.value(V::load(input.add(i)), i);
+        // SAFETY: i + lanes ≤ body_end ≤ n; with `stream`, output + i is aligned.
+        let g = source.vector(i, None);
         if stream {
             g.stream(output.add(i));
         } else {
@@ -356,10 +430,9 @@ pub unsafe fn grad_row<V: Lanes>(
         i += lanes;
     }
     if body_end < n {
-        // SAFETY: the partial load and store touch elements body_end..n only.
-        let x = V::load_partial(input.add(body_end), n - body_end, V::Scalar::ZERO);
-        row_kernel
-            .value(x, body_end)
+        // SAFETY: the partial store touches elements body_end..n only.
+        source
+            .vector(body_end, Some(n - body_end))
             .store_partial(output.add(body_end), n - body_end);
     }
 }

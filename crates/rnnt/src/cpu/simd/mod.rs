@@ -163,6 +163,17 @@ pub fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream
     dispatch!(Isa::detected(), T, grad_row(row, out, params, stream))
 }
 
+/// Copies `src` into `dst` with non-temporal stores for the aligned middle (see
+/// [`lanes::stream_copy`]); call [`store_fence`] afterwards.
+///
+/// # Panics
+/// If the slices differ in length.
+#[inline]
+pub fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
+    assert_eq!(src.len(), dst.len(), "stream_copy: lengths differ");
+    dispatch!(Isa::detected(), T, stream_copy(src, dst))
+}
+
 /// exp over a slice with the instruction set `isa` (for tests and benchmarks of the exp itself).
 ///
 /// # Panics
