@@ -3,6 +3,7 @@
 use std::arch::x86_64::*;
 
 use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
+use crate::cpu::simd::logs;
 use crate::cpu::simd::SimdFloat;
 
 /// 8 f32 lanes.
@@ -84,6 +85,11 @@ impl Lanes for F32x8 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn mul(self, other: Self) -> Self {
         F32x8(_mm256_mul_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn div(self, other: Self) -> Self {
+        F32x8(_mm256_div_ps(self.0, other.0))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -215,6 +221,11 @@ impl Lanes for F64x4 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn div(self, other: Self) -> Self {
+        F64x4(_mm256_div_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn mul_add(self, a: Self, b: Self) -> Self {
         F64x4(_mm256_fmadd_pd(self.0, a.0, b.0))
     }
@@ -310,5 +321,25 @@ pub mod entry {
     pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
         // SAFETY: as `row_stats`.
         unsafe { lanes::exp_in_place::<T::Avx2>(values) }
+    }
+
+    /// [`logs::log_add_exp_slices`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `a`, `b` and `out` have one length.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { logs::log_add_exp_slices::<T::Avx2>(a, b, out) }
+    }
+
+    /// [`logs::log1p_unit_in_place`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { logs::log1p_unit_in_place::<T::Avx2>(values) }
     }
 }

@@ -3,6 +3,7 @@
 use std::arch::x86_64::*;
 
 use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
+use crate::cpu::simd::logs;
 use crate::cpu::simd::SimdFloat;
 
 /// 16 f32 lanes.
@@ -76,6 +77,11 @@ impl Lanes for F32x16 {
     #[target_feature(enable = "avx512f")]
     unsafe fn mul(self, other: Self) -> Self {
         F32x16(_mm512_mul_ps(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn div(self, other: Self) -> Self {
+        F32x16(_mm512_div_ps(self.0, other.0))
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -187,6 +193,11 @@ impl Lanes for F64x8 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
+    unsafe fn div(self, other: Self) -> Self {
+        F64x8(_mm512_div_pd(self.0, other.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn mul_add(self, a: Self, b: Self) -> Self {
         F64x8(_mm512_fmadd_pd(self.0, a.0, b.0))
     }
@@ -260,5 +271,25 @@ pub mod entry {
     pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
         // SAFETY: as `row_stats`.
         unsafe { lanes::exp_in_place::<T::Avx512>(values) }
+    }
+
+    /// [`logs::log_add_exp_slices`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `a`, `b` and `out` have one length.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { logs::log_add_exp_slices::<T::Avx512>(a, b, out) }
+    }
+
+    /// [`logs::log1p_unit_in_place`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { logs::log1p_unit_in_place::<T::Avx512>(values) }
     }
 }

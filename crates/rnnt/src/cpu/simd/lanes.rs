@@ -42,6 +42,8 @@ pub trait Lanes: Copy {
     unsafe fn sub(self, other: Self) -> Self;
     /// self × other.
     unsafe fn mul(self, other: Self) -> Self;
+    /// self ÷ other.
+    unsafe fn div(self, other: Self) -> Self;
     /// self × a + b, rounded once.
     unsafe fn mul_add(self, a: Self, b: Self) -> Self;
     /// if self > other { self } else { other } per lane (x86 `max` semantics: a NaN in either

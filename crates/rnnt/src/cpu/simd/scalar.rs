@@ -23,6 +23,11 @@ pub trait Real:
     const MINUS_LN2_LO: Self;
     /// Taylor coefficients 1/k! of eʳ, k = 0..=degree, enough for |r| ≤ ln2/2 to half an ulp.
     const EXP_TAYLOR: &'static [Self];
+    /// The most negative finite value.
+    const LOWEST: Self;
+    /// Coefficients 2/(2k+1), k = 1..=degree, of log((1+f)/(1−f))/s − 2 = Σ 2/(2k+1)·s²ᵏ with
+    /// s = f/(2+f): enough for |s| ≤ 1/5 to a tenth of an ulp (see `logs::log1p_unit`).
+    const ATANH_TAYLOR: &'static [Self];
     /// Widens exactly.
     fn to_f64(self) -> f64;
     /// Narrows, rounding to nearest.
@@ -47,6 +52,28 @@ const INVERSE_FACTORIALS: [f64; 14] = [
     1.0 / 6227020800.0,
 ];
 
+/// 2/(2k+1) for k = 1..=11.
+const ATANH_COEFFICIENTS: [f64; 11] = {
+    let mut out = [0.0; 11];
+    let mut k = 0;
+    while k < 11 {
+        out[k] = 2.0 / (2 * k + 3) as f64;
+        k += 1;
+    }
+    out
+};
+
+/// The first 4 of [`ATANH_COEFFICIENTS`] in f32: the truncation error (1/5)¹⁰/11 is 0.1 ulp.
+const ATANH_TAYLOR_F32: [f32; 4] = {
+    let mut out = [0.0; 4];
+    let mut k = 0;
+    while k < 4 {
+        out[k] = ATANH_COEFFICIENTS[k] as f32;
+        k += 1;
+    }
+    out
+};
+
 /// Taylor coefficients of degree 7 in f32: the truncation error 0.347⁸/8! is 0.1 ulp.
 const EXP_TAYLOR_F32: [f32; 8] = {
     let mut out = [0.0; 8];
@@ -68,6 +95,8 @@ impl Real for f32 {
     const MINUS_LN2_HI: f32 = f32::from_bits(0xbf31_8000); // −0.693359375
     const MINUS_LN2_LO: f32 = 2.121_944_4e-4;
     const EXP_TAYLOR: &'static [f32] = &EXP_TAYLOR_F32;
+    const LOWEST: f32 = f32::MIN;
+    const ATANH_TAYLOR: &'static [f32] = &ATANH_TAYLOR_F32;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -89,6 +118,9 @@ impl Real for f64 {
     const MINUS_LN2_LO: f64 = -1.908_214_929_270_587_7e-10;
     // Degree 13: the truncation error 0.347¹⁴/14! is below 0.1 ulp.
     const EXP_TAYLOR: &'static [f64] = &INVERSE_FACTORIALS;
+    const LOWEST: f64 = f64::MIN;
+    // Degree 11 in s²: the truncation error (1/5)²⁴/25 is below 0.1 ulp.
+    const ATANH_TAYLOR: &'static [f64] = &ATANH_COEFFICIENTS;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
@@ -151,6 +183,10 @@ macro_rules! scalar_lanes {
             #[inline(always)]
             unsafe fn mul(self, other: $float) -> $float {
                 self * other
+            }
+            #[inline(always)]
+            unsafe fn div(self, other: $float) -> $float {
+                self / other
             }
             #[inline(always)]
             unsafe fn mul_add(self, a: $float, b: $float) -> $float {
