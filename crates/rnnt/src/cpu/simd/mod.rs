@@ -230,6 +230,19 @@ pub fn log1p_unit_with<T: SimdFloat>(isa: Isa, z: &[T], out: &mut [T]) {
     dispatch!(isa, T, logs::log1p_unit_in_place(out))
 }
 
+/// Hints that the cache line holding `*ptr` will be read soon (a no-op off x86-64). `ptr` may
+/// point anywhere, in bounds or not: nothing is dereferenced and a prefetch never faults.
+#[inline(always)]
+pub fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch reads nothing and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// Orders this thread's non-temporal stores before whatever it does next (a no-op where
 /// [`grad_row`] never streams). Call it once after a run of streamed rows.
 #[inline]
