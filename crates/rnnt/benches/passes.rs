@@ -1,11 +1,13 @@
-//! Criterion benches of the row kernels (on rows that stay in L1) and of the three passes on the
-//! S1 and S2 benchmark shapes, so that regressions show. Kept short: `cargo bench -p rnnt`.
+//! Criterion benches of the row kernels (on rows that stay in L1), of the three passes on the
+//! S1 and S2 benchmark shapes, and of the α/β lattice alone on the lattice sizes of S4 and S6, so
+//! that regressions show. Kept short: `cargo bench -p rnnt`.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array4;
-use rnnt::cpu::lattice::alpha_beta;
+use rnnt::cpu::front::NodeScores;
+use rnnt::cpu::lattice::{alpha_beta, forward_variable};
 use rnnt::cpu::simd::{self, GradRow};
 use rnnt::{LossInput, Options, Targets};
 use rnnt_cases::synthetic::{self, Shape};
@@ -39,6 +41,14 @@ fn kernels(c: &mut Criterion) {
     group.throughput(Throughput::Elements(x.len() as u64));
     group.bench_function("exp_f32/4096", |b| {
         b.iter(|| simd::exp_with(simd::Isa::detected(), std::hint::black_box(&x), &mut out))
+    });
+    let a: Vec<f64> = (0..4096).map(|i| -(i as f64) * 0.01).collect();
+    let b: Vec<f64> = (0..4096)
+        .map(|i| -((i * 7919) % 4096) as f64 * 0.01)
+        .collect();
+    let mut sum = vec![0f64; a.len()];
+    group.bench_function("log_add_exp_f64/4096", |bench| {
+        bench.iter(|| simd::log_add_exp(std::hint::black_box(&a), &b, &mut sum))
     });
     group.finish();
 }
@@ -85,12 +95,44 @@ fn passes(c: &mut Criterion) {
     group.finish();
 }
 
+/// The α/β lattice of one item of T frames and U labels, with log-probabilities spread over
+/// [−8, 0] (the recursions' cost does not depend on the values).
+fn lattice(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lattice");
+    for (name, frames, labels) in [("S4", 1000, 200), ("S6", 3000, 400)] {
+        let positions = labels + 1;
+        let mut scores = NodeScores::new(frames, positions);
+        let spread = |n: usize, salt: usize| -(((n * 2_654_435_761 + salt) % 4096) as f64) / 512.0;
+        for (n, (blank, emit)) in scores
+            .blank
+            .iter_mut()
+            .zip(scores.emit.iter_mut())
+            .enumerate()
+        {
+            *blank = spread(n, 1);
+            *emit = if n % positions == labels {
+                f64::NEG_INFINITY
+            } else {
+                spread(n, 2)
+            };
+        }
+        group.throughput(Throughput::Elements((frames * positions) as u64));
+        group.bench_function(BenchmarkId::new("alpha_beta", name), |b| {
+            b.iter(|| alpha_beta(std::hint::black_box(&scores)))
+        });
+        group.bench_function(BenchmarkId::new("viterbi_forward", name), |b| {
+            b.iter(|| forward_variable(std::hint::black_box(&scores), f64::max))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = kernels, passes
+    targets = kernels, passes, lattice
 }
 criterion_main!(benches);

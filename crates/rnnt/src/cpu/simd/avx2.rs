@@ -3,6 +3,7 @@
 use std::arch::x86_64::*;
 
 use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
+use crate::cpu::simd::logs;
 use crate::cpu::simd::SimdFloat;
 
 /// 8 f32 lanes.
@@ -339,14 +340,14 @@ pub mod entry {
         unsafe { lanes::exp_in_place::<T::Avx2>(values) }
     }
 
-    /// [`lanes::ln_in_place`] on AVX2.
+    /// [`logs::ln_in_place`] on AVX2.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
         // SAFETY: as `row_stats`.
-        unsafe { lanes::ln_in_place::<T::Avx2>(values) }
+        unsafe { logs::ln_in_place::<T::Avx2>(values) }
     }
 
     /// [`lanes::stream_copy`] on AVX2.
@@ -357,5 +358,25 @@ pub mod entry {
     pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
         // SAFETY: as `row_stats`; the caller checked the lengths.
         unsafe { lanes::stream_copy::<T::Avx2>(src, dst) }
+    }
+
+    /// [`logs::log_add_exp_slices`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `a`, `b` and `out` have one length.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { logs::log_add_exp_slices::<T::Avx2>(a, b, out) }
+    }
+
+    /// [`logs::log1p_unit_in_place`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { logs::log1p_unit_in_place::<T::Avx2>(values) }
     }
 }

@@ -3,6 +3,7 @@
 use std::arch::x86_64::*;
 
 use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
+use crate::cpu::simd::logs;
 use crate::cpu::simd::SimdFloat;
 
 /// 16 f32 lanes.
@@ -287,14 +288,14 @@ pub mod entry {
         unsafe { lanes::exp_in_place::<T::Avx512>(values) }
     }
 
-    /// [`lanes::ln_in_place`] on AVX-512.
+    /// [`logs::ln_in_place`] on AVX-512.
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
         // SAFETY: as `row_stats`.
-        unsafe { lanes::ln_in_place::<T::Avx512>(values) }
+        unsafe { logs::ln_in_place::<T::Avx512>(values) }
     }
 
     /// [`lanes::stream_copy`] on AVX-512.
@@ -305,5 +306,25 @@ pub mod entry {
     pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
         // SAFETY: as `row_stats`; the caller checked the lengths.
         unsafe { lanes::stream_copy::<T::Avx512>(src, dst) }
+    }
+
+    /// [`logs::log_add_exp_slices`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `a`, `b` and `out` have one length.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
+        // SAFETY: as `row_stats`; the caller checked the lengths.
+        unsafe { logs::log_add_exp_slices::<T::Avx512>(a, b, out) }
+    }
+
+    /// [`logs::log1p_unit_in_place`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
+        // SAFETY: as `row_stats`.
+        unsafe { logs::log1p_unit_in_place::<T::Avx512>(values) }
     }
 }

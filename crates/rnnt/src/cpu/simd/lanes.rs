@@ -113,62 +113,6 @@ pub unsafe fn exp_of_non_positive<V: Lanes>(x: V) -> V {
     p.ldexp(n).zero_where_below(x, lo)
 }
 
-/// ln x per lane for positive normal x (such as a row's Σ exp(x − max) ≥ 1), within 1 ulp.
-///
-/// x = m·2ᵉ with m in [√½, √2] ([`Lanes::split_exponent`]); with f = m − 1 (exact) and
-/// s = f / (2 + f), ln m = 2·atanh s = f − f²/2 + s·(f²/2 + R(s²)), R a polynomial
-/// ([`Real::LN_POLY`]), and ln x = e·ln2_hi + (ln m + e·ln2_lo), e·ln2_hi exact.
-///
-/// # Safety
-/// The CPU must have `V`'s instruction set.
-#[inline(always)]
-pub unsafe fn ln<V: Lanes>(x: V) -> V {
-    let (m, e) = x.split_exponent();
-    let one = V::splat(V::Scalar::from_f64(1.0));
-    let f = m.sub(one);
-    let s = f.div(f.add(V::splat(V::Scalar::from_f64(2.0))));
-    let z = s.mul(s);
-    let coefficients = V::Scalar::LN_POLY;
-    let mut r = V::splat(coefficients[coefficients.len() - 1]);
-    for &c in coefficients[..coefficients.len() - 1].iter().rev() {
-        r = r.mul_add(z, V::splat(c));
-    }
-    let r = r.mul(z);
-    let half_f_squared = f.mul(f).mul(V::splat(V::Scalar::from_f64(0.5)));
-    let ln2_hi = V::splat(V::Scalar::from_f64(-V::Scalar::MINUS_LN2_HI.to_f64()));
-    let ln2_lo = V::splat(V::Scalar::from_f64(-V::Scalar::MINUS_LN2_LO.to_f64()));
-    // ln x = e·ln2_hi − ((f²/2 − (s·(f²/2 + R) + e·ln2_lo)) − f), in fdlibm's order: the small
-    // terms first, the exact e·ln2_hi last.
-    let small = s.mul_add(half_f_squared.add(r), e.mul(ln2_lo));
-    e.mul(ln2_hi).sub(half_f_squared.sub(small).sub(f))
-}
-
-/// values[k] = ln(values[k]) for positive normal values (see [`ln`]).
-///
-/// # Safety
-/// The CPU must have `V`'s instruction set.
-#[inline(always)]
-pub unsafe fn ln_in_place<V: Lanes>(values: &mut [V::Scalar]) {
-    let body = values.len() - values.len() % V::LANES;
-    let ptr = values.as_mut_ptr();
-    let mut i = 0;
-    while i < body {
-        // SAFETY: i + LANES ≤ body ≤ values.len().
-        ln(V::load(ptr.add(i))).store(ptr.add(i));
-        i += V::LANES;
-    }
-    if body < values.len() {
-        let tail = values.len() - body;
-        // SAFETY: the partial load and store touch elements body.. only; the fill 1 is positive.
-        ln(V::load_partial(
-            ptr.add(body),
-            tail,
-            V::Scalar::from_f64(1.0),
-        ))
-        .store_partial(ptr.add(body), tail);
-    }
-}
-
 /// How far ahead of the current element the row kernels prefetch, in bytes: about the bytes in
 /// flight per core at full bandwidth (≈ 18 GB/s × 100 ns), so rows arrive before they are needed
 /// even across the 4 KiB page boundaries where the hardware prefetcher stops.

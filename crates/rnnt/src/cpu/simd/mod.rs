@@ -1,8 +1,10 @@
-//! Vectorised row kernels: the row statistics of the front pass and the row write of the gradient
-//! pass, for f32 and f64, with one safe entry point each and the instruction set chosen at run time.
+//! Vectorised kernels: the row statistics of the front pass, the row write of the gradient pass and
+//! the log-space sum of the α/β lattice, for f32 and f64, with one safe entry point each and the
+//! instruction set chosen at run time.
 //!
 //! Layout (memchr / candle style): [`lanes`] defines the small vector interface ([`Lanes`]) and the
-//! kernels written once over it, including the vectorised `exp`; [`scalar`] implements the
+//! kernels written once over it, including the vectorised `exp`; [`logs`] adds `log1p` and
+//! `log_add_exp` over the same interface; [`scalar`] implements the
 //! interface one element at a time (the portable fallback; vector sets handle row tails with
 //! masked partial loads and stores instead);
 //! [`avx2`] and [`avx512`] implement it on x86-64 (other targets, aarch64 included, use the
@@ -18,6 +20,7 @@
 //! absolute on a gradient element.
 
 pub mod lanes;
+pub mod logs;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -107,9 +110,13 @@ impl SimdFloat for f64 {
     type Avx512 = avx512::F64x8;
 }
 
-/// Calls `$kernel::<V>($args)` with V the vector of `$isa` for float type `$float`.
+/// Calls `$module::$kernel::<V>($args)` with V the vector of `$isa` for float type `$float`
+/// (`$module` is `lanes` when left out; the vector sets' `entry` modules hold every kernel).
 macro_rules! dispatch {
     ($isa:expr, $float:ty, $kernel:ident($($arg:expr),*)) => {
+        dispatch!($isa, $float, lanes::$kernel($($arg),*))
+    };
+    ($isa:expr, $float:ty, $module:ident::$kernel:ident($($arg:expr),*)) => {
         match $isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::available` lists AVX-512 only when the CPU has AVX-512F.
@@ -118,7 +125,7 @@ macro_rules! dispatch {
             // SAFETY: `Isa::available` lists AVX2 only when the CPU has AVX2 and FMA.
             Isa::Avx2 => unsafe { avx2::entry::$kernel::<$float>($($arg),*) },
             // SAFETY: the scalar vector uses no special instructions.
-            _ => unsafe { lanes::$kernel::<$float>($($arg),*) },
+            _ => unsafe { $module::$kernel::<$float>($($arg),*) },
         }
     };
 }
@@ -197,14 +204,71 @@ pub fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
 pub fn ln_with<T: SimdFloat>(isa: Isa, x: &[T], out: &mut [T]) {
     assert!(Isa::available().contains(&isa), "{isa:?} is not available");
     out.copy_from_slice(x);
-    dispatch!(isa, T, ln_in_place(out))
+    dispatch!(isa, T, logs::ln_in_place(out))
 }
 
 /// values[k] = ln(values[k]) on the detected instruction set, within 1 ulp, for positive normal
 /// values within 2^±(emax − 1) (the result is unspecified outside).
 #[inline]
 pub fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
-    dispatch!(Isa::detected(), T, ln_in_place(values))
+    dispatch!(Isa::detected(), T, logs::ln_in_place(values))
+}
+
+/// out[i] = ln(e^a[i] + e^b[i]) with the instruction set `isa` (see [`logs::log_add_exp`] for the
+/// infinity and NaN conventions).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or the slices differ in length.
+pub fn log_add_exp_with<T: SimdFloat>(isa: Isa, a: &[T], b: &[T], out: &mut [T]) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    log_add_exp_checked(a, b, out);
+    dispatch!(isa, T, logs::log_add_exp_slices(a, b, out))
+}
+
+/// [`log_add_exp_with`] on the detected instruction set: within 2 ulp of
+/// max + ln_1p(exp(min − max)) in correctly rounded arithmetic, exact for −inf operands.
+///
+/// # Panics
+/// If the slices differ in length.
+#[inline]
+pub fn log_add_exp<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
+    log_add_exp_checked(a, b, out);
+    dispatch!(Isa::detected(), T, logs::log_add_exp_slices(a, b, out))
+}
+
+/// Panics unless the operands and the output of a log_add_exp have one length.
+fn log_add_exp_checked<T>(a: &[T], b: &[T], out: &[T]) {
+    assert!(
+        a.len() == out.len() && b.len() == out.len(),
+        "log_add_exp operands of {} and {} elements into {}",
+        a.len(),
+        b.len(),
+        out.len()
+    );
+}
+
+/// ln(1 + z) over a slice of z in [0, 1] with the instruction set `isa` (for tests and benchmarks
+/// of [`logs::log1p_unit`] itself).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or the slices differ in length.
+pub fn log1p_unit_with<T: SimdFloat>(isa: Isa, z: &[T], out: &mut [T]) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    out.copy_from_slice(z);
+    dispatch!(isa, T, logs::log1p_unit_in_place(out))
+}
+
+/// Hints that the cache line holding `*ptr` will be read soon (a no-op off x86-64). `ptr` may
+/// point anywhere, in bounds or not: nothing is dereferenced and a prefetch never faults.
+#[inline(always)]
+pub fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch reads nothing and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
 }
 
 /// Orders this thread's non-temporal stores before whatever it does next (a no-op where

@@ -27,9 +27,11 @@ pub trait Real:
     /// Coefficients c₀, c₁, … of the polynomial Σ cₖ rᵏ that approximates eʳ on |r| ≤ ln2/2
     /// within a fraction of an ulp (a Chebyshev fit, see [`EXP_POLY_F32`]).
     const EXP_POLY: &'static [Self];
-    /// Coefficients of R(z)/z in ln(1+f) = f − f²/2 + s·(f²/2 + R(s²)), s = f/(2+f), for
-    /// |f| ≤ √2 − 1 (see [`LN_POLY_F64`]).
-    const LN_POLY: &'static [Self];
+    /// The most negative finite value.
+    const LOWEST: Self;
+    /// Coefficients 2/(2k+1), k = 1..=degree, of log((1+f)/(1−f))/s − 2 = Σ 2/(2k+1)·s²ᵏ with
+    /// s = f/(2+f): enough for |s| ≤ 1/5 to a tenth of an ulp (see `logs::log1p_unit`).
+    const ATANH_TAYLOR: &'static [Self];
     /// Widens exactly.
     fn to_f64(self) -> f64;
     /// Narrows, rounding to nearest.
@@ -66,20 +68,27 @@ pub const EXP_POLY_F64: [f64; 12] = [
     2.511_003_760_596_377_7e-8,
 ];
 
-/// R(z)/z ≈ Σ cₖ zᵏ with R(z) = 2·atanh(√z)/√z − 2 over z ≤ (3 − 2√2)², degree 6: the Chebyshev
-/// fit of that degree (mpmath `chebyfit`), contributing 5·10⁻¹⁸ relative error to ln.
-pub const LN_POLY_F64: [f64; 7] = [
-    0.666_666_666_666_667,
-    0.399_999_999_998_995_05,
-    0.285_714_286_259_754_87,
-    0.222_222_111_347_950_8,
-    0.181_828_891_252_617_23,
-    0.153_317_216_005_560_42,
-    0.146_164_496_850_434_06,
-];
+/// 2/(2k+1) for k = 1..=11.
+const ATANH_COEFFICIENTS: [f64; 11] = {
+    let mut out = [0.0; 11];
+    let mut k = 0;
+    while k < 11 {
+        out[k] = 2.0 / (2 * k + 3) as f64;
+        k += 1;
+    }
+    out
+};
 
-/// The same fit of degree 3 rounded to f32: 2·10⁻¹¹ relative error contributed.
-pub const LN_POLY_F32: [f32; 4] = [0.666_666_7, 0.400_001_22, 0.285_508_2, 0.233_304_67];
+/// The first 4 of [`ATANH_COEFFICIENTS`] in f32: the truncation error (1/5)¹⁰/11 is 0.1 ulp.
+const ATANH_TAYLOR_F32: [f32; 4] = {
+    let mut out = [0.0; 4];
+    let mut k = 0;
+    while k < 4 {
+        out[k] = ATANH_COEFFICIENTS[k] as f32;
+        k += 1;
+    }
+    out
+};
 
 impl Real for f32 {
     const ZERO: f32 = 0.0;
@@ -92,7 +101,8 @@ impl Real for f32 {
     const MINUS_LN2_LO: f32 = 2.121_944_4e-4;
     const ROUNDING_SHIFT: f32 = 12_582_912.0;
     const EXP_POLY: &'static [f32] = &EXP_POLY_F32;
-    const LN_POLY: &'static [f32] = &LN_POLY_F32;
+    const LOWEST: f32 = f32::MIN;
+    const ATANH_TAYLOR: &'static [f32] = &ATANH_TAYLOR_F32;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -114,7 +124,9 @@ impl Real for f64 {
     const MINUS_LN2_LO: f64 = -1.908_214_929_270_587_7e-10;
     const ROUNDING_SHIFT: f64 = 6_755_399_441_055_744.0;
     const EXP_POLY: &'static [f64] = &EXP_POLY_F64;
-    const LN_POLY: &'static [f64] = &LN_POLY_F64;
+    const LOWEST: f64 = f64::MIN;
+    // Degree 11 in s²: the truncation error (1/5)²⁴/25 is below 0.1 ulp.
+    const ATANH_TAYLOR: &'static [f64] = &ATANH_COEFFICIENTS;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self

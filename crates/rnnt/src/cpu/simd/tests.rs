@@ -1,8 +1,12 @@
-//! Every instruction set against f64 arithmetic: the exp over its whole range, the row statistics
-//! and the gradient row on random and special rows.
+//! Every instruction set against f64 arithmetic: the exp over its whole range, log1p over [0, 1],
+//! the log-space sum on random and special operands, the row statistics and the gradient row on
+//! random and special rows.
 
 use super::scalar::Real;
-use super::{exp_with, grad_row_with, ln_with, row_stats_with, GradRow, Isa, SimdFloat};
+use super::{
+    exp_with, grad_row_with, ln_with, log1p_unit_with, log_add_exp_with, row_stats_with, GradRow,
+    Isa, SimdFloat,
+};
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
 fn ulps<T: Real>(a: T, b: T) -> u64 {
@@ -297,4 +301,182 @@ fn check_grad_row<T: SimdFloat>(tolerance: f64) {
 fn grad_row_matches_f64_on_every_instruction_set() {
     check_grad_row::<f32>(1e-6);
     check_grad_row::<f64>(1e-14);
+}
+
+/// The distance from 1 to the next float of type `T`.
+fn epsilon<T: Real>() -> f64 {
+    if std::mem::size_of::<T>() == 4 {
+        f64::from(f32::EPSILON)
+    } else {
+        f64::EPSILON
+    }
+}
+
+/// The largest distance in ulp between `got` and `want`, both finite, over pairs.
+fn max_ulps<T: Real>(pairs: impl Iterator<Item = (T, T)>) -> u64 {
+    pairs.map(|(got, want)| ulps(got, want)).max().unwrap_or(0)
+}
+
+/// Checks log1p on [0, 1] on every instruction set against libm's ln_1p (correctly rounded to
+/// `T`), within `max_ulps`, and returns the largest error seen.
+fn check_log1p<T: SimdFloat>(inputs: &[T], max_allowed: u64) -> u64 {
+    let mut worst = 0;
+    for isa in Isa::available() {
+        let mut out = vec![T::ZERO; inputs.len()];
+        log1p_unit_with(isa, inputs, &mut out);
+        let pairs = inputs
+            .iter()
+            .zip(&out)
+            .map(|(&z, &got)| (got, T::from_f64(z.to_f64().ln_1p())));
+        let error = max_ulps(pairs);
+        assert!(error <= max_allowed, "{isa:?}: log1p is {error} ulp off");
+        worst = worst.max(error);
+        let special = [T::ZERO, T::from_f64(1.0), T::from_f64(f64::NAN)];
+        let mut out = vec![T::ZERO; special.len()];
+        log1p_unit_with(isa, &special, &mut out);
+        assert_eq!(out[0].to_f64(), 0.0, "{isa:?}: log1p(0)");
+        assert_eq!(
+            out[1],
+            T::from_f64(std::f64::consts::LN_2),
+            "{isa:?}: log1p(1)"
+        );
+        assert!(out[2].to_f64().is_nan(), "{isa:?}: log1p(NaN)");
+    }
+    worst
+}
+
+/// Inputs in [0, 1]: a uniform grid, every binade down to the smallest subnormal, and the
+/// neighbours of ½ where the reduction switches.
+fn unit_inputs<T: Real>(grid: usize) -> Vec<T> {
+    let mut inputs: Vec<T> = (0..=grid)
+        .map(|i| T::from_f64(i as f64 / grid as f64))
+        .collect();
+    let mut rng = Rng(3);
+    inputs.extend((0..grid).map(|_| T::from_f64((-1100.0 * rng.next()).exp2())));
+    inputs.extend((0..1000).map(|i| T::from_f64(0.5 + (i as f64 - 500.0) * 1e-15)));
+    inputs.retain(|z| (0.0..=1.0).contains(&z.to_f64()));
+    inputs
+}
+
+#[test]
+fn log1p_f64_is_within_one_ulp_of_libm_on_the_unit_interval() {
+    let worst = check_log1p::<f64>(&unit_inputs(2_000_000), 1);
+    eprintln!("log1p f64: max error {worst} ulp");
+}
+
+#[test]
+fn log1p_f32_is_within_one_ulp_on_the_unit_interval() {
+    // The f32s in [0, 1]: one in 29 of the bit patterns, 37 million.
+    let mut inputs: Vec<f32> = (0..=1.0f32.to_bits() / 29)
+        .map(|i| f32::from_bits(i * 29))
+        .collect();
+    inputs.push(1.0);
+    let worst = check_log1p::<f32>(&inputs, 1);
+    eprintln!("log1p f32: max error {worst} ulp");
+}
+
+/// The log-space sum in f64 from libm, the scalar convention of `crate::logspace`.
+fn log_add_exp_libm(a: f64, b: f64) -> f64 {
+    crate::logspace::log_add_exp(a, b)
+}
+
+/// Operand pairs: random ones at several spreads, equal ones, huge gaps, and every pairing of the
+/// special values.
+fn operand_pairs(count: usize) -> Vec<(f64, f64)> {
+    let mut rng = Rng(11);
+    let mut pairs = Vec::with_capacity(count + 200);
+    for i in 0..count {
+        let spread = [1.0, 30.0, 1000.0, 1e6][i % 4];
+        let a = spread * rng.normal() - 50.0 * rng.next();
+        let b = if i % 16 == 0 {
+            a
+        } else {
+            a + spread * rng.normal()
+        };
+        pairs.push((a, b));
+    }
+    let special = [
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NAN,
+        f64::MIN,
+        f64::MAX,
+        -1e300,
+        -745.5,
+        -0.0,
+        0.0,
+        1e-300,
+        3.0,
+    ];
+    for &a in &special {
+        for &b in &special {
+            pairs.push((a, b));
+        }
+    }
+    pairs
+}
+
+fn check_log_add_exp<T: SimdFloat>(pairs: &[(f64, f64)], max_allowed: u64) -> u64 {
+    let a: Vec<T> = pairs.iter().map(|p| T::from_f64(p.0)).collect();
+    let b: Vec<T> = pairs.iter().map(|p| T::from_f64(p.1)).collect();
+    let mut worst = 0;
+    for isa in Isa::available() {
+        // Odd lengths and offsets exercise the partial vectors.
+        for skip in [0, 3] {
+            let (a, b) = (&a[skip..], &b[skip..]);
+            let mut out = vec![T::ZERO; a.len()];
+            log_add_exp_with(isa, a, b, &mut out);
+            for ((&x, &y), &got) in a.iter().zip(b).zip(&out) {
+                let (xf, yf, gf) = (x.to_f64(), y.to_f64(), got.to_f64());
+                let want = T::from_f64(log_add_exp_libm(xf, yf));
+                let wf = want.to_f64();
+                if wf.is_nan() || wf.is_infinite() {
+                    assert!(
+                        gf.to_bits() == wf.to_bits() || (gf.is_nan() && wf.is_nan()),
+                        "{isa:?}: log_add_exp({xf}, {yf}) = {gf}, want {wf}"
+                    );
+                    continue;
+                }
+                // Near 0 the result is a difference: measure it against the larger operand.
+                let scale = xf.abs().max(yf.abs()).max(wf.abs());
+                let error = if wf.abs() >= 0.5 * scale {
+                    ulps(got, want)
+                } else {
+                    ((gf - wf).abs() / (scale * epsilon::<T>())).ceil() as u64
+                };
+                assert!(
+                    error <= max_allowed,
+                    "{isa:?}: log_add_exp({xf}, {yf}) = {gf}, want {wf} ({error} ulp)"
+                );
+                worst = worst.max(error);
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn log_add_exp_f64_matches_libm_on_every_instruction_set() {
+    let worst = check_log_add_exp::<f64>(&operand_pairs(2_000_000), 2);
+    eprintln!("log_add_exp f64: max error {worst} ulp");
+}
+
+#[test]
+fn log_add_exp_f32_matches_f64_on_every_instruction_set() {
+    let worst = check_log_add_exp::<f32>(&operand_pairs(200_000), 2);
+    eprintln!("log_add_exp f32: max error {worst} ulp");
+}
+
+#[test]
+fn log_add_exp_is_exact_at_infinities() {
+    let ninf = f64::NEG_INFINITY;
+    for isa in Isa::available() {
+        let a = [ninf, ninf, 1.5, ninf, f64::INFINITY, 2.0, f64::NAN, 0.0];
+        let b = [ninf, 1.5, ninf, -1e308, 7.0, 2.0, ninf, f64::NAN];
+        let mut out = [0.0; 8];
+        log_add_exp_with(isa, &a, &b, &mut out);
+        assert_eq!(out[..5], [ninf, 1.5, 1.5, -1e308, f64::INFINITY], "{isa:?}");
+        assert_eq!(out[5], 2.0 + std::f64::consts::LN_2, "{isa:?}");
+        assert!(out[6].is_nan() && out[7].is_nan(), "{isa:?}: {out:?}");
+    }
 }

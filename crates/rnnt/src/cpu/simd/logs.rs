@@ -1,0 +1,165 @@
+//! Logarithms over the vector interface: `ln` of positive normal numbers (the front pass's row
+//! sums), `log1p` on [0, 1] and the log-space sum ln(eᵃ + eᵇ) that the α/β recursions apply to
+//! every node. Both logarithms reduce their argument to k·ln 2 + ln(1 + f) with small f and
+//! share [`ln_of_reduced`].
+//!
+//! Like [`lanes`](super::lanes), every function is `#[inline(always)]` so that it compiles inside
+//! the caller's `#[target_feature]` entry point.
+
+use crate::cpu::simd::lanes::{exp, Lanes};
+use crate::cpu::simd::scalar::Real;
+
+/// k·ln 2 + ln(1 + f) per lane, for integral k and f in [1/√2 − 1, ½] (so |s| ≤ ⅕ below),
+/// within 1 ulp.
+///
+/// ln(1 + f) = 2·atanh(s) with s = f/(2 + f), written as f − (f²/2 − s·(f²/2 + R)) with
+/// R = Σ 2/(2k+1)·s²ᵏ ([`Real::ATANH_TAYLOR`]), so that the large term f is exact and the
+/// rounding errors fall on terms a tenth its size; k·ln 2 is added in two parts.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+unsafe fn ln_of_reduced<V: Lanes>(f: V, k: V) -> V {
+    let two = V::splat(V::Scalar::from_f64(2.0));
+    let half = V::splat(V::Scalar::from_f64(0.5));
+    let zero = V::splat(V::Scalar::ZERO);
+    let ln2_hi = zero.sub(V::splat(V::Scalar::MINUS_LN2_HI));
+    let ln2_lo = zero.sub(V::splat(V::Scalar::MINUS_LN2_LO));
+    let s = f.div(f.add(two));
+    let w = s.mul(s);
+    let coefficients = V::Scalar::ATANH_TAYLOR;
+    let mut p = V::splat(coefficients[coefficients.len() - 1]);
+    for &c in coefficients[..coefficients.len() - 1].iter().rev() {
+        p = p.mul_add(w, V::splat(c));
+    }
+    let r = p.mul(w);
+    let half_square = f.mul(f).mul(half);
+    let small = k.mul_add(ln2_lo, s.mul(half_square.add(r)));
+    k.mul_add(ln2_hi, f.sub(half_square.sub(small)))
+}
+
+/// ln x per lane for positive normal x within 2^±(emax − 1), within 1 ulp: x = m·2ᵉ with m in
+/// [√½, √2] ([`Lanes::split_exponent`]), then [`ln_of_reduced`] with f = m − 1 (exact).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn ln<V: Lanes>(x: V) -> V {
+    let (m, e) = x.split_exponent();
+    ln_of_reduced(m.sub(V::splat(V::Scalar::from_f64(1.0))), e)
+}
+
+/// ln(1 + z) per lane for z in [0, 1], within 1 ulp (tested against libm); 0 for 0, NaN for NaN.
+///
+/// The reduction needs no table and no correction term: with k = round(z) (0 below ½, 1 above),
+/// 1 + z = 2ᵏ·(1 + f) where f = (z − k)·(1 − k/2) is exact (Sterbenz for z − 1 when z > ½) and
+/// lies in [−¼, ½]; then [`ln_of_reduced`].
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn log1p_unit<V: Lanes>(z: V) -> V {
+    let one = V::splat(V::Scalar::from_f64(1.0));
+    let minus_half = V::splat(V::Scalar::from_f64(-0.5));
+    let shift = V::splat(V::Scalar::ROUNDING_SHIFT);
+    let k = z.add(shift).sub(shift);
+    let f = z.sub(k).mul(k.mul_add(minus_half, one));
+    ln_of_reduced(f, k)
+}
+
+/// ln(eᵃ + eᵇ) per lane as max + ln(1 + e^(min − max)): exact for −inf operands (−inf for two,
+/// never NaN), NaN when either operand is NaN or both are +inf; within 2 ulp of the same formula
+/// in correctly rounded arithmetic where the result is not near 0.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn log_add_exp<V: Lanes>(a: V, b: V) -> V {
+    // A NaN `a` ends up in `lo` and a NaN `b` in `hi` (on x86 the second operand wins), so either
+    // reaches the result. Measuring the gap from a finite `hi` makes it −inf, not NaN, when both
+    // operands are −inf: e^gap is then 0 and the result `hi` itself.
+    let hi = a.max(b);
+    let lo = b.min(a);
+    let gap = lo.sub(hi.max(V::splat(V::Scalar::LOWEST)));
+    hi.add(log1p_unit(exp(gap)))
+}
+
+/// out[i] = ln(e^a[i] + e^b[i]) ([`log_add_exp`] per element).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `a`, `b` and `out` have one length.
+#[inline(always)]
+pub unsafe fn log_add_exp_slices<V: Lanes>(
+    a: &[V::Scalar],
+    b: &[V::Scalar],
+    out: &mut [V::Scalar],
+) {
+    debug_assert!(a.len() == out.len() && b.len() == out.len());
+    let n = out.len();
+    let body = n - n % V::LANES;
+    let (a, b, out) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + LANES ≤ body ≤ n, the length of all three slices.
+        log_add_exp(V::load(a.add(i)), V::load(b.add(i))).store(out.add(i));
+        i += V::LANES;
+    }
+    if body < n {
+        let tail = n - body;
+        let ninf = V::Scalar::NEG_INFINITY;
+        // SAFETY: the partial loads and store touch elements body..n only.
+        let sum = log_add_exp(
+            V::load_partial(a.add(body), tail, ninf),
+            V::load_partial(b.add(body), tail, ninf),
+        );
+        sum.store_partial(out.add(body), tail);
+    }
+}
+
+/// values[i] = ln(1 + values[i]) ([`log1p_unit`] per element, so for values in [0, 1]).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn log1p_unit_in_place<V: Lanes>(values: &mut [V::Scalar]) {
+    let n = values.len();
+    let body = n - n % V::LANES;
+    let ptr = values.as_mut_ptr();
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + LANES ≤ body ≤ n.
+        log1p_unit(V::load(ptr.add(i))).store(ptr.add(i));
+        i += V::LANES;
+    }
+    if body < n {
+        // SAFETY: the partial load and store touch elements body..n only.
+        log1p_unit(V::load_partial(ptr.add(body), n - body, V::Scalar::ZERO))
+            .store_partial(ptr.add(body), n - body);
+    }
+}
+
+/// values[i] = ln(values[i]) ([`ln`] per element, so for positive normal values).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn ln_in_place<V: Lanes>(values: &mut [V::Scalar]) {
+    let n = values.len();
+    let body = n - n % V::LANES;
+    let ptr = values.as_mut_ptr();
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + LANES ≤ body ≤ n.
+        ln(V::load(ptr.add(i))).store(ptr.add(i));
+        i += V::LANES;
+    }
+    if body < n {
+        // SAFETY: the partial load and store touch elements body..n only; the fill 1 is positive.
+        ln(V::load_partial(
+            ptr.add(body),
+            n - body,
+            V::Scalar::from_f64(1.0),
+        ))
+        .store_partial(ptr.add(body), n - body);
+    }
+}
