@@ -3,23 +3,24 @@
 use rayon::prelude::*;
 
 use crate::cpu::front::NodeScores;
+use crate::cpu::recycle::NodeVec;
 use crate::cpu::simd;
 
 /// Forward and backward variables of one item, indexed like [`NodeScores`].
 #[derive(Debug, Clone, Default)]
 pub struct Lattice {
     /// α(t,u): log-probability of all partial paths from (0,0) to (t,u).
-    pub alpha: Vec<f64>,
+    pub alpha: NodeVec,
     /// β(t,u): log-probability of all paths from (t,u) to the end, final blank included.
-    pub beta: Vec<f64>,
+    pub beta: NodeVec,
     /// ln P(y|x) = β(0,0); −inf for an impossible item.
     pub log_p: f64,
     /// Occupancy of the blank arc leaving (t,u): exp(α(t,u) + blank(t,u) + β(t+1,u) − ln P), the
     /// final blank at (T_b−1, U_b) included; 0 where there is no arc or the item is impossible.
-    pub blank_arc: Vec<f64>,
+    pub blank_arc: NodeVec,
     /// Occupancy of the emission arc leaving (t,u): exp(α(t,u) + emit(t,u) + β(t,u+1) − ln P);
     /// 0 at u = U_b or when the item is impossible.
-    pub emit_arc: Vec<f64>,
+    pub emit_arc: NodeVec,
 }
 
 /// Runs the α and β recursions of DESIGN.md §2 over `scores`, the two at once on the current rayon
@@ -39,12 +40,12 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
 }
 
 /// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)), α(0,0) = 0.
-fn alpha(scores: &NodeScores) -> Vec<f64> {
+fn alpha(scores: &NodeScores) -> NodeVec {
     diagonal_walk::<false>(scores, 0.0, simd::log_add_exp)
 }
 
 /// β(t,u) = logaddexp(β(t+1,u) + blank(t,u), β(t,u+1) + emit(t,u)), β(T−1,U) = blank(T−1,U).
-fn beta(scores: &NodeScores) -> Vec<f64> {
+fn beta(scores: &NodeScores) -> NodeVec {
     let last = scores.blank.last().copied().unwrap_or(f64::NEG_INFINITY);
     diagonal_walk::<true>(scores, last, simd::log_add_exp)
 }
@@ -52,7 +53,7 @@ fn beta(scores: &NodeScores) -> Vec<f64> {
 /// The forward recursion over `scores` with `combine` joining the two ways into a node:
 /// `log_add_exp` gives α (all partial paths), `f64::max` the Viterbi score of the best partial
 /// path from (0,0) to each node. Indexed like [`NodeScores`]; (0,0) holds 0.
-pub fn forward_variable(scores: &NodeScores, combine: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+pub fn forward_variable(scores: &NodeScores, combine: impl Fn(f64, f64) -> f64) -> NodeVec {
     diagonal_walk::<false>(scores, 0.0, |via_blank, via_emit, out| {
         for ((out, &a), &b) in out.iter_mut().zip(via_blank).zip(via_emit) {
             *out = combine(a, b);
@@ -90,10 +91,11 @@ fn diagonal_walk<const REVERSED: bool>(
     scores: &NodeScores,
     start: f64,
     mut combine: impl FnMut(&[f64], &[f64], &mut [f64]),
-) -> Vec<f64> {
+) -> NodeVec {
     let (frames, positions) = (scores.frames, scores.positions);
     let nodes = frames * positions;
-    let mut out = Vec::with_capacity(nodes);
+    // Every node is written below (each band's steps give each of its rows every column).
+    let mut out = NodeVec::overwritable(nodes);
     if nodes == 0 {
         return out;
     }
@@ -120,7 +122,7 @@ fn diagonal_walk<const REVERSED: bool>(
             n.wrapping_sub(1)
         }
     };
-    let slots = &mut out.spare_capacity_mut()[..nodes];
+    let slots = &mut out[..];
     let band = BAND.min(frames);
     // `lanes[r]`: the value of walker node (band_start + r, step − r) after each step; `above[j]`:
     // the previous band's last row.
@@ -163,16 +165,13 @@ fn diagonal_walk<const REVERSED: bool>(
                 combine(&via_blank[first..=last], &via_emit[first..=last], values);
             }
             for (r, &value) in (first..=last).zip(values.iter()) {
-                slots[node((band_start + r) * positions + step - r)].write(value);
+                slots[node((band_start + r) * positions + step - r)] = value;
             }
             if last == rows - 1 {
                 above[step - last] = lanes[last];
             }
         }
     }
-    // SAFETY: every band's steps give each of its rows every column, and the bands cover every
-    // row, so all `nodes` elements were written above.
-    unsafe { out.set_len(nodes) };
     out
 }
 
@@ -217,14 +216,15 @@ fn arc_occupancy_arrays(
     alpha: &[f64],
     beta: &[f64],
     log_p: f64,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (NodeVec, NodeVec) {
     let (frames, positions) = (scores.frames, scores.positions);
     let nodes = frames * positions;
-    let mut blank_arc = vec![0.0; nodes];
-    let mut emit_arc = vec![0.0; nodes];
     if log_p == f64::NEG_INFINITY || nodes == 0 {
-        return (blank_arc, emit_arc);
+        return (NodeVec::filled(nodes, 0.0), NodeVec::filled(nodes, 0.0));
     }
+    // Every element of every row is written below.
+    let mut blank_arc = NodeVec::overwritable(nodes);
+    let mut emit_arc = NodeVec::overwritable(nodes);
     let run = positions * (ARC_TASK_NODES / positions).max(1);
     blank_arc
         .par_chunks_mut(run)
