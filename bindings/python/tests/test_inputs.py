@@ -134,4 +134,5 @@ def test_reductions() -> None:
     assert losses.shape == (3,) and total.shape == () and mean.shape == ()
     assert total == pytest.approx(losses.sum()) and mean == pytest.approx(losses.mean())
     np.testing.assert_array_equal(grad_sum, grad_total)
-    np.testing.assert_allclose(grad_mean, grad_total / 3, rtol=1e-15)
+    # The kernel folds the 1/B weight into its per-row factor: equal up to a few roundings.
+    np.testing.assert_allclose(grad_mean, grad_total / 3, rtol=1e-13)

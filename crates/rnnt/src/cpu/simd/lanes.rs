@@ -442,24 +442,57 @@ impl<V: Lanes> RowKernel<V> {
     }
 }
 
+/// A function applied lane by lane by [`map_in_place`]. (A trait, not a closure: closures are not
+/// compiled with the caller's `#[target_feature]`s.)
+pub trait LaneMap {
+    /// What the unused lanes of a partial vector hold (inside the function's domain).
+    const FILL: f64;
+    /// The function.
+    ///
+    /// # Safety
+    /// The CPU must have `V`'s instruction set.
+    unsafe fn apply<V: Lanes>(x: V) -> V;
+}
+
+/// values[k] = M(values[k]), whole vectors then one partial vector.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn map_in_place<V: Lanes, M: LaneMap>(values: &mut [V::Scalar]) {
+    let n = values.len();
+    let body = n - n % V::LANES;
+    let ptr = values.as_mut_ptr();
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + LANES ≤ body ≤ n.
+        M::apply(V::load(ptr.add(i))).store(ptr.add(i));
+        i += V::LANES;
+    }
+    if body < n {
+        let fill = V::Scalar::from_f64(M::FILL);
+        // SAFETY: the partial load and store touch elements body..n only.
+        M::apply(V::load_partial(ptr.add(body), n - body, fill))
+            .store_partial(ptr.add(body), n - body);
+    }
+}
+
+/// [`exp`] as a [`LaneMap`].
+pub struct Exp;
+
+impl LaneMap for Exp {
+    const FILL: f64 = 0.0;
+    #[inline(always)]
+    unsafe fn apply<V: Lanes>(x: V) -> V {
+        exp(x)
+    }
+}
+
 /// values[k] = exp(values[k]).
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub unsafe fn exp_in_place<V: Lanes>(values: &mut [V::Scalar]) {
-    let body = values.len() - values.len() % V::LANES;
-    let ptr = values.as_mut_ptr();
-    let mut i = 0;
-    while i < body {
-        // SAFETY: i + LANES ≤ body ≤ values.len().
-        exp(V::load(ptr.add(i))).store(ptr.add(i));
-        i += V::LANES;
-    }
-    if body < values.len() {
-        let tail = values.len() - body;
-        // SAFETY: the partial load and store touch elements body.. only.
-        exp(V::load_partial(ptr.add(body), tail, V::Scalar::ZERO))
-            .store_partial(ptr.add(body), tail);
-    }
+    map_in_place::<V, Exp>(values)
 }

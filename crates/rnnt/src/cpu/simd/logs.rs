@@ -6,7 +6,7 @@
 //! Like [`lanes`](super::lanes), every function is `#[inline(always)]` so that it compiles inside
 //! the caller's `#[target_feature]` entry point.
 
-use crate::cpu::simd::lanes::{exp, Lanes};
+use crate::cpu::simd::lanes::{exp, map_in_place, LaneMap, Lanes};
 use crate::cpu::simd::scalar::Real;
 
 /// k·ln 2 + ln(1 + f) per lane, for integral k and f in [1/√2 − 1, ½] (so |s| ≤ ⅕ below),
@@ -116,26 +116,35 @@ pub unsafe fn log_add_exp_slices<V: Lanes>(
     }
 }
 
+/// [`log1p_unit`] as a [`LaneMap`] (for values in [0, 1]).
+pub struct Log1pUnit;
+
+impl LaneMap for Log1pUnit {
+    const FILL: f64 = 0.0;
+    #[inline(always)]
+    unsafe fn apply<V: Lanes>(x: V) -> V {
+        log1p_unit(x)
+    }
+}
+
+/// [`ln`] as a [`LaneMap`] (for positive normal values).
+pub struct Ln;
+
+impl LaneMap for Ln {
+    const FILL: f64 = 1.0;
+    #[inline(always)]
+    unsafe fn apply<V: Lanes>(x: V) -> V {
+        ln(x)
+    }
+}
+
 /// values[i] = ln(1 + values[i]) ([`log1p_unit`] per element, so for values in [0, 1]).
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub unsafe fn log1p_unit_in_place<V: Lanes>(values: &mut [V::Scalar]) {
-    let n = values.len();
-    let body = n - n % V::LANES;
-    let ptr = values.as_mut_ptr();
-    let mut i = 0;
-    while i < body {
-        // SAFETY: i + LANES ≤ body ≤ n.
-        log1p_unit(V::load(ptr.add(i))).store(ptr.add(i));
-        i += V::LANES;
-    }
-    if body < n {
-        // SAFETY: the partial load and store touch elements body..n only.
-        log1p_unit(V::load_partial(ptr.add(body), n - body, V::Scalar::ZERO))
-            .store_partial(ptr.add(body), n - body);
-    }
+    map_in_place::<V, Log1pUnit>(values)
 }
 
 /// values[i] = ln(values[i]) ([`ln`] per element, so for positive normal values).
@@ -144,22 +153,5 @@ pub unsafe fn log1p_unit_in_place<V: Lanes>(values: &mut [V::Scalar]) {
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub unsafe fn ln_in_place<V: Lanes>(values: &mut [V::Scalar]) {
-    let n = values.len();
-    let body = n - n % V::LANES;
-    let ptr = values.as_mut_ptr();
-    let mut i = 0;
-    while i < body {
-        // SAFETY: i + LANES ≤ body ≤ n.
-        ln(V::load(ptr.add(i))).store(ptr.add(i));
-        i += V::LANES;
-    }
-    if body < n {
-        // SAFETY: the partial load and store touch elements body..n only; the fill 1 is positive.
-        ln(V::load_partial(
-            ptr.add(body),
-            n - body,
-            V::Scalar::from_f64(1.0),
-        ))
-        .store_partial(ptr.add(body), n - body);
-    }
+    map_in_place::<V, Ln>(values)
 }
