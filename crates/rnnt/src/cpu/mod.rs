@@ -1,15 +1,16 @@
 //! The CPU backend: the three passes of DESIGN.md §3, parallel over the batch with rayon.
 //!
-//! - [`front`]: reads the logits once and keeps three numbers per node;
+//! - [`front`]: reads the logits once and keeps four numbers per node;
 //! - [`lattice`]: α/β in f64 per item;
 //! - [`grad`]: reads the logits again and writes the gradient once.
 //!
 //! Whole-row arithmetic is confined to [`kernels`], which calls the runtime-dispatched SIMD code
 //! of [`simd`] for f32 and f64. The front and gradient passes split their work into runs of frames
 //! across the whole batch (so one long item still uses every thread); the lattice runs per item,
-//! α and β concurrently. [`memory`] holds the page advice for large gradients, [`recycle`] the pool that reuses
-//! per-node buffers across calls, [`pool`] the
-//! thread pools, and [`triad`] the bandwidth measurement that the cost floor is quoted against.
+//! α and β concurrently, each along anti-diagonals through vector instructions. [`memory`] holds
+//! the page advice for large gradients, [`recycle`] the pool that reuses per-node buffers across
+//! calls, [`pool`] the thread pools, and [`triad`] the bandwidth measurement that the cost floor
+//! is quoted against.
 
 pub mod front;
 pub mod grad;
