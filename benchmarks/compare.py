@@ -45,12 +45,8 @@ def inputs(shape: tuple[int, int, int, int]) -> tuple[object, object, object, ob
     b, t, u, v = shape
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(b, t, u + 1, v, generator=generator)
-    frames = (
-        (t * (0.8 + 0.2 * torch.rand(b, generator=generator))).ceil().int().clamp(1, t)
-    )
-    labels = (
-        (u * (0.8 + 0.2 * torch.rand(b, generator=generator))).ceil().int().clamp(0, u)
-    )
+    frames = (t * (0.8 + 0.2 * torch.rand(b, generator=generator))).ceil().int().clamp(1, t)
+    labels = (u * (0.8 + 0.2 * torch.rand(b, generator=generator))).ceil().int().clamp(0, u)
     frames[0], labels[0] = t, u
     targets = torch.randint(0, v - 1, (b, u), generator=generator, dtype=torch.int32)
     return logits, targets, frames, labels
@@ -58,8 +54,9 @@ def inputs(shape: tuple[int, int, int, int]) -> tuple[object, object, object, ob
 
 def peers() -> tuple[dict[str, LossFunction], list[str]]:
     """The loss functions that import here, by name, and a note for each one that does not."""
-    import rnnt
     import torchaudio.functional
+
+    import rnnt
 
     found: dict[str, LossFunction] = {
         "rnnt": rnnt.rnnt_loss,
@@ -69,12 +66,11 @@ def peers() -> tuple[dict[str, LossFunction], list[str]]:
     for module_name in ["optimized_transducer", "fast_rnnt"]:
         if importlib.util.find_spec(module_name) is None:
             notes.append(
-                f"{module_name}: skipped: not installed in this environment (it builds from source; install it to include it)"
+                f"{module_name}: skipped: not installed in this environment"
+                " (it builds from source; install it to include it)"
             )
         else:
-            notes.append(
-                f"{module_name}: installed, but its API differs and is not wired in here"
-            )
+            notes.append(f"{module_name}: installed, but its API differs and is not wired in here")
     return found, notes
 
 
@@ -132,18 +128,10 @@ def chart(rows: list[dict[str, object]], names: list[str], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--shape", action="append", choices=sorted(SHAPES), help="default: all"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=2, help="CPU threads for every library"
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs of rnnt per shape (best kept)"
-    )
-    parser.add_argument(
-        "--peer-repeat", type=int, default=1, help="runs of each peer per shape"
-    )
+    parser.add_argument("--shape", action="append", choices=sorted(SHAPES), help="default: all")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every library")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of rnnt per shape (best kept)")
+    parser.add_argument("--peer-repeat", type=int, default=1, help="runs of each peer per shape")
     args = parser.parse_args()
     os.environ["RNNT_NUM_THREADS"] = str(args.threads)
     import torch
@@ -164,9 +152,7 @@ def main() -> None:
             print(f"{shape_name} {name}: {seconds * 1e3:.1f} ms", flush=True)
         ours, theirs = losses["rnnt"], losses["torchaudio"]
         assert isinstance(ours, torch.Tensor) and isinstance(theirs, torch.Tensor)
-        row["loss_error"] = float(
-            ((ours - theirs).abs() / theirs.abs().clamp(min=1.0)).max()
-        )
+        row["loss_error"] = float(((ours - theirs).abs() / theirs.abs().clamp(min=1.0)).max())
         rows.append(row)
     write(rows, names, notes, args.threads)
 
@@ -182,9 +168,7 @@ def cpu_model() -> str:
     return platform.machine()
 
 
-def write(
-    rows: list[dict[str, object]], names: list[str], notes: list[str], threads: int
-) -> None:
+def write(rows: list[dict[str, object]], names: list[str], notes: list[str], threads: int) -> None:
     """The Markdown table and the chart."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     header = [

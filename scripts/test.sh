@@ -38,6 +38,6 @@ echo "== Python package: lints, build into .venv, tests"
 cargo fmt --manifest-path bindings/python/Cargo.toml --check
 cargo clippy --manifest-path bindings/python/Cargo.toml --all-targets -- -D warnings
 .venv/bin/python -m pip install --quiet --force-reinstall --no-deps ./bindings/python
-(cd bindings/python && ../../.venv/bin/ruff check python tests bench ../../examples \
-  && ../../.venv/bin/ruff format --check python tests bench ../../examples && ../../.venv/bin/mypy)
+(cd bindings/python && ../../.venv/bin/ruff check python tests ../../benchmarks ../../examples \
+  && ../../.venv/bin/ruff format --check python tests ../../benchmarks ../../examples && ../../.venv/bin/mypy)
 .venv/bin/python -m pytest -q bindings/python/tests

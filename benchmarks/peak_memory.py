@@ -1,11 +1,12 @@
 """Peak extra memory and time of one forward + backward on a DESIGN.md §3 shape, rnnt vs torchaudio.
 
-Each implementation runs in a fresh subprocess: it builds the inputs, reads its resident set size,
+Each implementation runs in a fresh subprocess: it builds the inputs (``compare.inputs``, the same
+batches as the speed comparison), reads its resident set size,
 runs ``loss.backward()`` once, and reports the peak resident set size above that baseline (which
 includes the gradient left in ``logits.grad``, one logits-sized buffer).
 
-    python bindings/python/bench/peak_memory.py            # S3: B=4, T=500, U=100, V=1024, float32
-    python bindings/python/bench/peak_memory.py --shape 16,150,40,29
+    python benchmarks/peak_memory.py            # S3: B=4, T=500, U=100, V=1024, float32
+    python benchmarks/peak_memory.py --shape 16,150,40,29
 """
 
 from __future__ import annotations
@@ -14,15 +15,11 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-SHAPES = {
-    "S1": (16, 150, 40, 29),
-    "S2": (8, 300, 60, 256),
-    "S3": (4, 500, 100, 1024),
-    "S4": (2, 1000, 200, 512),
-    "S5": (32, 100, 20, 5000),
-    "S6": (1, 3000, 400, 128),
-}
+from compare import SHAPES
+
+HERE = Path(__file__).resolve().parent
 
 CHILD = """
 import json, resource, sys, time
@@ -32,22 +29,20 @@ def rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
 
-which, b, t, u, v = sys.argv[1], *map(int, sys.argv[2:6])
+which, shape, here = sys.argv[1], tuple(map(int, sys.argv[2:6])), sys.argv[6]
+sys.path.insert(0, here)
+from compare import inputs
 if which == "rnnt":
     import rnnt
     loss_function = rnnt.rnnt_loss
 else:
     import torchaudio.functional
     loss_function = torchaudio.functional.rnnt_loss
-generator = torch.Generator().manual_seed(0)
-logits = torch.randn(b, t, u + 1, v, generator=generator).requires_grad_(True)
-frames = (t * (0.8 + 0.2 * torch.rand(b, generator=generator))).int().clamp(1, t)
-labels = (u * (0.8 + 0.2 * torch.rand(b, generator=generator))).int().clamp(0, u)
-frames[0], labels[0] = t, u
-targets = torch.randint(0, v - 1, (b, u), generator=generator, dtype=torch.int32)
+logits, targets, frames, labels = inputs(shape)
+logits.requires_grad_(True)
 baseline = rss_bytes()
 started = time.perf_counter()
-loss = loss_function(logits, targets, frames, labels, blank=v - 1)
+loss = loss_function(logits, targets, frames, labels, blank=shape[3] - 1)
 loss.backward()
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -59,7 +54,7 @@ print(json.dumps({"extra_bytes": peak - baseline, "seconds": seconds,
 def measure(which: str, shape: tuple[int, int, int, int]) -> dict[str, float]:
     """Runs one implementation on ``shape`` in a fresh interpreter."""
     output = subprocess.run(
-        [sys.executable, "-c", CHILD, which, *map(str, shape)],
+        [sys.executable, "-c", CHILD, which, *map(str, shape), str(HERE)],
         capture_output=True,
         text=True,
         check=True,
