@@ -5,6 +5,7 @@
 //! conversions are PTX instructions). Needs a C++20 compiler (`c++`, or `CXX`); prints
 //! `skipped: <reason>` without one.
 
+mod against_cpu;
 #[path = "../../rnnt/tests/common/mod.rs"]
 mod common;
 
@@ -12,14 +13,15 @@ use std::ffi::c_void;
 use std::path::PathBuf;
 use std::process::Command;
 
+use against_cpu::{gaps_to_cpu, random_input, swept_options};
 use common::{from_case, golden_dir, max_abs_diff, FromI64, OwnedInput};
-use ndarray::{Array1, Array2, Array4};
+use ndarray::Array4;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
+use rand::SeedableRng;
 use rnnt::batch::non_finite_logit;
+use rnnt::cpu::kernels::Kernels;
 use rnnt::loss::input_name;
-use rnnt::{Batch, Element, Error, Index, LossAndGrad, LossInput, Options, Reduction, Result};
+use rnnt::{Batch, Error, Index, LossAndGrad, LossInput, Options, Reduction, Result};
 use rnnt_cases::{read_case, read_manifest, Tolerance};
 use rnnt_cuda::launch::{lattice_launch, row_launch};
 use rnnt_cuda::source::program_source;
@@ -360,53 +362,14 @@ fn emulated_kernels_pass_every_golden_case_in_float32_and_float64() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// A random ragged batch with N(0, 2) scores; item 0 has the full lengths.
-fn random_input<F: Element>(
-    rng: &mut StdRng,
-    (batch, frames, labels, vocab): (usize, usize, usize, usize),
-    blank: usize,
-    to_elem: impl Fn(f64) -> F,
-) -> OwnedInput<F, i32> {
-    let logit_lengths: Array1<i32> = (0..batch)
-        .map(|b| if b == 0 { frames } else { rng.random_range(1..=frames) } as i32)
-        .collect();
-    let target_lengths: Array1<i32> = (0..batch)
-        .map(|b| if b == 0 { labels } else { rng.random_range(0..=labels) } as i32)
-        .collect();
-    let targets = Array2::from_shape_fn((batch, labels), |_| {
-        let y = rng.random_range(0..vocab - 1);
-        (if y >= blank { y + 1 } else { y }) as i32
-    });
-    let logits = Array4::from_shape_simple_fn((batch, frames, labels + 1, vocab), || {
-        to_elem(2.0 * rng.sample::<f64, _>(StandardNormal))
-    });
-    OwnedInput {
-        logits,
-        padded: Some(targets),
-        packed: None,
-        logit_lengths,
-        target_lengths,
-    }
-}
-
 /// Worst loss and gradient gaps between the emulated kernels and the CPU backend.
-fn gaps<F: DeviceElement + rnnt::cpu::kernels::Kernels>(
+fn gaps<F: DeviceElement + Kernels>(
     emulator: &Emulator,
     input: &OwnedInput<F, i32>,
     options: &Options,
 ) -> (f64, f64) {
     let ours = emulator.loss_and_grad(&input.view(), options).unwrap();
-    let cpu = rnnt::loss_and_grad(&input.view(), options).unwrap();
-    let loss_gap = ours
-        .losses
-        .iter()
-        .zip(&cpu.losses)
-        .map(|(a, b)| if a == b { 0.0 } else { (a - b).abs() })
-        .fold(0.0, f64::max);
-    (
-        loss_gap,
-        max_abs_diff(&ours.grad, &cpu.grad.mapv(Element::to_f64)),
-    )
+    gaps_to_cpu(&ours, input, options)
 }
 
 #[test]
@@ -430,15 +393,7 @@ fn emulated_kernels_match_the_cpu_with_every_option() {
         (2, 5, 3, 1003),
     ];
     for (i, &shape) in shapes.iter().enumerate() {
-        let blank = if i % 2 == 0 { shape.3 - 1 } else { 0 };
-        let options = Options {
-            blank: blank as i64,
-            reduction: [Reduction::Mean, Reduction::Sum, Reduction::None][i % 3],
-            clamp: if i == 3 { 0.05 } else { -1.0 },
-            fastemit_lambda: if i == 2 { 0.3 } else { 0.0 },
-            fused_log_softmax: i != 4,
-            ..Options::default()
-        };
+        let (blank, options) = swept_options(i, shape.3, 0.3);
         let input = random_input(&mut rng, shape, blank, |x| x);
         let (loss, grad) = gaps(&f64_kernels, &input, &options);
         assert!(

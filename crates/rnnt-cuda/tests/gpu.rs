@@ -1,15 +1,17 @@
 //! The loss on a GPU against the golden truth and the CPU backend. Every test prints
 //! `skipped: <reason>` and passes where no GPU, driver or NVRTC is present.
 
+mod against_cpu;
 #[path = "../../rnnt/tests/common/mod.rs"]
 mod common;
 
+use against_cpu::{gaps_to_cpu, random_input, swept_options};
 use common::{from_case, golden_dir, max_abs_diff, FromI64, OwnedInput};
 use ndarray::{Array1, Array2, Array4};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
-use rnnt::{Element, Error, Options, Reduction};
+use rand::SeedableRng;
+use rnnt::cpu::kernels::Kernels;
+use rnnt::{Error, Options, Reduction};
 use rnnt_cases::{read_case, read_manifest, Case, Tolerance};
 use rnnt_cuda::{CudaContext, DeviceElement};
 
@@ -26,24 +28,16 @@ fn gpu_or_skip() -> Option<CudaContext> {
     None
 }
 
-/// Runs `input` on the GPU and on the CPU backend; returns the worst loss and gradient gaps.
-fn gpu_vs_cpu<F: DeviceElement + rnnt::cpu::kernels::Kernels, I: FromI64>(
+/// Runs `input` on the GPU; returns the worst loss and gradient gaps to the CPU backend.
+fn gpu_vs_cpu<F: DeviceElement + Kernels>(
     gpu: &CudaContext,
-    input: &OwnedInput<F, I>,
+    input: &OwnedInput<F, i32>,
     options: &Options,
 ) -> (f64, f64) {
     let ours = gpu
         .loss_and_grad(&input.view(), options)
         .unwrap_or_else(|e| panic!("GPU: {e}"));
-    let cpu = rnnt::loss_and_grad(&input.view(), options).unwrap();
-    let loss_gap = ours
-        .losses
-        .iter()
-        .zip(&cpu.losses)
-        .map(|(a, b)| if a == b { 0.0 } else { (a - b).abs() })
-        .fold(0.0, f64::max);
-    let cpu_grad = cpu.grad.mapv(Element::to_f64);
-    (loss_gap, max_abs_diff(&ours.grad, &cpu_grad))
+    gaps_to_cpu(&ours, input, options)
 }
 
 fn check_golden<F: DeviceElement, I: FromI64>(
@@ -157,35 +151,6 @@ fn every_golden_case_on_the_gpu() {
     );
 }
 
-/// A random ragged batch: lengths anywhere in their range, labels never blank, N(0, 2) logits.
-fn random_input<F: Element>(
-    rng: &mut StdRng,
-    (batch, frames, labels, vocab): (usize, usize, usize, usize),
-    blank: usize,
-    to_elem: impl Fn(f64) -> F,
-) -> OwnedInput<F, i32> {
-    let logit_lengths: Array1<i32> = (0..batch)
-        .map(|b| if b == 0 { frames } else { rng.random_range(1..=frames) } as i32)
-        .collect();
-    let target_lengths: Array1<i32> = (0..batch)
-        .map(|b| if b == 0 { labels } else { rng.random_range(0..=labels) } as i32)
-        .collect();
-    let targets = Array2::from_shape_fn((batch, labels), |_| {
-        let y = rng.random_range(0..vocab - 1);
-        (if y >= blank { y + 1 } else { y }) as i32
-    });
-    let logits = Array4::from_shape_simple_fn((batch, frames, labels + 1, vocab), || {
-        to_elem(2.0 * rng.sample::<f64, _>(StandardNormal))
-    });
-    OwnedInput {
-        logits,
-        padded: Some(targets),
-        packed: None,
-        logit_lengths,
-        target_lengths,
-    }
-}
-
 #[test]
 fn gpu_agrees_with_cpu_on_random_ragged_batches_and_options() {
     let Some(gpu) = gpu_or_skip() else { return };
@@ -198,15 +163,7 @@ fn gpu_agrees_with_cpu_on_random_ragged_batches_and_options() {
         (2, 64, 40, 1000),
     ];
     for (i, &shape) in shapes.iter().enumerate() {
-        let blank = if i % 2 == 0 { shape.3 - 1 } else { 0 };
-        let options = Options {
-            blank: blank as i64,
-            reduction: [Reduction::Mean, Reduction::Sum, Reduction::None][i % 3],
-            clamp: if i == 3 { 0.05 } else { -1.0 },
-            fastemit_lambda: if i == 2 { 0.01 } else { 0.0 },
-            fused_log_softmax: i != 4,
-            ..Options::default()
-        };
+        let (blank, options) = swept_options(i, shape.3, 0.01);
         let f64_input = random_input(&mut rng, shape, blank, |x| x);
         let (loss_gap, grad_gap) = gpu_vs_cpu(&gpu, &f64_input, &options);
         assert!(
