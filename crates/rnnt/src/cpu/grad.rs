@@ -70,19 +70,16 @@ pub fn grad_frames<F: Kernels>(
     } else {
         Vec::new()
     };
-    let zero = |out: &mut [F], start: usize| {
-        let input = &logits[start..start + out.len()];
-        F::grad_row(input, out, &GradRow::ZERO, settings.stream);
-    };
+    let zero = |out: &mut [F]| F::write_zeros(out, settings.stream);
     for (i, frame) in out.chunks_mut(frame_len).enumerate() {
         let t = first_frame + i;
         let frame_start = t * frame_len;
         if !possible || t >= scores.frames {
-            zero(frame, frame_start);
+            zero(frame);
             continue;
         }
         let (rows, padding) = frame.split_at_mut(scores.positions * v);
-        zero(padding, frame_start + rows.len());
+        zero(padding);
         let row_input = |u: usize| &logits[frame_start + u * v..frame_start + (u + 1) * v];
         let row_params = |u: usize| {
             let node = scores.node(t, u);
@@ -135,7 +132,8 @@ mod tests {
     use crate::{forward, LossInput, Options, Targets};
 
     /// Streamed (staged for short rows, direct for long ones) and plain stores write the same
-    /// bits, at several alignments of the output.
+    /// bits, at several alignments of the output, padding (a frame and a label position beyond
+    /// the lengths) included.
     #[test]
     fn streaming_writes_what_plain_stores_write() {
         let (frames, positions) = (3, 4);
@@ -147,8 +145,8 @@ mod tests {
             });
             let targets =
                 Array2::from_shape_fn((1, positions - 1), |(_, u)| (1 + u % (vocab - 1)) as i32);
-            let logit_lengths = Array1::from_elem(1, frames as i32);
-            let target_lengths = Array1::from_elem(1, (positions - 1) as i32);
+            let logit_lengths = Array1::from_elem(1, frames as i32 - 1);
+            let target_lengths = Array1::from_elem(1, (positions - 2) as i32);
             let input = LossInput {
                 logits: logits.view(),
                 targets: Targets::Padded(targets.view()),
@@ -172,8 +170,13 @@ mod tests {
                 };
                 grad_frames(block, out, 0, state.batch(), 0, item, settings);
             };
-            let mut plain = vec![0f32; block.len()];
+            let mut plain = vec![f32::NAN; block.len()];
             write(&mut plain, false);
+            let frame_len = positions * vocab;
+            let padding = (0..frames - 1)
+                .flat_map(|t| t * frame_len + (positions - 1) * vocab..(t + 1) * frame_len)
+                .chain((frames - 1) * frame_len..block.len());
+            assert!(padding.map(|i| plain[i]).all(|g| g == 0.0), "V = {vocab}");
             for offset in 0..4 {
                 let mut streamed = vec![f32::NAN; block.len() + offset];
                 write(&mut streamed[offset..], true);

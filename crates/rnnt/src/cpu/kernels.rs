@@ -41,6 +41,13 @@ pub trait Kernels: Element {
         }
     }
 
+    /// Fills `out` with zeros (streaming where the type has vector kernels and `stream` is set;
+    /// to be followed by [`simd::store_fence`]).
+    fn write_zeros(out: &mut [Self], stream: bool) {
+        let _ = stream;
+        out.fill(Self::zero());
+    }
+
     /// Copies `src` into `dst` (one length), streaming where the type has vector kernels; to be
     /// followed by [`simd::store_fence`].
     fn stream_copy(src: &[Self], dst: &mut [Self]) {
@@ -61,6 +68,10 @@ impl Kernels for f32 {
     fn stream_copy(src: &[f32], dst: &mut [f32]) {
         simd::stream_copy(src, dst);
     }
+    #[inline]
+    fn write_zeros(out: &mut [f32], stream: bool) {
+        simd::write_zeros(out, stream);
+    }
 }
 
 impl Kernels for f64 {
@@ -75,6 +86,10 @@ impl Kernels for f64 {
     #[inline]
     fn stream_copy(src: &[f64], dst: &mut [f64]) {
         simd::stream_copy(src, dst);
+    }
+    #[inline]
+    fn write_zeros(out: &mut [f64], stream: bool) {
+        simd::write_zeros(out, stream);
     }
 }
 

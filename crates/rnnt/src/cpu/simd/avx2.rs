@@ -142,6 +142,16 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn sub_in_lane(self, lane: usize, amount: f32) -> Self {
+        let mask = _mm256_cmpeq_epi32(
+            _mm256_set1_epi32(lane as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        let amounts = _mm256_and_ps(_mm256_castsi256_ps(mask), _mm256_set1_ps(amount));
+        F32x8(_mm256_sub_ps(self.0, amounts))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn reduce_max(self) -> f32 {
         let halves = _mm_max_ps(
             _mm256_castps256_ps128(self.0),
@@ -288,6 +298,16 @@ impl Lanes for F64x4 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn sub_in_lane(self, lane: usize, amount: f64) -> Self {
+        let mask = _mm256_cmpeq_epi64(
+            _mm256_set1_epi64x(lane as i64),
+            _mm256_setr_epi64x(0, 1, 2, 3),
+        );
+        let amounts = _mm256_and_pd(_mm256_castsi256_pd(mask), _mm256_set1_pd(amount));
+        F64x4(_mm256_sub_pd(self.0, amounts))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn reduce_max(self) -> f64 {
         let halves = _mm_max_pd(
             _mm256_castpd256_pd128(self.0),
@@ -358,6 +378,16 @@ pub mod entry {
     pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
         // SAFETY: as `row_stats`; the caller checked the lengths.
         unsafe { lanes::stream_copy::<T::Avx2>(src, dst) }
+    }
+
+    /// [`lanes::write_zeros`] on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn write_zeros<T: SimdFloat>(out: &mut [T], stream: bool) {
+        // SAFETY: as `row_stats`.
+        unsafe { lanes::write_zeros::<T::Avx2>(out, stream) }
     }
 
     /// [`logs::log_add_exp_slices`] on AVX2.

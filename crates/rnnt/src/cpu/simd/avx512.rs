@@ -122,6 +122,16 @@ impl Lanes for F32x16 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
+    unsafe fn sub_in_lane(self, lane: usize, amount: f32) -> Self {
+        F32x16(_mm512_mask_sub_ps(
+            self.0,
+            1 << lane,
+            self.0,
+            _mm512_set1_ps(amount),
+        ))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn reduce_max(self) -> f32 {
         _mm512_reduce_max_ps(self.0)
     }
@@ -244,6 +254,16 @@ impl Lanes for F64x8 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
+    unsafe fn sub_in_lane(self, lane: usize, amount: f64) -> Self {
+        F64x8(_mm512_mask_sub_pd(
+            self.0,
+            1 << lane,
+            self.0,
+            _mm512_set1_pd(amount),
+        ))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn reduce_max(self) -> f64 {
         _mm512_reduce_max_pd(self.0)
     }
@@ -306,6 +326,16 @@ pub mod entry {
     pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
         // SAFETY: as `row_stats`; the caller checked the lengths.
         unsafe { lanes::stream_copy::<T::Avx512>(src, dst) }
+    }
+
+    /// [`lanes::write_zeros`] on AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn write_zeros<T: SimdFloat>(out: &mut [T], stream: bool) {
+        // SAFETY: as `row_stats`.
+        unsafe { lanes::write_zeros::<T::Avx512>(out, stream) }
     }
 
     /// [`logs::log_add_exp_slices`] on AVX-512.

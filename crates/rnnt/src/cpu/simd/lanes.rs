@@ -59,6 +59,8 @@ pub trait Lanes: Copy {
     unsafe fn ldexp(self, n: Self) -> Self;
     /// Lanes where `x` < `bound` become 0, the others keep `self` (a NaN `x` keeps `self`).
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self;
+    /// `self` with `amount` subtracted from lane `lane` < `LANES` (the other lanes unchanged).
+    unsafe fn sub_in_lane(self, lane: usize, amount: Self::Scalar) -> Self;
     /// The largest lane (a NaN lane may or may not win).
     unsafe fn reduce_max(self) -> Self::Scalar;
     /// The sum of the lanes, in f64.
@@ -95,7 +97,19 @@ pub unsafe fn exp<V: Lanes>(x: V) -> V {
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub unsafe fn exp_of_non_positive<V: Lanes>(x: V) -> V {
-    let lo = V::splat(V::Scalar::EXP_NORMAL_LOW);
+    exp_above(x, V::splat(V::Scalar::EXP_NORMAL_LOW))
+}
+
+/// eˣ per lane for x ≤ [`Real::EXP_HIGH`], with 0 for x below `floor` (≥
+/// [`Real::EXP_NORMAL_LOW`], so every result is 0 or a normal number): [`exp_of_non_positive`]
+/// with a higher flush bound, for results that are scaled down afterwards and would otherwise
+/// become subnormal there (each subnormal result costs a microcode assist of ~100 cycles).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn exp_above<V: Lanes>(x: V, floor: V) -> V {
+    let lo = floor;
     // Operand order keeps a NaN x. Clamping to the normal range keeps every intermediate normal;
     // the lanes below it are zeroed at the end.
     let clamped = lo.max(x);
@@ -225,16 +239,6 @@ pub struct GradRow {
 }
 
 impl GradRow {
-    /// A row of zeros (no softmax term, no arcs).
-    pub const ZERO: GradRow = GradRow {
-        shift: 0.0,
-        inv_sum: 0.0,
-        coef: 0.0,
-        scale: 0.0,
-        clip: f64::INFINITY,
-        arcs: [(usize::MAX, 0.0); 2],
-    };
-
     /// The exact (f64) value of element `k` whose input is `x`.
     #[inline]
     pub fn element(&self, k: usize, x: f64) -> f64 {
@@ -288,6 +292,16 @@ pub unsafe fn stream_copy<V: Lanes>(src: &[V::Scalar], dst: &mut [V::Scalar]) {
     write_vectors::<V>(dst, true, &CopySource(src.as_ptr()));
 }
 
+/// Fills `out` with zeros, the aligned middle written by [`Lanes::stream`] when `stream` is set:
+/// the gradient's padding, which reads no input.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn write_zeros<V: Lanes>(out: &mut [V::Scalar], stream: bool) {
+    write_vectors::<V>(out, stream, &Zeros);
+}
+
 /// Where [`write_vectors`] gets its vectors from. (A trait, not a closure: closures are not
 /// compiled with the caller's `#[target_feature]`s, so the vector methods would not inline.)
 trait VectorSource<V: Lanes> {
@@ -331,6 +345,16 @@ impl<V: Lanes> VectorSource<V> for CopySource<V::Scalar> {
             Some(len) => V::load_partial(self.0.add(i), len, V::Scalar::ZERO),
             None => V::load(self.0.add(i)),
         }
+    }
+}
+
+/// Zero vectors.
+struct Zeros;
+
+impl<V: Lanes> VectorSource<V> for Zeros {
+    #[inline(always)]
+    unsafe fn vector(&self, _: usize, _: Option<usize>) -> V {
+        V::splat(V::Scalar::ZERO)
     }
 }
 
@@ -381,12 +405,19 @@ unsafe fn write_vectors<V: Lanes>(
     }
 }
 
+/// How far above the subnormal range (in the exp's argument) the gradient kernel flushes its
+/// softmax term to 0, so that rounding of the bound cannot let a subnormal through.
+const FLOOR_MARGIN: f64 = 0.5;
+
 /// The constants of one gradient row, splatted once.
 ///
 /// Without a clip bound, the upstream scale is folded into the softmax factor and the arcs, so an
 /// element costs one subtraction, one exp and one multiplication.
 struct RowKernel<V: Lanes> {
     shift: V,
+    /// Where exp(x − shift) is flushed to 0: below it, the softmax term (scaled or not) would be
+    /// subnormal.
+    floor: V,
     /// coef · inv_sum, times the scale when `clip` is None.
     factor: V,
     softmax: bool,
@@ -403,11 +434,24 @@ impl<V: Lanes> RowKernel<V> {
         let clipped = params.clip < f64::INFINITY;
         let outer = if clipped { 1.0 } else { params.scale };
         let splat = |value: f64| V::splat(V::Scalar::from_f64(value));
-        let arc = |(k, occupancy): (usize, f64)| (k, V::Scalar::from_f64(occupancy * outer));
+        let tiny = V::Scalar::EXP_NORMAL_LOW.to_f64().exp();
+        let arc = |(k, occupancy): (usize, f64)| {
+            // An arc whose scaled amount is below the normal range would make its lane
+            // subnormal (before or after the clip); it is below any gradient anyway.
+            let negligible = (occupancy * params.scale).abs() < tiny;
+            let amount = if negligible { 0.0 } else { occupancy * outer };
+            (k, V::Scalar::from_f64(amount))
+        };
+        let factor = params.coef * params.inv_sum;
+        // The product the exp goes through that is closest to 0: exp · factor before a clip,
+        // exp · factor · scale after it.
+        let smallest = factor * params.scale.abs().min(1.0);
+        let floor = V::Scalar::EXP_NORMAL_LOW.to_f64() - smallest.ln().min(0.0) + FLOOR_MARGIN;
         RowKernel {
             shift: splat(params.shift),
-            factor: splat(params.coef * params.inv_sum * outer),
-            softmax: params.coef > 0.0,
+            floor: splat(floor.min(0.0)),
+            factor: splat(factor * outer),
+            softmax: params.coef > 0.0 && floor <= 0.0,
             arcs: [arc(params.arcs[0]), arc(params.arcs[1])],
             clip: clipped.then(|| (splat(-params.clip), splat(params.clip), splat(params.scale))),
         }
@@ -416,24 +460,15 @@ impl<V: Lanes> RowKernel<V> {
     /// The gradient of the lanes `first..first + LANES` whose inputs are `x`.
     #[inline(always)]
     unsafe fn value(&self, x: V, first: usize) -> V {
-        const MAX_LANES: usize = 16;
-        debug_assert!(V::LANES <= MAX_LANES);
         let mut d = if self.softmax {
-            exp_of_non_positive(x.sub(self.shift)).mul(self.factor)
+            exp_above(x.sub(self.shift), self.floor).mul(self.factor)
         } else {
             V::splat(V::Scalar::ZERO)
         };
-        let lanes = first..first + V::LANES;
-        if self.arcs.iter().any(|(k, _)| lanes.contains(k)) {
-            let mut values = [V::Scalar::ZERO; MAX_LANES];
-            d.store(values.as_mut_ptr());
-            for &(k, amount) in &self.arcs {
-                if lanes.contains(&k) {
-                    let lane = &mut values[k - first];
-                    *lane = lane.sub(amount);
-                }
+        for &(k, amount) in &self.arcs {
+            if (first..first + V::LANES).contains(&k) {
+                d = d.sub_in_lane(k - first, amount);
             }
-            d = V::load(values.as_ptr());
         }
         match self.clip {
             Some((minus_clip, clip, scale)) => minus_clip.max(clip.min(d)).mul(scale),

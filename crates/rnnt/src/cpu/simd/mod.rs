@@ -186,6 +186,13 @@ pub fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
     dispatch!(Isa::detected(), T, stream_copy(src, dst))
 }
 
+/// Fills `out` with zeros, streaming the aligned middle when `stream` is set (see
+/// [`lanes::write_zeros`]; call [`store_fence`] afterwards).
+#[inline]
+pub fn write_zeros<T: SimdFloat>(out: &mut [T], stream: bool) {
+    dispatch!(Isa::detected(), T, write_zeros(out, stream))
+}
+
 /// exp over a slice with the instruction set `isa` (for tests and benchmarks of the exp itself).
 ///
 /// # Panics

@@ -239,6 +239,11 @@ macro_rules! scalar_lanes {
                 }
             }
             #[inline(always)]
+            unsafe fn sub_in_lane(self, lane: usize, amount: $float) -> $float {
+                debug_assert_eq!(lane, 0);
+                self - amount
+            }
+            #[inline(always)]
             unsafe fn reduce_max(self) -> $float {
                 self
             }

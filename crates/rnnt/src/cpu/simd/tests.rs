@@ -303,6 +303,56 @@ fn grad_row_matches_f64_on_every_instruction_set() {
     check_grad_row::<f64>(1e-14);
 }
 
+/// Rows whose softmax term is scaled far down (tiny occupancy or upstream gradient) are written
+/// without subnormal numbers (each would cost a microcode assist): every element is 0 or normal,
+/// and still within the tolerance of the f64 definition.
+fn check_grad_row_flushes_subnormals<T: SimdFloat>(smallest_normal: f64, tolerance: f64) {
+    let mut rng = Rng(11);
+    for len in [1, 5, 16, 33, 70] {
+        let values: Vec<f64> = (0..len).map(|_| 30.0 * rng.normal()).collect();
+        let row: Vec<T> = values.iter().map(|&x| T::from_f64(x)).collect();
+        let values: Vec<f64> = row.iter().map(|x| x.to_f64()).collect();
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let inv_sum = values.iter().map(|x| (x - max).exp()).sum::<f64>().recip();
+        for coef in [1e-20, 1e-36, 1e-39, 1e-44, 1e-300, 1e-310] {
+            for scale in [1e-3, 1.0, 1e3] {
+                for clip in [f64::INFINITY, 0.1] {
+                    let params = GradRow {
+                        shift: max,
+                        inv_sum,
+                        coef,
+                        scale,
+                        clip,
+                        arcs: [(0, coef * 0.5), (len - 1, coef * 1e-3)],
+                    };
+                    for isa in Isa::available() {
+                        let mut out = vec![T::from_f64(-7.0); len];
+                        grad_row_with(isa, &row, &mut out, &params, false);
+                        for (k, g) in out.iter().enumerate() {
+                            let g = g.to_f64();
+                            let want = params.element(k, values[k]);
+                            assert!(
+                                g == 0.0 || g.abs() >= smallest_normal,
+                                "{isa:?}: out[{k}] = {g:e} is subnormal ({params:?})"
+                            );
+                            assert!(
+                                (g - want).abs() <= tolerance * (1.0 + want.abs()),
+                                "{isa:?}: out[{k}] = {g:e}, want {want:e} ({params:?})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn grad_row_writes_no_subnormal_numbers() {
+    check_grad_row_flushes_subnormals::<f32>(f32::MIN_POSITIVE as f64, 1e-6);
+    check_grad_row_flushes_subnormals::<f64>(f64::MIN_POSITIVE, 1e-14);
+}
+
 /// The distance from 1 to the next float of type `T`.
 fn epsilon<T: Real>() -> f64 {
     if std::mem::size_of::<T>() == 4 {
