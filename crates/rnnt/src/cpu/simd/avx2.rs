@@ -24,12 +24,6 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn prefetch(ptr: *const f32) {
-        // Prefetching never faults, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
     unsafe fn load(ptr: *const f32) -> Self {
         // SAFETY: the caller passes a pointer valid for 8 elements.
         F32x8(unsafe { _mm256_loadu_ps(ptr) })
@@ -176,12 +170,6 @@ impl Lanes for F64x4 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn splat(x: f64) -> Self {
         F64x4(_mm256_set1_pd(x))
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn prefetch(ptr: *const f64) {
-        // Prefetching never faults, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]

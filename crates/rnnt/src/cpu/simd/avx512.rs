@@ -24,12 +24,6 @@ impl Lanes for F32x16 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn prefetch(ptr: *const f32) {
-        // Prefetching never faults, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
     unsafe fn load(ptr: *const f32) -> Self {
         // SAFETY: the caller passes a pointer valid for 16 elements.
         F32x16(unsafe { _mm512_loadu_ps(ptr) })
@@ -153,12 +147,6 @@ impl Lanes for F64x8 {
     #[target_feature(enable = "avx512f")]
     unsafe fn splat(x: f64) -> Self {
         F64x8(_mm512_set1_pd(x))
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn prefetch(ptr: *const f64) {
-        // Prefetching never faults, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
     }
     #[inline]
     #[target_feature(enable = "avx512f")]

@@ -283,6 +283,20 @@ pub fn prefetch<T>(ptr: *const T) {
     let _ = ptr;
 }
 
+/// Hints that the cache line holding `*ptr` will be read, but not so soon that it should take
+/// an L1 line yet: it is brought into L2 (a no-op off x86-64). Like [`prefetch`], nothing is
+/// dereferenced and any `ptr` is allowed.
+#[inline(always)]
+pub fn prefetch_to_l2<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T2 }>(ptr.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// Orders this thread's non-temporal stores before whatever it does next (a no-op where
 /// [`grad_row`] never streams). Call it once after a run of streamed rows.
 #[inline]

@@ -175,10 +175,6 @@ macro_rules! scalar_lanes {
                 unsafe { ptr.write_unaligned(self) }
             }
             #[inline(always)]
-            unsafe fn prefetch(ptr: *const $float) {
-                let _ = ptr;
-            }
-            #[inline(always)]
             unsafe fn add(self, other: $float) -> $float {
                 self + other
             }
