@@ -130,25 +130,65 @@ fn diagonal_walk<const REVERSED: bool>(
     let mut above = vec![f64::NEG_INFINITY; positions];
     let mut via_blank = vec![f64::NEG_INFINITY; band];
     let mut via_emit = vec![f64::NEG_INFINITY; band];
+    // Walker index n moves by `diagonal_stride` from lane r to lane r + 1 of a step (one row
+    // down, one column left); in node order that is ±(P − 1).
+    let diagonal_stride = positions as isize - 1;
+    let node_stride = if REVERSED {
+        -diagonal_stride
+    } else {
+        diagonal_stride
+    };
     for band_start in (0..frames).step_by(band) {
         let rows = band.min(frames - band_start);
         for step in 0..positions + rows - 1 {
             let first = step.saturating_sub(positions - 1);
             let last = step.min(rows - 1);
-            for r in first..=last {
-                let n = (band_start + r) * positions + step - r;
-                via_blank[r] = if r > 0 {
-                    lanes[r - 1] + scores.blank[blank_arc(n)]
-                } else if band_start > 0 {
-                    above[step] + scores.blank[blank_arc(n)]
+            let n_first = (band_start + first) * positions + step - first;
+            // Lanes with both predecessors inside the band: r ≥ 1 (the row above is in the
+            // band) and r < step (column j ≥ 1). The others are set apart below.
+            let inner_first = first.max(1);
+            let inner_last = last.min(step.wrapping_sub(1));
+            if inner_first <= inner_last && step > 0 {
+                let n = n_first + (inner_first - first) * positions - (inner_first - first);
+                let count = inner_last - inner_first + 1;
+                let (blank_at, emit_at) = (blank_arc(n) as isize, emit_arc(n) as isize);
+                let before = &lanes[inner_first - 1..inner_last];
+                let here = &lanes[inner_first..=inner_last];
+                let blank_out = &mut via_blank[inner_first..=inner_last];
+                let emit_out = &mut via_emit[inner_first..=inner_last];
+                for k in 0..count {
+                    let offset = k as isize * node_stride;
+                    // SAFETY: lane inner_first + k is the node n + k·(P − 1) (walker index),
+                    // which lies in the lattice with its predecessors (r ≥ 1, j ≥ 1), so both
+                    // arc indices are in 0..nodes.
+                    let (blank, emit) = unsafe {
+                        (
+                            *scores.blank.get_unchecked((blank_at + offset) as usize),
+                            *scores.emit.get_unchecked((emit_at + offset) as usize),
+                        )
+                    };
+                    blank_out[k] = before[k] + blank;
+                    emit_out[k] = here[k] + emit;
+                }
+            }
+            if first == 0 {
+                // Lane 0: its blank predecessor is the previous band's last row.
+                via_blank[0] = if band_start > 0 {
+                    above[step] + scores.blank[blank_arc(n_first)]
                 } else {
                     f64::NEG_INFINITY
                 };
-                via_emit[r] = if r == step {
-                    f64::NEG_INFINITY
+                via_emit[0] = if step > 0 {
+                    lanes[0] + scores.emit[emit_arc(n_first)]
                 } else {
-                    lanes[r] + scores.emit[emit_arc(n)]
+                    f64::NEG_INFINITY
                 };
+            }
+            if last == step && step > 0 {
+                // Column 0: no emission arc leads in.
+                let n = (band_start + last) * positions;
+                via_blank[last] = lanes[last - 1] + scores.blank[blank_arc(n)];
+                via_emit[last] = f64::NEG_INFINITY;
             }
             // Fetch a line PREFETCH_COLUMNS ahead for the lanes at a line's start (j ≡ 0 mod 8):
             // the hardware prefetchers lose track of a band's dozens of streams.
@@ -164,8 +204,10 @@ fn diagonal_walk<const REVERSED: bool>(
             } else {
                 combine(&via_blank[first..=last], &via_emit[first..=last], values);
             }
-            for (r, &value) in (first..=last).zip(values.iter()) {
-                slots[node((band_start + r) * positions + step - r)] = value;
+            let out_at = node(n_first) as isize;
+            for (k, &value) in values.iter().enumerate() {
+                let at = out_at + k as isize * node_stride;
+                slots[at as usize] = value;
             }
             if last == rows - 1 {
                 above[step - last] = lanes[last];

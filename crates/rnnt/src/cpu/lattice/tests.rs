@@ -152,9 +152,10 @@ fn score() -> impl Strategy<Value = f64> {
     ]
 }
 
-/// A lattice of 1..24 frames × 1..24 positions (U = 0 and T = 1 included) and its scores.
+/// A lattice of 1..72 frames (one to three bands of the walk) × 1..24 positions (U = 0 and T = 1
+/// included) and its scores.
 fn small_lattice() -> impl Strategy<Value = NodeScores> {
-    (1..24usize, 1..24usize).prop_flat_map(|(frames, positions)| {
+    (1..72usize, 1..24usize).prop_flat_map(|(frames, positions)| {
         prop::collection::vec(score(), 2 * frames * positions)
             .prop_map(move |values| lattice_scores(frames, positions, &values))
     })

@@ -168,6 +168,7 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
     let (near, far) = prefetch_distances::<V::Scalar>();
     while i + 2 * lanes <= body {
         prefetch(ptr.wrapping_add(i + near));
+        prefetch(ptr.wrapping_add(i + lanes + near));
         // SAFETY: i + 2·lanes ≤ body ≤ row.len().
         max_a = V::load(ptr.add(i)).max(max_a);
         max_b = V::load(ptr.add(i + lanes)).max(max_b);
