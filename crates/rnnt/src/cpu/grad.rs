@@ -71,6 +71,8 @@ pub fn grad_frames<F: Kernels>(
         Vec::new()
     };
     let zero = |out: &mut [F]| F::write_zeros(out, settings.stream);
+    let mut blank_arcs = vec![0.0; scores.positions];
+    let mut emit_arcs = vec![0.0; scores.positions];
     for (i, frame) in out.chunks_mut(frame_len).enumerate() {
         let t = first_frame + i;
         let frame_start = t * frame_len;
@@ -80,11 +82,12 @@ pub fn grad_frames<F: Kernels>(
         }
         let (rows, padding) = frame.split_at_mut(scores.positions * v);
         zero(padding);
+        lattice.frame_arcs(scores, t, &mut blank_arcs, &mut emit_arcs);
         let row_input = |u: usize| &logits[frame_start + u * v..frame_start + (u + 1) * v];
         let row_params = |u: usize| {
             let node = scores.node(t, u);
-            let blank_arc = lattice.blank_arc[node];
-            let emit_arc = lattice.emit_arc[node] * settings.emit_scale;
+            let blank_arc = blank_arcs[u];
+            let emit_arc = emit_arcs[u] * settings.emit_scale;
             let coef = if settings.fused_log_softmax {
                 blank_arc + emit_arc
             } else {

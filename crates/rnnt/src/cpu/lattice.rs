@@ -1,7 +1,5 @@
 //! The α/β dynamic programme over one item's lattice, in f64.
 
-use rayon::prelude::*;
-
 use crate::cpu::front::NodeScores;
 use crate::cpu::recycle::NodeVec;
 use crate::cpu::simd;
@@ -15,12 +13,61 @@ pub struct Lattice {
     pub beta: NodeVec,
     /// ln P(y|x) = β(0,0); −inf for an impossible item.
     pub log_p: f64,
-    /// Occupancy of the blank arc leaving (t,u): exp(α(t,u) + blank(t,u) + β(t+1,u) − ln P), the
-    /// final blank at (T_b−1, U_b) included; 0 where there is no arc or the item is impossible.
-    pub blank_arc: NodeVec,
-    /// Occupancy of the emission arc leaving (t,u): exp(α(t,u) + emit(t,u) + β(t,u+1) − ln P);
-    /// 0 at u = U_b or when the item is impossible.
-    pub emit_arc: NodeVec,
+}
+
+impl Lattice {
+    /// The occupancies of the arcs leaving the nodes of frame `t` (the gradient's arc terms):
+    /// `blank_out[u]` = exp(α(t,u) + blank(t,u) + β(t+1,u) − ln P), the final blank at
+    /// (T_b−1, U_b) included, and `emit_out[u]` = exp(α(t,u) + emit(t,u) + β(t,u+1) − ln P); 0
+    /// where there is no arc or the item is impossible.
+    ///
+    /// Computed a frame at a time, where they are used (the gradient pass), so that no arrays of
+    /// every node's occupancies are written and read back: the exponents are written and then
+    /// exponentiated in place with the vector exp while the row is in L1.
+    ///
+    /// # Panics
+    /// If an output is not `scores.positions` long or `t` is not a frame of `scores`.
+    pub fn frame_arcs(
+        &self,
+        scores: &NodeScores,
+        t: usize,
+        blank_out: &mut [f64],
+        emit_out: &mut [f64],
+    ) {
+        let (frames, positions) = (scores.frames, scores.positions);
+        assert!(t < frames, "frame {t} of {frames}");
+        assert!(blank_out.len() == positions && emit_out.len() == positions);
+        let log_p = self.log_p;
+        if log_p == f64::NEG_INFINITY {
+            blank_out.fill(0.0);
+            emit_out.fill(0.0);
+            return;
+        }
+        let n = t * positions;
+        let here = n..n + positions;
+        let (a, blank, emit) = (
+            &self.alpha[here.clone()],
+            &scores.blank[here.clone()],
+            &scores.emit[here],
+        );
+        if t + 1 < frames {
+            let beta_below = &self.beta[n + positions..n + 2 * positions];
+            for (((out, &a), &score), &b) in blank_out.iter_mut().zip(a).zip(blank).zip(beta_below)
+            {
+                *out = a - log_p + score + b;
+            }
+        } else {
+            blank_out.fill(f64::NEG_INFINITY);
+            blank_out[positions - 1] = a[positions - 1] - log_p + blank[positions - 1];
+        }
+        let beta_right = &self.beta[n + 1..n + positions];
+        for (((out, &a), &score), &b) in emit_out.iter_mut().zip(a).zip(emit).zip(beta_right) {
+            *out = a - log_p + score + b;
+        }
+        emit_out[positions - 1] = f64::NEG_INFINITY;
+        simd::exp_in_place(blank_out);
+        simd::exp_in_place(emit_out);
+    }
 }
 
 /// Runs the α and β recursions of DESIGN.md §2 over `scores`, the two at once on the current rayon
@@ -29,14 +76,7 @@ pub struct Lattice {
 pub fn alpha_beta(scores: &NodeScores) -> Lattice {
     let (alpha, beta) = rayon::join(|| alpha(scores), || beta(scores));
     let log_p = beta.first().copied().unwrap_or(f64::NEG_INFINITY);
-    let (blank_arc, emit_arc) = arc_occupancy_arrays(scores, &alpha, &beta, log_p);
-    Lattice {
-        alpha,
-        beta,
-        log_p,
-        blank_arc,
-        emit_arc,
-    }
+    Lattice { alpha, beta, log_p }
 }
 
 /// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)), α(0,0) = 0.
@@ -236,78 +276,31 @@ pub fn incoming(scores: &NodeScores, alpha: &[f64], t: usize, u: usize) -> (f64,
     (from_blank, from_emit)
 }
 
-/// Occupancies of the two arcs leaving node (t,u): (blank arc, emission arc), each
-/// exp(α + arc score + β(next) − ln P) (see [`Lattice::blank_arc`], [`Lattice::emit_arc`]).
-#[inline]
+/// Occupancies of the two arcs leaving node (t,u): (blank arc, emission arc), as
+/// [`Lattice::frame_arcs`] gives them, for one node.
 pub fn arc_occupancies(scores: &NodeScores, lattice: &Lattice, t: usize, u: usize) -> (f64, f64) {
-    let n = scores.node(t, u);
-    (lattice.blank_arc[n], lattice.emit_arc[n])
-}
-
-/// Nodes per task of [`arc_occupancy_arrays`]: enough that rayon's overhead per task is
-/// negligible, few enough that an item of a few hundred rows still splits across the threads.
-const ARC_TASK_NODES: usize = 16 * 1024;
-
-/// Occupancies of the two arcs leaving every node: (blank arcs, emission arcs), each
-/// exp(α + arc score + β(next) − ln P). The final blank at (T_b−1, U_b) leaves the lattice.
-///
-/// Row by row, in parallel over runs of rows: each row's exponents are written and then
-/// exponentiated in place with the vector exp while the row is still in L1.
-fn arc_occupancy_arrays(
-    scores: &NodeScores,
-    alpha: &[f64],
-    beta: &[f64],
-    log_p: f64,
-) -> (NodeVec, NodeVec) {
-    let (frames, positions) = (scores.frames, scores.positions);
-    let nodes = frames * positions;
-    if log_p == f64::NEG_INFINITY || nodes == 0 {
-        return (NodeVec::filled(nodes, 0.0), NodeVec::filled(nodes, 0.0));
+    let log_p = lattice.log_p;
+    if log_p == f64::NEG_INFINITY {
+        return (0.0, 0.0);
     }
-    // Every element of every row is written below.
-    let mut blank_arc = NodeVec::overwritable(nodes);
-    let mut emit_arc = NodeVec::overwritable(nodes);
-    let run = positions * (ARC_TASK_NODES / positions).max(1);
-    blank_arc
-        .par_chunks_mut(run)
-        .zip(emit_arc.par_chunks_mut(run))
-        .enumerate()
-        .for_each(|(k, (blank_run, emit_run))| {
-            let rows = blank_run
-                .chunks_exact_mut(positions)
-                .zip(emit_run.chunks_exact_mut(positions));
-            for (row, (blank_out, emit_out)) in rows.enumerate() {
-                let t = k * (run / positions) + row;
-                let n = t * positions;
-                let here = n..n + positions;
-                let (a, blank, emit) = (
-                    &alpha[here.clone()],
-                    &scores.blank[here.clone()],
-                    &scores.emit[here.clone()],
-                );
-                if t + 1 < frames {
-                    let beta_below = &beta[n + positions..n + 2 * positions];
-                    for (((out, &a), &score), &b) in
-                        blank_out.iter_mut().zip(a).zip(blank).zip(beta_below)
-                    {
-                        *out = a - log_p + score + b;
-                    }
-                } else {
-                    blank_out.fill(f64::NEG_INFINITY);
-                    blank_out[positions - 1] = a[positions - 1] - log_p + blank[positions - 1];
-                }
-                let beta_right = &beta[n + 1..n + positions];
-                for (((out, &a), &score), &b) in
-                    emit_out.iter_mut().zip(a).zip(emit).zip(beta_right)
-                {
-                    *out = a - log_p + score + b;
-                }
-                emit_out[positions - 1] = f64::NEG_INFINITY;
-                simd::exp_in_place(blank_out);
-                simd::exp_in_place(emit_out);
-            }
-        });
-    (blank_arc, emit_arc)
+    let n = scores.node(t, u);
+    let leave = lattice.alpha[n] - log_p;
+    let blank_next = if t + 1 < scores.frames {
+        lattice.beta[scores.node(t + 1, u)]
+    } else if u + 1 == scores.positions {
+        0.0
+    } else {
+        f64::NEG_INFINITY
+    };
+    let emit_next = if u + 1 < scores.positions {
+        lattice.beta[n + 1]
+    } else {
+        f64::NEG_INFINITY
+    };
+    (
+        (leave + scores.blank[n] + blank_next).exp(),
+        (leave + scores.emit[n] + emit_next).exp(),
+    )
 }
 
 #[cfg(test)]

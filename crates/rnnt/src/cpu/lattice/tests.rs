@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{alpha_beta, forward_variable};
+use super::{alpha_beta, arc_occupancies, forward_variable};
 use crate::cpu::front::NodeScores;
 use crate::logspace::log_add_exp;
 
@@ -104,7 +104,9 @@ fn check_lattice(scores: &NodeScores) {
             (a + score + b - log_p).exp()
         }
     };
+    let (mut blank_arcs, mut emit_arcs) = (vec![0.0; positions], vec![0.0; positions]);
     for t in 0..frames {
+        lattice.frame_arcs(scores, t, &mut blank_arcs, &mut emit_arcs);
         for u in 0..positions {
             let n = scores.node(t, u);
             let blank_next = if t + 1 < frames {
@@ -122,16 +124,18 @@ fn check_lattice(scores: &NodeScores) {
             let want_blank = occupancy(alpha[n], scores.blank[n], blank_next);
             let want_emit = occupancy(alpha[n], scores.emit[n], emit_next);
             let tolerance = 1e-12 * log_p.abs().max(1.0);
-            assert!(
-                (lattice.blank_arc[n] - want_blank).abs() <= tolerance,
-                "blank arc ({t}, {u}) = {}, want {want_blank}",
-                lattice.blank_arc[n]
-            );
-            assert!(
-                (lattice.emit_arc[n] - want_emit).abs() <= tolerance,
-                "emission arc ({t}, {u}) = {}, want {want_emit}",
-                lattice.emit_arc[n]
-            );
+            let one_node = arc_occupancies(scores, &lattice, t, u);
+            for (what, got, want) in [
+                ("blank arc", blank_arcs[u], want_blank),
+                ("emission arc", emit_arcs[u], want_emit),
+                ("blank arc of one node", one_node.0, want_blank),
+                ("emission arc of one node", one_node.1, want_emit),
+            ] {
+                assert!(
+                    (got - want).abs() <= tolerance,
+                    "{what} ({t}, {u}) = {got}, want {want}"
+                );
+            }
         }
     }
     let (best, _) = row_by_row(scores, f64::max);

@@ -425,6 +425,18 @@ unsafe fn write_vectors<V: Lanes>(
 /// softmax term to 0, so that rounding of the bound cannot let a subnormal through.
 const FLOOR_MARGIN: f64 = 0.5;
 
+/// A lower bound on ln(x) within ln 2 of it, from the binary exponent alone (no libm call: the
+/// gradient kernel needs one per row); −inf for 0 and subnormal x, +inf for +inf and NaN.
+#[inline(always)]
+fn ln_lower_bound(x: f64) -> f64 {
+    let biased = ((x.to_bits() >> 52) & 0x7ff) as i32;
+    match biased {
+        0 => f64::NEG_INFINITY,
+        0x7ff => f64::INFINITY,
+        _ => f64::from(biased - 1023) * std::f64::consts::LN_2,
+    }
+}
+
 /// The constants of one gradient row, splatted once.
 ///
 /// Without a clip bound, the upstream scale is folded into the softmax factor and the arcs, so an
@@ -462,7 +474,9 @@ impl<V: Lanes> RowKernel<V> {
         // The product the exp goes through that is closest to 0: exp · factor before a clip,
         // exp · factor · scale after it.
         let smallest = factor * params.scale.abs().min(1.0);
-        let floor = V::Scalar::EXP_NORMAL_LOW.to_f64() - smallest.ln().min(0.0) + FLOOR_MARGIN;
+        // With a lower bound on the logarithm the floor is at most ln 2 higher than needed.
+        let floor =
+            V::Scalar::EXP_NORMAL_LOW.to_f64() - ln_lower_bound(smallest).min(0.0) + FLOOR_MARGIN;
         RowKernel {
             shift: splat(params.shift),
             floor: splat(floor.min(0.0)),
