@@ -107,10 +107,21 @@ pub unsafe fn exp_of_non_positive<V: Lanes>(x: V) -> V {
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub unsafe fn exp_above<V: Lanes>(x: V, floor: V) -> V {
-    let lo = floor;
-    // Operand order keeps a NaN x. Clamping to the normal range keeps every intermediate normal;
-    // the lanes below it are zeroed at the end.
-    let clamped = lo.max(x);
+    exp_of_clamped(x, floor).zero_where_below(x, floor)
+}
+
+/// e^max(x, floor) per lane for x ≤ [`Real::EXP_HIGH`] and `floor` ≥ [`Real::EXP_NORMAL_LOW`]
+/// (NaN for NaN): [`exp_above`] without the final flush, for the row sums of the front pass,
+/// where a term of e^floor ≈ 1e-38 (f32) in place of a smaller one is far below the sum's
+/// rounding (the row maximum contributes 1), and the flush would cost two of the exp's ~17
+/// operations.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn exp_of_clamped<V: Lanes>(x: V, floor: V) -> V {
+    // Operand order keeps a NaN x. Clamping to the normal range keeps every intermediate normal.
+    let clamped = floor.max(x);
     let shift = V::splat(V::Scalar::ROUNDING_SHIFT);
     let n = clamped
         .mul_add(V::splat(V::Scalar::LOG2E), shift)
@@ -122,7 +133,7 @@ pub unsafe fn exp_above<V: Lanes>(x: V, floor: V) -> V {
     for &c in coefficients[..coefficients.len() - 1].iter().rev() {
         p = p.mul_add(r, V::splat(c));
     }
-    p.ldexp(n).zero_where_below(x, lo)
+    p.ldexp(n)
 }
 
 /// How far ahead of the current element the row kernels prefetch into L1, in bytes: about the
@@ -148,8 +159,9 @@ fn prefetch_distances<T>() -> (usize, usize) {
 pub struct RowStats {
     /// The row's maximum (+inf if any element is +inf; −inf for an empty or all −inf row).
     pub max: f64,
-    /// Σ exp(x − max) over the row; 0 when max is −inf; NaN exactly when the row holds a NaN or
-    /// +inf.
+    /// Σ exp(x − max) over the row (terms below the smallest normal number, −inf included,
+    /// may count as about that number: far below the sum's rounding, as the maximum's term is
+    /// 1); 0 when max is −inf; NaN exactly when the row holds a NaN or +inf.
     pub sum: f64,
 }
 
@@ -195,6 +207,7 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
     // `max` is one of the row's elements, so it converts back exactly.
     let shift = V::Scalar::from_f64(max);
     let shift_v = V::splat(shift);
+    let floor = V::splat(V::Scalar::EXP_NORMAL_LOW);
     let mut sum_a = V::splat(V::Scalar::ZERO);
     let mut sum_b = sum_a;
     let mut i = 0;
@@ -203,20 +216,22 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
         prefetch_to_l2(ptr.wrapping_add(i + far));
         prefetch_to_l2(ptr.wrapping_add(i + lanes + far));
         // SAFETY: as in the first pass.
-        sum_a = sum_a.add(exp_of_non_positive(V::load(ptr.add(i)).sub(shift_v)));
-        sum_b = sum_b.add(exp_of_non_positive(
+        sum_a = sum_a.add(exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor));
+        sum_b = sum_b.add(exp_of_clamped(
             V::load(ptr.add(i + lanes)).sub(shift_v),
+            floor,
         ));
         i += 2 * lanes;
     }
     if i < body {
         // SAFETY: as in the first pass.
-        sum_a = sum_a.add(exp_of_non_positive(V::load(ptr.add(i)).sub(shift_v)));
+        sum_a = sum_a.add(exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor));
     }
     if tail > 0 {
-        // SAFETY: as above; the −inf fill adds exp(−inf) = 0.
+        // SAFETY: as above; each −inf fill lane adds e^floor (≈ 1e-38 in f32), far below the
+        // sum's rounding.
         let x = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY);
-        sum_b = sum_b.add(exp_of_non_positive(x.sub(shift_v)));
+        sum_b = sum_b.add(exp_of_clamped(x.sub(shift_v), floor));
     }
     RowStats {
         max,
