@@ -8,7 +8,7 @@
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::recycle::NodeVec;
-use crate::cpu::simd;
+use crate::cpu::simd::{self, RowStats};
 use crate::error::Result;
 
 /// Per-node scores of one item over its valid T_b × (U_b+1) nodes, row-major in (t, u).
@@ -106,6 +106,7 @@ impl FrameRun<'_> {
         let positions = labels.len() + 1;
         let v = batch.vocab;
         let mut ln_sums = vec![0.0; positions];
+        let mut row_stats = vec![RowStats::EMPTY; positions];
         let nodes = self
             .blank
             .chunks_mut(positions)
@@ -115,8 +116,8 @@ impl FrameRun<'_> {
         for (i, (((blank, emit), shift), inv_sum)) in nodes.enumerate() {
             let t = self.first_frame + i;
             let frame = &logits[t * batch.label_positions * v..];
-            for (u, row) in frame.chunks_exact(v).take(positions).enumerate() {
-                let stats = F::row_stats(row);
+            F::rows_stats(frame, v, &mut row_stats);
+            for (u, (row, &stats)) in frame.chunks_exact(v).zip(&row_stats).enumerate() {
                 if stats.sum.is_nan() {
                     return Err(non_finite_logit(row, input_name, (b, t, u)));
                 }

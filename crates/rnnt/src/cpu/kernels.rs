@@ -10,26 +10,13 @@ use crate::element::Element;
 
 /// Whole-row operations of the front and gradient passes, per element type.
 pub trait Kernels: Element {
-    /// The row's maximum and Σ exp(x − max) (conventions of [`RowStats`]: the sum is NaN exactly
-    /// when the row holds a NaN or +inf).
-    fn row_stats(row: &[Self]) -> RowStats {
-        let mut max = f64::NEG_INFINITY;
-        for &x in row {
-            let x = x.to_f64();
-            if x.is_nan() {
-                return RowStats {
-                    max: f64::NAN,
-                    sum: f64::NAN,
-                };
-            }
-            max = max.max(x);
+    /// The maximum and Σ exp(x − max) of each of the `out.len()` consecutive rows of `len`
+    /// elements at the start of `rows` (conventions of [`RowStats`]: the sum is NaN exactly when
+    /// the row holds a NaN or +inf).
+    fn rows_stats(rows: &[Self], len: usize, out: &mut [RowStats]) {
+        for (r, stats) in out.iter_mut().enumerate() {
+            *stats = scalar_row_stats(&rows[r * len..(r + 1) * len]);
         }
-        let sum = match max {
-            f64::INFINITY => f64::NAN,
-            f64::NEG_INFINITY => 0.0,
-            _ => row.iter().map(|&x| (x.to_f64() - max).exp()).sum(),
-        };
-        RowStats { max, sum }
     }
 
     /// Writes one gradient row into `out[..row.len()]` (see [`GradRow`]); `stream` allows
@@ -57,8 +44,8 @@ pub trait Kernels: Element {
 
 impl Kernels for f32 {
     #[inline]
-    fn row_stats(row: &[f32]) -> RowStats {
-        simd::row_stats(row)
+    fn rows_stats(rows: &[f32], len: usize, out: &mut [RowStats]) {
+        simd::rows_stats(rows, len, out);
     }
     #[inline]
     fn grad_row(row: &[f32], out: &mut [f32], params: &GradRow, stream: bool) {
@@ -76,8 +63,8 @@ impl Kernels for f32 {
 
 impl Kernels for f64 {
     #[inline]
-    fn row_stats(row: &[f64]) -> RowStats {
-        simd::row_stats(row)
+    fn rows_stats(rows: &[f64], len: usize, out: &mut [RowStats]) {
+        simd::rows_stats(rows, len, out);
     }
     #[inline]
     fn grad_row(row: &[f64], out: &mut [f64], params: &GradRow, stream: bool) {
@@ -95,3 +82,25 @@ impl Kernels for f64 {
 
 impl Kernels for half::f16 {}
 impl Kernels for half::bf16 {}
+
+/// The row statistics in f64 arithmetic, element by element (the definition the vector kernels
+/// are tested against, and the kernel of the half-precision types).
+fn scalar_row_stats<T: Element>(row: &[T]) -> RowStats {
+    let mut max = f64::NEG_INFINITY;
+    for &x in row {
+        let x = x.to_f64();
+        if x.is_nan() {
+            return RowStats {
+                max: f64::NAN,
+                sum: f64::NAN,
+            };
+        }
+        max = max.max(x);
+    }
+    let sum = match max {
+        f64::INFINITY => f64::NAN,
+        f64::NEG_INFINITY => 0.0,
+        _ => row.iter().map(|&x| (x.to_f64() - max).exp()).sum(),
+    };
+    RowStats { max, sum }
+}

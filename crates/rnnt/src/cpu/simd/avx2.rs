@@ -318,14 +318,14 @@ impl Lanes for F64x4 {
 pub mod entry {
     use super::*;
 
-    /// [`lanes::row_stats`] on AVX2.
+    /// [`lanes::rows_stats`] on AVX2.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA.
+    /// `rows` holds `out.len()` rows of `len`; the CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
+    pub unsafe fn rows_stats<T: SimdFloat>(rows: &[T], len: usize, out: &mut [RowStats]) {
         // SAFETY: the caller checked the CPU; this function enables the features.
-        unsafe { lanes::row_stats::<T::Avx2>(row) }
+        unsafe { lanes::rows_stats::<T::Avx2>(rows, len, out) }
     }
 
     /// [`lanes::grad_row`] on AVX2.

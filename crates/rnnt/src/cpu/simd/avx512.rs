@@ -266,14 +266,14 @@ impl Lanes for F64x8 {
 pub mod entry {
     use super::*;
 
-    /// [`lanes::row_stats`] on AVX-512.
+    /// [`lanes::rows_stats`] on AVX-512.
     ///
     /// # Safety
-    /// The CPU must have AVX-512F.
+    /// `rows` holds `out.len()` rows of `len`; the CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
+    pub unsafe fn rows_stats<T: SimdFloat>(rows: &[T], len: usize, out: &mut [RowStats]) {
         // SAFETY: the caller checked the CPU; this function enables the feature.
-        unsafe { lanes::row_stats::<T::Avx512>(row) }
+        unsafe { lanes::rows_stats::<T::Avx512>(rows, len, out) }
     }
 
     /// [`lanes::grad_row`] on AVX-512.

@@ -165,6 +165,14 @@ pub struct RowStats {
     pub sum: f64,
 }
 
+impl RowStats {
+    /// The statistics of an empty row.
+    pub const EMPTY: RowStats = RowStats {
+        max: f64::NEG_INFINITY,
+        sum: 0.0,
+    };
+}
+
 /// Maximum and Σ exp(x − max) of `row`: two passes, the second over a row the first left in L1.
 ///
 /// # Safety
@@ -236,6 +244,21 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
     RowStats {
         max,
         sum: sum_a.add(sum_b).reduce_sum(),
+    }
+}
+
+/// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
+/// `rows` (one call per frame: the dispatch and the call are paid once, not per row, which
+/// shows when rows are short).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `rows.len() ≥ out.len() · len`.
+#[inline(always)]
+pub unsafe fn rows_stats<V: Lanes>(rows: &[V::Scalar], len: usize, out: &mut [RowStats]) {
+    debug_assert!(rows.len() >= out.len() * len);
+    for (r, stats) in out.iter_mut().enumerate() {
+        // SAFETY: the caller passes out.len() rows of `len`.
+        *stats = row_stats::<V>(unsafe { rows.get_unchecked(r * len..(r + 1) * len) });
     }
 }
 

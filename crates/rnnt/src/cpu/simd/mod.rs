@@ -142,13 +142,28 @@ macro_rules! dispatch {
 /// If `isa` is not in [`Isa::available`].
 pub fn row_stats_with<T: SimdFloat>(isa: Isa, row: &[T]) -> RowStats {
     assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    dispatch!(isa, T, row_stats(row))
+    let mut stats = [RowStats::EMPTY];
+    dispatch!(isa, T, rows_stats(row, row.len(), &mut stats));
+    stats[0]
 }
 
 /// [`row_stats_with`] on the detected instruction set.
 #[inline]
 pub fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
-    dispatch!(Isa::detected(), T, row_stats(row))
+    let mut stats = [RowStats::EMPTY];
+    rows_stats(row, row.len(), &mut stats);
+    stats[0]
+}
+
+/// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
+/// `rows`, in one call (see [`lanes::rows_stats`]).
+///
+/// # Panics
+/// If `rows` holds fewer than `out.len()` rows.
+#[inline]
+pub fn rows_stats<T: SimdFloat>(rows: &[T], len: usize, out: &mut [RowStats]) {
+    assert!(rows.len() >= out.len() * len, "rows_stats: too few rows");
+    dispatch!(Isa::detected(), T, rows_stats(rows, len, out))
 }
 
 /// Writes one gradient row with the instruction set `isa` (see [`lanes::grad_row`]);
