@@ -105,10 +105,11 @@ pub fn forward_variable(scores: &NodeScores, combine: impl Fn(f64, f64) -> f64) 
 /// (about 5% faster on S6 than no prefetch; 64 and 128 columns measured no better).
 const PREFETCH_COLUMNS: usize = 32;
 
-/// Rows per band of [`diagonal_walk`]: enough lanes per step (4 AVX-512 vectors) to overlap the
-/// latency of the log-space sum, few enough rows that a band's cache lines stay in L1 (on S6,
-/// 16 rows measured slower and 48 or 64 no faster).
-const BAND: usize = 32;
+/// Rows per band of [`diagonal_walk`]: enough lanes per step (2 AVX-512 vectors) to overlap the
+/// latency of the log-space sum, few enough rows that a band's cache lines and pages stay in L1
+/// and its TLB (on S6, with the gather without per-lane branches: 8 rows 12.8 ms, 16 rows
+/// 8.1 ms, 32 rows 9.0 ms, 64 rows 9.9 ms).
+const BAND: usize = 16;
 
 /// Lattices of at most this many nodes are walked as one band (their α, scores and output, 24
 /// bytes a node, stay within L2): on S1 (6150 nodes an item) the lattice phase takes 0.43 ms
