@@ -290,10 +290,7 @@ pub fn log1p_unit_with<T: SimdFloat>(isa: Isa, z: &[T], out: &mut [T]) {
 #[inline(always)]
 pub fn prefetch<T>(ptr: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch reads nothing and never faults.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>())
-    };
+    prefetch_with_hint::<{ std::arch::x86_64::_MM_HINT_T0 }, T>(ptr);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
 }
@@ -304,12 +301,17 @@ pub fn prefetch<T>(ptr: *const T) {
 #[inline(always)]
 pub fn prefetch_to_l2<T>(ptr: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T2 }>(ptr.cast::<i8>())
-    };
+    prefetch_with_hint::<{ std::arch::x86_64::_MM_HINT_T2 }, T>(ptr);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
+}
+
+/// `_mm_prefetch` with the locality hint `HINT`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_with_hint<const HINT: i32, T>(ptr: *const T) {
+    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch reads nothing and never faults.
+    unsafe { std::arch::x86_64::_mm_prefetch::<HINT>(ptr.cast::<i8>()) };
 }
 
 /// Orders this thread's non-temporal stores before whatever it does next (a no-op where
