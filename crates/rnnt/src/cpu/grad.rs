@@ -73,6 +73,7 @@ pub fn grad_frames<F: Kernels>(
     let zero = |out: &mut [F]| F::write_zeros(out, settings.stream);
     let mut blank_arcs = vec![0.0; scores.positions];
     let mut emit_arcs = vec![0.0; scores.positions];
+    let mut params = Vec::with_capacity(scores.positions);
     for (i, frame) in out.chunks_mut(frame_len).enumerate() {
         let t = first_frame + i;
         let frame_start = t * frame_len;
@@ -83,7 +84,7 @@ pub fn grad_frames<F: Kernels>(
         let (rows, padding) = frame.split_at_mut(scores.positions * v);
         zero(padding);
         lattice.frame_arcs(scores, t, &mut blank_arcs, &mut emit_arcs);
-        let row_input = |u: usize| &logits[frame_start + u * v..frame_start + (u + 1) * v];
+        let input = &logits[frame_start..frame_start + rows.len()];
         let row_params = |u: usize| {
             let node = scores.node(t, u);
             let blank_arc = blank_arcs[u];
@@ -106,19 +107,20 @@ pub fn grad_frames<F: Kernels>(
                 arcs: [(batch.blank, blank_arc), emit],
             }
         };
+        params.clear();
+        params.extend((0..scores.positions).map(row_params));
         if stage.is_empty() {
-            for (u, row_out) in rows.chunks_mut(v).enumerate() {
-                F::grad_row(row_input(u), row_out, &row_params(u), settings.stream);
-            }
+            F::grad_rows(input, rows, v, &params, settings.stream);
             continue;
         }
         let rows_per_stage = stage.len() / v;
-        for (c, chunk_out) in rows.chunks_mut(stage.len()).enumerate() {
+        let chunks = rows
+            .chunks_mut(stage.len())
+            .zip(input.chunks(stage.len()))
+            .zip(params.chunks(rows_per_stage));
+        for ((chunk_out, chunk_input), chunk_params) in chunks {
             let staged = &mut stage[..chunk_out.len()];
-            for (j, row_out) in staged.chunks_mut(v).enumerate() {
-                let u = c * rows_per_stage + j;
-                F::grad_row(row_input(u), row_out, &row_params(u), false);
-            }
+            F::grad_rows(chunk_input, staged, v, chunk_params, false);
             F::stream_copy(staged, chunk_out);
         }
     }

@@ -19,12 +19,16 @@ pub trait Kernels: Element {
         }
     }
 
-    /// Writes one gradient row into `out[..row.len()]` (see [`GradRow`]); `stream` allows
-    /// non-temporal stores, to be followed by [`simd::store_fence`].
-    fn grad_row(row: &[Self], out: &mut [Self], params: &GradRow, stream: bool) {
+    /// Writes the gradient rows of the `params.len()` consecutive rows of `len` elements of
+    /// `input` into the same rows of `out` (see [`GradRow`]); `stream` allows non-temporal stores,
+    /// to be followed by [`simd::store_fence`].
+    fn grad_rows(input: &[Self], out: &mut [Self], len: usize, params: &[GradRow], stream: bool) {
         let _ = stream;
-        for (k, (o, &x)) in out.iter_mut().zip(row).enumerate() {
-            *o = Self::from_f64(params.element(k, x.to_f64()));
+        for (r, row_params) in params.iter().enumerate() {
+            let rows = r * len..(r + 1) * len;
+            for (k, (o, &x)) in out[rows.clone()].iter_mut().zip(&input[rows]).enumerate() {
+                *o = Self::from_f64(row_params.element(k, x.to_f64()));
+            }
         }
     }
 
@@ -48,8 +52,8 @@ impl Kernels for f32 {
         simd::rows_stats(rows, len, out);
     }
     #[inline]
-    fn grad_row(row: &[f32], out: &mut [f32], params: &GradRow, stream: bool) {
-        simd::grad_row(row, out, params, stream);
+    fn grad_rows(input: &[f32], out: &mut [f32], len: usize, params: &[GradRow], stream: bool) {
+        simd::grad_rows(input, out, len, params, stream);
     }
     #[inline]
     fn stream_copy(src: &[f32], dst: &mut [f32]) {
@@ -67,8 +71,8 @@ impl Kernels for f64 {
         simd::rows_stats(rows, len, out);
     }
     #[inline]
-    fn grad_row(row: &[f64], out: &mut [f64], params: &GradRow, stream: bool) {
-        simd::grad_row(row, out, params, stream);
+    fn grad_rows(input: &[f64], out: &mut [f64], len: usize, params: &[GradRow], stream: bool) {
+        simd::grad_rows(input, out, len, params, stream);
     }
     #[inline]
     fn stream_copy(src: &[f64], dst: &mut [f64]) {

@@ -328,14 +328,20 @@ pub mod entry {
         unsafe { lanes::rows_stats::<T::Avx2>(rows, len, out) }
     }
 
-    /// [`lanes::grad_row`] on AVX2.
+    /// [`lanes::grad_rows`] on AVX2.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA; `out.len() ≥ row.len()`.
+    /// The CPU must have AVX2 and FMA; `input` and `out` hold `params.len()` rows of `len`.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream: bool) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
-        unsafe { lanes::grad_row::<T::Avx2>(row, out, params, stream) }
+    pub unsafe fn grad_rows<T: SimdFloat>(
+        input: &[T],
+        out: &mut [T],
+        len: usize,
+        params: &[GradRow],
+        stream: bool,
+    ) {
+        // SAFETY: as `rows_stats`; the caller checked the lengths.
+        unsafe { lanes::grad_rows::<T::Avx2>(input, out, len, params, stream) }
     }
 
     /// [`lanes::exp_in_place`] on AVX2.
@@ -344,7 +350,7 @@ pub mod entry {
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { lanes::exp_in_place::<T::Avx2>(values) }
     }
 
@@ -354,7 +360,7 @@ pub mod entry {
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { logs::ln_in_place::<T::Avx2>(values) }
     }
 
@@ -364,7 +370,7 @@ pub mod entry {
     /// The CPU must have AVX2 and FMA; the slices have one length.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
+        // SAFETY: as `rows_stats`; the caller checked the lengths.
         unsafe { lanes::stream_copy::<T::Avx2>(src, dst) }
     }
 
@@ -374,7 +380,7 @@ pub mod entry {
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn write_zeros<T: SimdFloat>(out: &mut [T], stream: bool) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { lanes::write_zeros::<T::Avx2>(out, stream) }
     }
 
@@ -384,7 +390,7 @@ pub mod entry {
     /// The CPU must have AVX2 and FMA; `a`, `b` and `out` have one length.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
+        // SAFETY: as `rows_stats`; the caller checked the lengths.
         unsafe { logs::log_add_exp_slices::<T::Avx2>(a, b, out) }
     }
 
@@ -394,7 +400,7 @@ pub mod entry {
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { logs::log1p_unit_in_place::<T::Avx2>(values) }
     }
 }

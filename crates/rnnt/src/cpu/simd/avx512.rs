@@ -276,14 +276,20 @@ pub mod entry {
         unsafe { lanes::rows_stats::<T::Avx512>(rows, len, out) }
     }
 
-    /// [`lanes::grad_row`] on AVX-512.
+    /// [`lanes::grad_rows`] on AVX-512.
     ///
     /// # Safety
-    /// The CPU must have AVX-512F; `out.len() ≥ row.len()`.
+    /// The CPU must have AVX-512F; `input` and `out` hold `params.len()` rows of `len`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream: bool) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
-        unsafe { lanes::grad_row::<T::Avx512>(row, out, params, stream) }
+    pub unsafe fn grad_rows<T: SimdFloat>(
+        input: &[T],
+        out: &mut [T],
+        len: usize,
+        params: &[GradRow],
+        stream: bool,
+    ) {
+        // SAFETY: as `rows_stats`; the caller checked the lengths.
+        unsafe { lanes::grad_rows::<T::Avx512>(input, out, len, params, stream) }
     }
 
     /// [`lanes::exp_in_place`] on AVX-512.
@@ -292,7 +298,7 @@ pub mod entry {
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { lanes::exp_in_place::<T::Avx512>(values) }
     }
 
@@ -302,7 +308,7 @@ pub mod entry {
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { logs::ln_in_place::<T::Avx512>(values) }
     }
 
@@ -312,7 +318,7 @@ pub mod entry {
     /// The CPU must have AVX-512F; the slices have one length.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
+        // SAFETY: as `rows_stats`; the caller checked the lengths.
         unsafe { lanes::stream_copy::<T::Avx512>(src, dst) }
     }
 
@@ -322,7 +328,7 @@ pub mod entry {
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn write_zeros<T: SimdFloat>(out: &mut [T], stream: bool) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { lanes::write_zeros::<T::Avx512>(out, stream) }
     }
 
@@ -332,7 +338,7 @@ pub mod entry {
     /// The CPU must have AVX-512F; `a`, `b` and `out` have one length.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
-        // SAFETY: as `row_stats`; the caller checked the lengths.
+        // SAFETY: as `rows_stats`; the caller checked the lengths.
         unsafe { logs::log_add_exp_slices::<T::Avx512>(a, b, out) }
     }
 
@@ -342,7 +348,7 @@ pub mod entry {
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `row_stats`.
+        // SAFETY: as `rows_stats`.
         unsafe { logs::log1p_unit_in_place::<T::Avx512>(values) }
     }
 }

@@ -256,9 +256,87 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
 #[inline(always)]
 pub unsafe fn rows_stats<V: Lanes>(rows: &[V::Scalar], len: usize, out: &mut [RowStats]) {
     debug_assert!(rows.len() >= out.len() * len);
-    for (r, stats) in out.iter_mut().enumerate() {
+    let mut done = 0;
+    if len > 0 && len <= 2 * V::LANES {
+        for (g, group) in out.chunks_exact_mut(SHORT_ROWS).enumerate() {
+            // SAFETY: the group's rows lie within the out.len() rows of `len` the caller passes.
+            let start = unsafe { rows.as_ptr().add(g * SHORT_ROWS * len) };
+            short_rows_stats::<V>(start, len, group.try_into().expect("a whole group"));
+        }
+        done = out.len() / SHORT_ROWS * SHORT_ROWS;
+    }
+    for (r, stats) in out.iter_mut().enumerate().skip(done) {
         // SAFETY: the caller passes out.len() rows of `len`.
         *stats = row_stats::<V>(unsafe { rows.get_unchecked(r * len..(r + 1) * len) });
+    }
+}
+
+/// Rows [`short_rows_stats`] takes together.
+const SHORT_ROWS: usize = 4;
+
+/// [`row_stats`] of [`SHORT_ROWS`] consecutive rows of `len` ≤ 2·LANES elements from `start`, the
+/// same operations in the same order (so the same bits), but the rows side by side: a short row's
+/// work is one chain of dependent steps (maximum, its horizontal reduction, the exp, the sum's
+/// reduction), and the independent rows fill each other's waits. Rows that are not finite
+/// throughout take [`row_stats`]'s path.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `start` points to SHORT_ROWS · `len` readable
+/// elements; 0 < `len` ≤ 2·LANES.
+#[inline(always)]
+unsafe fn short_rows_stats<V: Lanes>(
+    start: *const V::Scalar,
+    len: usize,
+    out: &mut [RowStats; SHORT_ROWS],
+) {
+    let lanes = V::LANES;
+    let ninf = V::splat(V::Scalar::NEG_INFINITY);
+    // Each row's first vector (whole when len ≥ LANES) and second (partial, whole or absent).
+    // (Loops, not closures: closures do not get the caller's `#[target_feature]`s.)
+    let mut vectors = [(ninf, ninf); SHORT_ROWS];
+    let mut maxima = [0.0; SHORT_ROWS];
+    for (r, (first, second)) in vectors.iter_mut().enumerate() {
+        let row = start.add(r * len);
+        // SAFETY: the loads touch row r's `len` elements only.
+        if len < lanes {
+            *second = V::load_partial(row, len, V::Scalar::NEG_INFINITY);
+        } else {
+            *first = V::load(row);
+            if len == 2 * lanes {
+                *second = V::load(row.add(lanes));
+            } else if len > lanes {
+                *second = V::load_partial(row.add(lanes), len - lanes, V::Scalar::NEG_INFINITY);
+            }
+        }
+        maxima[r] = first.max(ninf).max(second.max(ninf)).reduce_max().to_f64();
+    }
+    let floor = V::splat(V::Scalar::EXP_NORMAL_LOW);
+    for r in 0..SHORT_ROWS {
+        let max = maxima[r];
+        if !max.is_finite() {
+            // SAFETY: as `load`.
+            out[r] = row_stats::<V>(unsafe { std::slice::from_raw_parts(start.add(r * len), len) });
+            continue;
+        }
+        let shift = V::splat(V::Scalar::from_f64(max));
+        let (first, second) = vectors[r];
+        let zero = V::splat(V::Scalar::ZERO);
+        // As in `row_stats`: the first vector's sum only where the row fills it, the second's
+        // only where the row has one.
+        let sum_a = if len >= lanes {
+            zero.add(exp_of_clamped(first.sub(shift), floor))
+        } else {
+            zero
+        };
+        let sum_b = if len != lanes {
+            zero.add(exp_of_clamped(second.sub(shift), floor))
+        } else {
+            zero
+        };
+        out[r] = RowStats {
+            max,
+            sum: sum_a.add(sum_b).reduce_sum(),
+        };
     }
 }
 
@@ -325,6 +403,93 @@ pub unsafe fn grad_row<V: Lanes>(
         input: row.as_ptr(),
     };
     write_vectors(&mut out[..row.len()], stream, &source);
+}
+
+/// [`grad_row`] of each of the `params.len()` consecutive rows of `len` elements of `input` into
+/// the same rows of `out`: short unstreamed rows (≤ 2·LANES) four at a time, side by side (as
+/// in [`rows_stats`]; the same bits as one at a time), the others one by one.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `input` and `out` hold `params.len()` rows of `len`.
+#[inline(always)]
+pub unsafe fn grad_rows<V: Lanes>(
+    input: &[V::Scalar],
+    out: &mut [V::Scalar],
+    len: usize,
+    params: &[GradRow],
+    stream: bool,
+) {
+    debug_assert!(input.len() >= params.len() * len && out.len() >= params.len() * len);
+    let mut done = 0;
+    if !stream && len > 0 && len <= 2 * V::LANES {
+        for (g, group) in params.chunks_exact(SHORT_ROWS).enumerate() {
+            let first = g * SHORT_ROWS * len;
+            // SAFETY: the group's rows lie within the rows the caller passes.
+            short_grad_rows::<V>(
+                input.as_ptr().add(first),
+                out.as_mut_ptr().add(first),
+                len,
+                group.try_into().expect("a whole group"),
+            );
+        }
+        done = params.len() / SHORT_ROWS * SHORT_ROWS;
+    }
+    for (r, row_params) in params.iter().enumerate().skip(done) {
+        let rows = r * len..(r + 1) * len;
+        // SAFETY: the caller passes params.len() rows of `len`.
+        let (row, row_out) = (
+            input.get_unchecked(rows.clone()),
+            out.get_unchecked_mut(rows),
+        );
+        grad_row::<V>(row, row_out, row_params, stream);
+    }
+}
+
+/// [`grad_row`] (unstreamed) of [`SHORT_ROWS`] consecutive rows of `len` ≤ 2·LANES elements, the
+/// rows side by side: each row's first vector, then each row's second, then the stores, the same
+/// vectors [`write_vectors`] would store.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `input` and `out` point to SHORT_ROWS · `len` valid
+/// elements; 0 < `len` ≤ 2·LANES.
+#[inline(always)]
+unsafe fn short_grad_rows<V: Lanes>(
+    input: *const V::Scalar,
+    out: *mut V::Scalar,
+    len: usize,
+    params: &[GradRow; SHORT_ROWS],
+) {
+    let lanes = V::LANES;
+    // The first vector is partial when len < LANES; the second (at LANES) is whole, partial or
+    // absent. (Loops, not closures: closures do not get the caller's `#[target_feature]`s.)
+    let first_len = (len < lanes).then_some(len);
+    let second_len = len.saturating_sub(lanes);
+    let second_partial = (second_len < lanes).then_some(second_len);
+    let zero = V::splat(V::Scalar::ZERO);
+    let mut vectors = [(zero, zero); SHORT_ROWS];
+    for (r, (first, second)) in vectors.iter_mut().enumerate() {
+        let source = GradSource {
+            kernel: RowKernel::<V>::new(&params[r]),
+            input: input.add(r * len),
+        };
+        *first = source.vector(0, first_len);
+        if second_len > 0 {
+            *second = source.vector(lanes, second_partial);
+        }
+    }
+    for (r, (first, second)) in vectors.into_iter().enumerate() {
+        let row = out.add(r * len);
+        // SAFETY: the stores touch row r's `len` elements only.
+        match first_len {
+            Some(n) => first.store_partial(row, n),
+            None => first.store(row),
+        }
+        match (second_len, second_partial) {
+            (0, _) => {}
+            (_, Some(n)) => second.store_partial(row.add(lanes), n),
+            (_, None) => second.store(row.add(lanes)),
+        }
+    }
 }
 
 /// Copies `src` into `dst` (the same length) with the aligned middle written by

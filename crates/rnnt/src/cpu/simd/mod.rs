@@ -141,10 +141,19 @@ macro_rules! dispatch {
 /// # Panics
 /// If `isa` is not in [`Isa::available`].
 pub fn row_stats_with<T: SimdFloat>(isa: Isa, row: &[T]) -> RowStats {
-    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
     let mut stats = [RowStats::EMPTY];
-    dispatch!(isa, T, rows_stats(row, row.len(), &mut stats));
+    rows_stats_with(isa, row, row.len(), &mut stats);
     stats[0]
+}
+
+/// [`rows_stats`] with the instruction set `isa` (for tests).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or `rows` holds fewer than `out.len()` rows.
+pub fn rows_stats_with<T: SimdFloat>(isa: Isa, rows: &[T], len: usize, out: &mut [RowStats]) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    assert!(rows.len() >= out.len() * len, "rows_stats: too few rows");
+    dispatch!(isa, T, rows_stats(rows, len, out))
 }
 
 /// [`row_stats_with`] on the detected instruction set.
@@ -178,16 +187,67 @@ pub fn grad_row_with<T: SimdFloat>(
     params: &GradRow,
     stream: bool,
 ) {
-    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    assert!(out.len() >= row.len(), "out is shorter than row");
-    dispatch!(isa, T, grad_row(row, out, params, stream))
+    grad_rows_with(
+        isa,
+        row,
+        out,
+        row.len(),
+        std::slice::from_ref(params),
+        stream,
+    );
 }
 
 /// [`grad_row_with`] on the detected instruction set.
 #[inline]
 pub fn grad_row<T: SimdFloat>(row: &[T], out: &mut [T], params: &GradRow, stream: bool) {
-    assert!(out.len() >= row.len(), "out is shorter than row");
-    dispatch!(Isa::detected(), T, grad_row(row, out, params, stream))
+    grad_rows(row, out, row.len(), std::slice::from_ref(params), stream);
+}
+
+/// Writes the gradient rows of `params.len()` consecutive rows of `len` elements with the
+/// instruction set `isa` (see [`lanes::grad_rows`]).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or `input` or `out` holds fewer rows.
+pub fn grad_rows_with<T: SimdFloat>(
+    isa: Isa,
+    input: &[T],
+    out: &mut [T],
+    len: usize,
+    params: &[GradRow],
+    stream: bool,
+) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    grad_rows_checked(input, out, len, params);
+    dispatch!(isa, T, grad_rows(input, out, len, params, stream))
+}
+
+/// [`grad_rows_with`] on the detected instruction set.
+#[inline]
+pub fn grad_rows<T: SimdFloat>(
+    input: &[T],
+    out: &mut [T],
+    len: usize,
+    params: &[GradRow],
+    stream: bool,
+) {
+    grad_rows_checked(input, out, len, params);
+    dispatch!(
+        Isa::detected(),
+        T,
+        grad_rows(input, out, len, params, stream)
+    )
+}
+
+/// Panics unless `input` and `out` hold `params.len()` rows of `len`.
+fn grad_rows_checked<T>(input: &[T], out: &[T], len: usize, params: &[GradRow]) {
+    let needed = params.len() * len;
+    assert!(
+        input.len() >= needed && out.len() >= needed,
+        "grad_rows: {} rows of {len} in {} input and {} output elements",
+        params.len(),
+        input.len(),
+        out.len()
+    );
 }
 
 /// Copies `src` into `dst` with non-temporal stores for the aligned middle (see

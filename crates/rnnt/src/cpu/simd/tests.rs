@@ -4,8 +4,8 @@
 
 use super::scalar::Real;
 use super::{
-    exp_with, grad_row_with, ln_with, log1p_unit_with, log_add_exp_with, row_stats_with, GradRow,
-    Isa, SimdFloat,
+    exp_with, grad_row_with, grad_rows_with, ln_with, log1p_unit_with, log_add_exp_with,
+    row_stats_with, rows_stats_with, GradRow, Isa, SimdFloat,
 };
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
@@ -231,6 +231,38 @@ fn check_row_stats<T: SimdFloat>(tolerance: f64) {
     }
 }
 
+/// Many rows at once (short rows side by side, the rest one by one) give the bits of one row at
+/// a time, for every row length up to 70, rows of normal, peaky, −inf-masked and non-finite
+/// values mixed.
+fn check_rows_stats<T: SimdFloat>() {
+    let pool = rows::<T>();
+    for len in 1..70 {
+        let of_len: Vec<&Vec<T>> = pool.iter().filter(|row| row.len() == len).collect();
+        // Rows of every kind at every position of a group, and a partial group at the end.
+        let count = 4 * of_len.len() + 3;
+        let picked: Vec<&Vec<T>> = (0..count).map(|r| of_len[(r * 7) % of_len.len()]).collect();
+        let flat: Vec<T> = picked.iter().flat_map(|row| row.iter().copied()).collect();
+        for isa in Isa::available() {
+            let mut out = vec![super::RowStats::EMPTY; count];
+            rows_stats_with(isa, &flat, len, &mut out);
+            for (stats, row) in out.iter().zip(&picked) {
+                let one = row_stats_with(isa, row);
+                assert_eq!(
+                    (stats.max.to_bits(), stats.sum.to_bits()),
+                    (one.max.to_bits(), one.sum.to_bits()),
+                    "{isa:?}, length {len}: {stats:?} against {one:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rows_stats_match_row_stats_bit_for_bit() {
+    check_rows_stats::<f32>();
+    check_rows_stats::<f64>();
+}
+
 #[test]
 fn row_stats_match_f64_on_every_instruction_set() {
     check_row_stats::<f32>(1e-6);
@@ -301,6 +333,65 @@ fn check_grad_row<T: SimdFloat>(tolerance: f64) {
 fn grad_row_matches_f64_on_every_instruction_set() {
     check_grad_row::<f32>(1e-6);
     check_grad_row::<f64>(1e-14);
+}
+
+/// Many gradient rows at once (short rows side by side, the rest one by one) write the bits of
+/// one row at a time, for every row length up to 70, with and without clip, softmax term and arcs
+/// in every lane.
+fn check_grad_rows<T: SimdFloat>() {
+    let mut rng = Rng(5);
+    for len in 1..70 {
+        let count = 11;
+        let input: Vec<T> = (0..count * len)
+            .map(|_| T::from_f64(3.0 * rng.normal()))
+            .collect();
+        let params: Vec<GradRow> = input
+            .chunks(len)
+            .enumerate()
+            .map(|(r, row)| {
+                let max = row
+                    .iter()
+                    .map(|x| x.to_f64())
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = row.iter().map(|x| (x.to_f64() - max).exp()).sum();
+                let pick = |rng: &mut Rng| (rng.next() * (len + 1) as f64) as usize;
+                GradRow {
+                    shift: max,
+                    inv_sum: sum.recip(),
+                    coef: if r % 4 == 3 { 0.0 } else { rng.next() },
+                    scale: 0.5 + rng.next(),
+                    clip: if r % 3 == 0 { 0.05 } else { f64::INFINITY },
+                    arcs: [(pick(&mut rng), rng.next()), (len + r % 2, rng.next())],
+                }
+            })
+            .collect();
+        for isa in Isa::available() {
+            let mut together = vec![T::from_f64(-7.0); count * len];
+            grad_rows_with(isa, &input, &mut together, len, &params, false);
+            for (r, row_params) in params.iter().enumerate() {
+                let rows = r * len..(r + 1) * len;
+                let mut alone = vec![T::from_f64(-7.0); len];
+                grad_row_with(isa, &input[rows.clone()], &mut alone, row_params, false);
+                let bits = |values: &[T]| {
+                    values
+                        .iter()
+                        .map(|x| x.to_f64().to_bits())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    bits(&together[rows]),
+                    bits(&alone),
+                    "{isa:?}, length {len}, row {r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn grad_rows_match_grad_row_bit_for_bit() {
+    check_grad_rows::<f32>();
+    check_grad_rows::<f64>();
 }
 
 /// Rows whose softmax term is scaled far down (tiny occupancy or upstream gradient) are written
