@@ -310,17 +310,21 @@ unsafe fn short_rows_stats<V: Lanes>(
         }
         maxima[r] = first.max(ninf).max(second.max(ninf)).reduce_max().to_f64();
     }
-    let floor = V::splat(V::Scalar::EXP_NORMAL_LOW);
-    for r in 0..SHORT_ROWS {
-        let max = maxima[r];
-        if !max.is_finite() {
-            // SAFETY: as `load`.
-            out[r] = row_stats::<V>(unsafe { std::slice::from_raw_parts(start.add(r * len), len) });
-            continue;
+    if !maxima.iter().all(|max| max.is_finite()) {
+        // A row with no finite maximum (−inf, +inf or NaN): every row of the group the long way.
+        for (r, stats) in out.iter_mut().enumerate() {
+            // SAFETY: the caller passes SHORT_ROWS rows of `len` from `start`.
+            *stats = row_stats::<V>(std::slice::from_raw_parts(start.add(r * len), len));
         }
+        return;
+    }
+    // The rows' sums side by side, then their reductions, so that the exps' latencies overlap.
+    let floor = V::splat(V::Scalar::EXP_NORMAL_LOW);
+    let zero = V::splat(V::Scalar::ZERO);
+    let mut sums = [zero; SHORT_ROWS];
+    for ((sum, &(first, second)), &max) in sums.iter_mut().zip(&vectors).zip(&maxima) {
+        // `max` is one of the row's elements, so it converts back exactly.
         let shift = V::splat(V::Scalar::from_f64(max));
-        let (first, second) = vectors[r];
-        let zero = V::splat(V::Scalar::ZERO);
         // As in `row_stats`: the first vector's sum only where the row fills it, the second's
         // only where the row has one.
         let sum_a = if len >= lanes {
@@ -333,9 +337,12 @@ unsafe fn short_rows_stats<V: Lanes>(
         } else {
             zero
         };
-        out[r] = RowStats {
+        *sum = sum_a.add(sum_b);
+    }
+    for ((stats, sum), &max) in out.iter_mut().zip(sums).zip(&maxima) {
+        *stats = RowStats {
             max,
-            sum: sum_a.add(sum_b).reduce_sum(),
+            sum: sum.reduce_sum(),
         };
     }
 }
