@@ -109,23 +109,51 @@ pub fn grad_frames<F: Kernels>(
         };
         params.clear();
         params.extend((0..scores.positions).map(row_params));
-        if stage.is_empty() {
-            F::grad_rows(input, rows, v, &params, settings.stream);
-            continue;
-        }
-        let rows_per_stage = stage.len() / v;
-        let chunks = rows
-            .chunks_mut(stage.len())
-            .zip(input.chunks(stage.len()))
-            .zip(params.chunks(rows_per_stage));
-        for ((chunk_out, chunk_input), chunk_params) in chunks {
-            let staged = &mut stage[..chunk_out.len()];
-            F::grad_rows(chunk_input, staged, v, chunk_params, false);
-            F::stream_copy(staged, chunk_out);
+        // Runs of rows no path of note goes through (all zeros: on long items, most of each
+        // frame) are filled at once; the other runs go through the row kernel.
+        let mut first = 0;
+        while first < params.len() {
+            let zero = F::grad_row_is_zero(&params[first]);
+            let end = params[first..]
+                .iter()
+                .position(|p| F::grad_row_is_zero(p) != zero)
+                .map_or(params.len(), |n| first + n);
+            let span = first * v..end * v;
+            if zero {
+                F::write_zeros(&mut rows[span], settings.stream);
+            } else {
+                let run = (&input[span.clone()], &mut rows[span], &params[first..end]);
+                write_rows(run, v, &mut stage, settings.stream);
+            }
+            first = end;
         }
     }
     if settings.stream {
         store_fence();
+    }
+}
+
+/// Writes the gradient rows `(input, out, params)` of `len` elements: with a stage (streamed
+/// short rows), computed into it a stage at a time and streamed out; otherwise directly.
+fn write_rows<F: Kernels>(
+    (input, out, params): (&[F], &mut [F], &[GradRow]),
+    len: usize,
+    stage: &mut [F],
+    stream: bool,
+) {
+    if stage.is_empty() {
+        F::grad_rows(input, out, len, params, stream);
+        return;
+    }
+    let rows_per_stage = stage.len() / len;
+    let chunks = out
+        .chunks_mut(stage.len())
+        .zip(input.chunks(stage.len()))
+        .zip(params.chunks(rows_per_stage));
+    for ((chunk_out, chunk_input), chunk_params) in chunks {
+        let staged = &mut stage[..chunk_out.len()];
+        F::grad_rows(chunk_input, staged, len, chunk_params, false);
+        F::stream_copy(staged, chunk_out);
     }
 }
 

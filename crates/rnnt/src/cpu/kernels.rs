@@ -32,6 +32,12 @@ pub trait Kernels: Element {
         }
     }
 
+    /// Whether [`Kernels::grad_rows`] writes only zeros in a row of `params` (exactly zero terms
+    /// here; the vector kernels also flush terms below the normal range).
+    fn grad_row_is_zero(params: &GradRow) -> bool {
+        params.coef == 0.0 && params.arcs.iter().all(|&(_, occupancy)| occupancy == 0.0)
+    }
+
     /// Fills `out` with zeros (streaming where the type has vector kernels and `stream` is set;
     /// to be followed by [`simd::store_fence`]).
     fn write_zeros(out: &mut [Self], stream: bool) {
@@ -60,6 +66,10 @@ impl Kernels for f32 {
         simd::stream_copy(src, dst);
     }
     #[inline]
+    fn grad_row_is_zero(params: &GradRow) -> bool {
+        params.writes_only_zeros::<f32>()
+    }
+    #[inline]
     fn write_zeros(out: &mut [f32], stream: bool) {
         simd::write_zeros(out, stream);
     }
@@ -77,6 +87,10 @@ impl Kernels for f64 {
     #[inline]
     fn stream_copy(src: &[f64], dst: &mut [f64]) {
         simd::stream_copy(src, dst);
+    }
+    #[inline]
+    fn grad_row_is_zero(params: &GradRow) -> bool {
+        params.writes_only_zeros::<f64>()
     }
     #[inline]
     fn write_zeros(out: &mut [f64], stream: bool) {

@@ -372,6 +372,40 @@ pub struct GradRow {
 }
 
 impl GradRow {
+    /// Whether the vector kernel for element type `T` writes only zeros in this row: no softmax
+    /// term above its flush bound and no arc above the normal range (on long items, most rows).
+    #[inline]
+    pub fn writes_only_zeros<T: Real>(&self) -> bool {
+        let plan = self.plan::<T>();
+        !plan.softmax && plan.arcs.iter().all(|&(_, amount)| amount == 0.0)
+    }
+
+    /// The scalar decisions of the vector kernel for element type `T`.
+    #[inline(always)]
+    fn plan<T: Real>(&self) -> RowPlan {
+        let clipped = self.clip < f64::INFINITY;
+        let outer = if clipped { 1.0 } else { self.scale };
+        let tiny = T::EXP_NORMAL_LOW.to_f64().exp();
+        let arc = |(k, occupancy): (usize, f64)| {
+            // An arc whose scaled amount is below the normal range would make its lane
+            // subnormal (before or after the clip); it is below any gradient anyway.
+            let negligible = (occupancy * self.scale).abs() < tiny;
+            (k, if negligible { 0.0 } else { occupancy * outer })
+        };
+        let factor = self.coef * self.inv_sum;
+        // The product the exp goes through that is closest to 0: exp · factor before a clip,
+        // exp · factor · scale after it.
+        let smallest = factor * self.scale.abs().min(1.0);
+        // With a lower bound on the logarithm the floor is at most ln 2 higher than needed.
+        let floor = T::EXP_NORMAL_LOW.to_f64() - ln_lower_bound(smallest).min(0.0) + FLOOR_MARGIN;
+        RowPlan {
+            factor: factor * outer,
+            floor: floor.min(0.0),
+            softmax: self.coef > 0.0 && floor <= 0.0,
+            arcs: [arc(self.arcs[0]), arc(self.arcs[1])],
+        }
+    }
+
     /// The exact (f64) value of element `k` whose input is `x`.
     #[inline]
     pub fn element(&self, k: usize, x: f64) -> f64 {
@@ -648,6 +682,18 @@ fn ln_lower_bound(x: f64) -> f64 {
     }
 }
 
+/// What the gradient kernel does with one row, decided in f64 for element type `T`.
+struct RowPlan {
+    /// coef · inv_sum, times the scale when there is no clip.
+    factor: f64,
+    /// The softmax term's flush bound (see [`RowKernel::floor`]).
+    floor: f64,
+    /// Whether there is a softmax term above the bound.
+    softmax: bool,
+    /// The arcs' (index, amount to subtract), 0 where negligible.
+    arcs: [(usize, f64); 2],
+}
+
 /// The constants of one gradient row, splatted once.
 ///
 /// Without a clip bound, the upstream scale is folded into the softmax factor and the arcs, so an
@@ -670,31 +716,17 @@ impl<V: Lanes> RowKernel<V> {
     /// Splats `params`.
     #[inline(always)]
     unsafe fn new(params: &GradRow) -> Self {
-        let clipped = params.clip < f64::INFINITY;
-        let outer = if clipped { 1.0 } else { params.scale };
+        let plan = params.plan::<V::Scalar>();
         let splat = |value: f64| V::splat(V::Scalar::from_f64(value));
-        let tiny = V::Scalar::EXP_NORMAL_LOW.to_f64().exp();
-        let arc = |(k, occupancy): (usize, f64)| {
-            // An arc whose scaled amount is below the normal range would make its lane
-            // subnormal (before or after the clip); it is below any gradient anyway.
-            let negligible = (occupancy * params.scale).abs() < tiny;
-            let amount = if negligible { 0.0 } else { occupancy * outer };
-            (k, V::Scalar::from_f64(amount))
-        };
-        let factor = params.coef * params.inv_sum;
-        // The product the exp goes through that is closest to 0: exp · factor before a clip,
-        // exp · factor · scale after it.
-        let smallest = factor * params.scale.abs().min(1.0);
-        // With a lower bound on the logarithm the floor is at most ln 2 higher than needed.
-        let floor =
-            V::Scalar::EXP_NORMAL_LOW.to_f64() - ln_lower_bound(smallest).min(0.0) + FLOOR_MARGIN;
+        let arc = |(k, amount): (usize, f64)| (k, V::Scalar::from_f64(amount));
         RowKernel {
             shift: splat(params.shift),
-            floor: splat(floor.min(0.0)),
-            factor: splat(factor * outer),
-            softmax: params.coef > 0.0 && floor <= 0.0,
-            arcs: [arc(params.arcs[0]), arc(params.arcs[1])],
-            clip: clipped.then(|| (splat(-params.clip), splat(params.clip), splat(params.scale))),
+            floor: splat(plan.floor),
+            factor: splat(plan.factor),
+            softmax: plan.softmax,
+            arcs: [arc(plan.arcs[0]), arc(plan.arcs[1])],
+            clip: (params.clip < f64::INFINITY)
+                .then(|| (splat(-params.clip), splat(params.clip), splat(params.scale))),
         }
     }
 

@@ -396,7 +396,8 @@ fn grad_rows_match_grad_row_bit_for_bit() {
 
 /// Rows whose softmax term is scaled far down (tiny occupancy or upstream gradient) are written
 /// without subnormal numbers (each would cost a microcode assist): every element is 0 or normal,
-/// and still within the tolerance of the f64 definition.
+/// and still within the tolerance of the f64 definition; a row said to be all zeros
+/// ([`GradRow::writes_only_zeros`], which the gradient pass then fills without the kernel) is.
 fn check_grad_row_flushes_subnormals<T: SimdFloat>(smallest_normal: f64, tolerance: f64) {
     let mut rng = Rng(11);
     for len in [1, 5, 16, 33, 70] {
@@ -419,6 +420,12 @@ fn check_grad_row_flushes_subnormals<T: SimdFloat>(smallest_normal: f64, toleran
                     for isa in Isa::available() {
                         let mut out = vec![T::from_f64(-7.0); len];
                         grad_row_with(isa, &row, &mut out, &params, false);
+                        if params.writes_only_zeros::<T>() {
+                            assert!(
+                                out.iter().all(|g| g.to_f64() == 0.0),
+                                "{isa:?}: a row said to be zeros is {out:?} ({params:?})"
+                            );
+                        }
                         for (k, g) in out.iter().enumerate() {
                             let g = g.to_f64();
                             let want = params.element(k, values[k]);
