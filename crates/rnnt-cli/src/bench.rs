@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ndarray::Array4;
+use ndarray::{Array4, ArrayView4, ArrayViewMut4};
 use rnnt::cpu::kernels::Kernels;
 use rnnt::cpu::pool::run_in_pool;
 use rnnt::cpu::triad::triad_bandwidth;
@@ -176,15 +176,16 @@ fn time_shape<F: Kernels>(
     args: &Args,
     progress: &ProgressBar,
 ) -> anyhow::Result<(f64, f64)> {
-    let input = loss_input(case, logits);
+    let logits = AlignedBlock::copy_of(logits);
+    let input = loss_input(case, logits.view());
     let options = Options {
         blank: case.blank.unwrap_or(-1),
         reduction: Reduction::Mean,
         threads: args.threads,
         ..Options::default()
     };
-    let mut grad = Array4::from_elem(logits.dim(), F::zero());
-    let forward_backward = |grad: &mut Array4<F>| -> anyhow::Result<f64> {
+    let mut grad = AlignedBlock::zeros(logits.dim);
+    let forward_backward = |grad: &mut AlignedBlock<F>| -> anyhow::Result<f64> {
         let start = Instant::now();
         let forward = rnnt::forward(&input, &options)?;
         let weights = options
@@ -261,4 +262,54 @@ fn print_json(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
         })
         .collect();
     println!("{}", serde_json::Value::Array(list));
+}
+
+/// A C-contiguous (B, T, U+1, V) block whose first element is 64-byte aligned, as torch's CPU
+/// allocator hands out tensors (a plain `Vec` is 16-byte aligned on glibc, so that every row of
+/// a V = 128 block would straddle one cache line more than in training).
+struct AlignedBlock<F> {
+    storage: Vec<F>,
+    offset: usize,
+    dim: (usize, usize, usize, usize),
+}
+
+impl<F: Kernels> AlignedBlock<F> {
+    /// Bytes of alignment.
+    const ALIGNMENT: usize = 64;
+
+    /// A zero-filled block.
+    fn zeros(dim: (usize, usize, usize, usize)) -> Self {
+        let len = dim.0 * dim.1 * dim.2 * dim.3;
+        let spare = Self::ALIGNMENT / std::mem::size_of::<F>();
+        let storage = vec![F::zero(); len + spare];
+        let misaligned = storage.as_ptr() as usize % Self::ALIGNMENT;
+        let offset = (Self::ALIGNMENT - misaligned) % Self::ALIGNMENT / std::mem::size_of::<F>();
+        AlignedBlock {
+            storage,
+            offset,
+            dim,
+        }
+    }
+
+    /// An aligned copy of `values`.
+    fn copy_of(values: &Array4<F>) -> Self {
+        let mut block = Self::zeros(values.dim());
+        block.view_mut().assign(values);
+        block
+    }
+
+    fn len(&self) -> usize {
+        self.dim.0 * self.dim.1 * self.dim.2 * self.dim.3
+    }
+
+    fn view(&self) -> ArrayView4<'_, F> {
+        let values = &self.storage[self.offset..self.offset + self.len()];
+        ArrayView4::from_shape(self.dim, values).expect("the block holds its shape")
+    }
+
+    fn view_mut(&mut self) -> ArrayViewMut4<'_, F> {
+        let len = self.len();
+        let values = &mut self.storage[self.offset..self.offset + len];
+        ArrayViewMut4::from_shape(self.dim, values).expect("the block holds its shape")
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ndarray::Array4;
+use ndarray::{Array4, ArrayView4};
 use rnnt::cpu::kernels::Kernels;
 use rnnt::{Element, LossInput, Options, Targets};
 use rnnt_cases::{read_case, Case, Labels, LossResult, Scores};
@@ -83,9 +83,9 @@ impl Mode {
 }
 
 /// Borrows `scores` and the integer arrays of `case` as a loss input.
-pub fn loss_input<'a, F>(case: &'a Case, scores: &'a Array4<F>) -> LossInput<'a, F, i64> {
+pub fn loss_input<'a, F>(case: &'a Case, scores: ArrayView4<'a, F>) -> LossInput<'a, F, i64> {
     LossInput {
-        logits: scores.view(),
+        logits: scores,
         targets: match &case.targets {
             Labels::Padded(padded) => Targets::Padded(padded.view()),
             Labels::Packed(packed) => Targets::Packed(packed.view()),
@@ -102,7 +102,7 @@ pub fn fast_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Resul
         scores: &Array4<F>,
         options: &Options,
     ) -> rnnt::Result<LossResult> {
-        let out = rnnt::loss_and_grad(&loss_input(case, scores), options)?;
+        let out = rnnt::loss_and_grad(&loss_input(case, scores.view()), options)?;
         Ok(LossResult {
             losses: out.losses.into(),
             loss: out.loss,
@@ -122,7 +122,7 @@ pub fn reference_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::
         scores: &Array4<F>,
         options: &Options,
     ) -> rnnt::Result<LossResult> {
-        let out = rnnt::reference::loss_and_grad(&loss_input(case, scores), options)?;
+        let out = rnnt::reference::loss_and_grad(&loss_input(case, scores.view()), options)?;
         Ok(LossResult {
             losses: out.losses.into(),
             loss: out.loss,
@@ -142,7 +142,7 @@ pub fn fast_align(
     options: &Options,
 ) -> rnnt::Result<Vec<rnnt::Alignment>> {
     match scores {
-        Scores::F32(scores) => rnnt::align(&loss_input(case, scores), options),
-        Scores::F64(scores) => rnnt::align(&loss_input(case, scores), options),
+        Scores::F32(scores) => rnnt::align(&loss_input(case, scores.view()), options),
+        Scores::F64(scores) => rnnt::align(&loss_input(case, scores.view()), options),
     }
 }
