@@ -1,6 +1,6 @@
-"""Reuse of large gradients' memory by the torch front end: a gradient's memory is reused only
-once nothing refers to it (not as ``.grad``, not through a view), and the values written are those
-of a fresh tensor."""
+"""Reuse of large gradients' memory by the front ends: a gradient's memory is reused only once
+nothing refers to it (not as ``.grad``, not through a view, not as a returned NumPy array), and the
+values written are those of a fresh allocation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import rnnt  # noqa: E402
-import rnnt.torch  # noqa: E402
 from rnnt._gradient_memory import MIN_BYTES  # noqa: E402
 
 # (B, T, U+1, V) float32 logits just above the size from which gradients are reused.
@@ -22,10 +21,10 @@ assert SHAPE[0] * SHAPE[1] * SHAPE[2] * SHAPE[3] * 4 >= MIN_BYTES
 @pytest.fixture(autouse=True)
 def reuse_enabled() -> Iterator[None]:
     """Every test starts with reuse on and no kept buffer, and leaves it on."""
-    rnnt.torch.reuse_gradient_memory(False)
-    rnnt.torch.reuse_gradient_memory(True)
+    rnnt.reuse_gradient_memory(False)
+    rnnt.reuse_gradient_memory(True)
     yield
-    rnnt.torch.reuse_gradient_memory(True)
+    rnnt.reuse_gradient_memory(True)
 
 
 def inputs(seed: int) -> tuple[torch.Tensor, ...]:
@@ -47,11 +46,11 @@ def gradient(seed: int) -> torch.Tensor:
 
 def fresh_gradient(seed: int) -> torch.Tensor:
     """The same gradient written into a fresh tensor."""
-    rnnt.torch.reuse_gradient_memory(False)
+    rnnt.reuse_gradient_memory(False)
     try:
         return gradient(seed).clone()
     finally:
-        rnnt.torch.reuse_gradient_memory(True)
+        rnnt.reuse_gradient_memory(True)
 
 
 def test_memory_of_a_dropped_gradient_is_reused_with_the_same_values() -> None:
@@ -91,5 +90,22 @@ def test_small_gradients_and_disabled_reuse_take_fresh_tensors() -> None:
     rnnt.rnnt_loss(logits, targets, *lengths).backward()
     assert logits.grad is not None and logits.grad.is_contiguous()
     want = fresh_gradient(2)
-    rnnt.torch.reuse_gradient_memory(False)
+    rnnt.reuse_gradient_memory(False)
     assert torch.equal(gradient(2), want)
+
+
+def test_numpy_gradients_reuse_memory_only_once_dropped() -> None:
+    logits, *rest = (t.detach().numpy() for t in inputs(0))
+    rnnt.reuse_gradient_memory(False)
+    _, want = rnnt.loss_and_grad(logits, *rest)
+    rnnt.reuse_gradient_memory(True)
+    _, first = rnnt.loss_and_grad(logits, *rest)
+    address = first.ctypes.data
+    assert address % 64 == 0
+    assert (first == want).all()
+    _, held = rnnt.loss_and_grad(logits, *rest)
+    assert held.ctypes.data != address
+    del first
+    _, again = rnnt.loss_and_grad(logits, *rest)
+    assert again.ctypes.data == address
+    assert (again == want).all() and (held == want).all()

@@ -6,6 +6,8 @@
   (:mod:`rnnt.torch`, imported on first use: ``import rnnt`` never imports torch);
 - ``rnnt.align(...)``: best paths, emission frames and occupancies, and ``rnnt.plot_alignment``
   to draw them with matplotlib (:mod:`rnnt.alignment`);
+- ``rnnt.reuse_gradient_memory(enabled)``: whether large gradients reuse the memory of earlier ones
+  that nothing refers to any more (default: on);
 - drop-in replacements for torchaudio, warprnnt_pytorch and awni's transducer in
   :mod:`rnnt.compat`.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rnnt._gradient_memory import reuse_gradient_memory
 from rnnt.alignment import Alignment, align, plot_alignment
 from rnnt.numpy import loss_and_grad
 
@@ -28,6 +31,7 @@ __all__ = [
     "align",
     "loss_and_grad",
     "plot_alignment",
+    "reuse_gradient_memory",
     "rnnt_loss",
 ]
 __version__ = "0.1.0"

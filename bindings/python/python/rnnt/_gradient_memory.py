@@ -1,16 +1,17 @@
-"""Memory for large CPU gradients, kept from one loss call to the next.
+"""Memory for large gradients, kept from one loss call to the next (both front ends).
 
-A fresh gradient tensor of hundreds of MB costs about as much as the loss itself the first time it
-is written: every page faults into the kernel, which zeroes it (on S3, 828 MB, about 80 ms against
-90 ms for the loss). Training calls the loss every step with gradients of similar size, so the
-torch front end keeps the memory of the last large gradient it returned and writes the next one
-into it, but only once nothing refers to the old gradient any more.
+A fresh gradient of hundreds of MB costs about as much as the loss itself the first time it is
+written: every page faults into the kernel, which zeroes it (on S3, 828 MB, about 80 ms against
+75 ms for the loss). Training calls the loss every step with gradients of similar size, so the
+front ends keep the memory of the last large gradient they returned and write the next one into
+it, but only once nothing refers to the old gradient any more.
 
 How that is known: the memory is a NumPy byte array held by this module alone; a gradient is a
-tensor made by ``torch.from_numpy`` on a slice of it, and torch keeps a reference to that slice,
-hence to the array, for as long as any tensor or view shares the storage (as ``.grad``, in the
-optimizer, anywhere). So the array's reference count says exactly whether a gradient made from it
-may still be read, however it was passed on; memory still referenced is never reused.
+view of it (``rnnt.loss_and_grad``) or a tensor made by ``torch.from_numpy`` on such a view
+(``rnnt.rnnt_loss``), and a view keeps a reference to the array, as torch keeps one to the view,
+for as long as any array, tensor or view shares the memory (as ``.grad``, in an optimizer,
+anywhere). So the array's reference count says exactly whether a gradient made from it may still
+be read, however it was passed on; memory still referenced is never reused.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ import sys
 import threading
 
 import numpy as np
-import torch
 
-__all__ = ["GradientMemory"]
+__all__ = ["MEMORY", "GradientMemory", "reuse_gradient_memory"]
 
-#: Gradients smaller than this come from ``torch.empty_like``: the allocator reuses small blocks
-#: itself, and few pages fault.
+#: Gradients smaller than this are allocated fresh: the allocator reuses small blocks itself, and
+#: few pages fault.
 MIN_BYTES = 16 << 20
 
 #: Alignment of a gradient's first element, in bytes (a cache line: the backend streams whole
-#: lines).
+#: lines, and a row that starts a line straddles one line fewer).
 ALIGNMENT = 64
 
 #: A new buffer is this much larger than the gradient that asked for it, so that batches of
@@ -37,19 +37,19 @@ GROWTH = 1.25
 
 
 class GradientMemory:
-    """One reusable buffer for CPU gradients (see the module docs); thread-safe."""
+    """One reusable buffer for gradients (see the module docs); thread-safe."""
 
     def __init__(self) -> None:
         self._buffer: np.ndarray | None = None
         self._lock = threading.Lock()
         self.enabled = True
 
-    def empty_like(self, like: torch.Tensor) -> torch.Tensor:
-        """An uninitialised contiguous tensor of ``like``'s shape and dtype, in the kept buffer
-        when it is large enough, free and reuse is enabled."""
-        nbytes = like.numel() * like.element_size()
+    def take(self, nbytes: int) -> np.ndarray | None:
+        """``nbytes`` uninitialised bytes, 64-byte aligned, from the kept buffer (replaced by a
+        larger or free one when it is too small or still in use); None when reuse is disabled or
+        ``nbytes`` is below :data:`MIN_BYTES` (the caller then allocates as usual)."""
         if not self.enabled or nbytes < MIN_BYTES:
-            return torch.empty_like(like, memory_format=torch.contiguous_format)
+            return None
         with self._lock:
             if not self._fits(nbytes):
                 # The old buffer, if any, lives on while a gradient still refers to it.
@@ -57,8 +57,7 @@ class GradientMemory:
             buffer = self._buffer
             assert buffer is not None
             start = -buffer.ctypes.data % ALIGNMENT
-            raw = torch.from_numpy(buffer[start : start + nbytes])
-        return raw.view(like.dtype).view(like.shape)
+            return buffer[start : start + nbytes]
 
     def release(self) -> None:
         """Drops the kept buffer (gradients still using it keep their memory)."""
@@ -71,3 +70,23 @@ class GradientMemory:
             return False
         # The references: this object's attribute and getrefcount's argument.
         return sys.getrefcount(self._buffer) == 2
+
+
+#: The memory both front ends share.
+MEMORY = GradientMemory()
+
+
+def reuse_gradient_memory(enabled: bool) -> None:
+    """Whether ``rnnt.loss_and_grad`` and the torch backward write large gradients (16 MB and
+    more) into the memory of an earlier gradient that nothing refers to any more (default:
+    enabled).
+
+    A fresh gradient of hundreds of MB costs about as much as the loss on its first write (page
+    faults and the kernel zeroing each page); reusing the memory keeps a training step close to
+    the loss's own time. The price is that the memory of one gradient (the largest recent one,
+    plus a quarter) stays allocated between calls. Memory still referenced by a gradient (an
+    array, ``.grad``, a view, an optimizer) is never reused. Disabling releases the kept memory.
+    """
+    MEMORY.enabled = enabled
+    if not enabled:
+        MEMORY.release()

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from rnnt import _rnnt
 from rnnt._dtypes import common_index_dtype
+from rnnt._gradient_memory import MEMORY
 
 __all__ = ["loss_and_grad"]
 
@@ -108,7 +109,8 @@ def loss_and_grad(
         fastemit_lambda=fastemit_lambda,
         zero_infinity=zero_infinity,
     )
-    grad = np.empty(values.shape, dtype=values.dtype)
+    raw = MEMORY.take(values.nbytes)
+    grad = np.empty_like(values) if raw is None else raw.view(values.dtype).reshape(values.shape)
     _rnnt.backward(state, described, state.item_weights(1.0), _describe(grad))
     loss = state.losses() if reduction == "none" else state.loss()
     return np.asarray(loss, dtype=values.dtype), grad

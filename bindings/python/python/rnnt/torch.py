@@ -7,7 +7,7 @@ The autograd function returns the (B,) per-item losses and keeps only the O(B*T*
 between forward and backward; the reduction is an ordinary torch op outside it, so backward receives
 one upstream weight per item and writes the gradient, already scaled, into a fresh tensor. No
 B*T*(U+1)*V buffer lives between forward and backward (torchaudio keeps one). Large gradients reuse
-the memory of earlier ones that nothing refers to any more (:func:`reuse_gradient_memory`).
+the memory of earlier ones that nothing refers to any more (:func:`rnnt.reuse_gradient_memory`).
 """
 
 from __future__ import annotations
@@ -19,29 +19,20 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from rnnt import _rnnt
 from rnnt._dtypes import common_index_dtype
-from rnnt._gradient_memory import GradientMemory
+from rnnt._gradient_memory import MEMORY, reuse_gradient_memory
 
 __all__ = ["RNNTLoss", "reuse_gradient_memory", "rnnt_loss"]
 
-_GRADIENT_MEMORY = GradientMemory()
-
-
-def reuse_gradient_memory(enabled: bool) -> None:
-    """Whether backward writes large gradients (16 MB and more) into the memory of an earlier
-    gradient that nothing refers to any more (default: enabled).
-
-    A fresh gradient of hundreds of MB costs about as much as the loss on its first write (page
-    faults and the kernel zeroing each page); reusing the memory keeps a training step close to the
-    loss's own time. The price is that the memory of one gradient (the largest recent one, plus a
-    quarter) stays allocated between calls. Memory still referenced by a gradient (``.grad``, a
-    view, an optimizer) is never reused. Disabling releases the kept memory.
-    """
-    _GRADIENT_MEMORY.enabled = enabled
-    if not enabled:
-        _GRADIENT_MEMORY.release()
-
-
 _REDUCTIONS = ("none", "mean", "sum")
+
+
+def _gradient_like(like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised contiguous tensor of ``like``'s shape and dtype, in reused memory when it
+    is large (see :func:`rnnt.reuse_gradient_memory`)."""
+    raw = MEMORY.take(like.numel() * like.element_size())
+    if raw is None:
+        return torch.empty_like(like, memory_format=torch.contiguous_format)
+    return torch.from_numpy(raw).view(like.dtype).view(like.shape)
 
 
 def _describe(tensor: torch.Tensor) -> _rnnt.Descriptor:
@@ -98,7 +89,7 @@ class _RNNTLossFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         arrays = ctx.saved_tensors
-        grad = _GRADIENT_MEMORY.empty_like(arrays[0])
+        grad = _gradient_like(arrays[0])
         weights = grad_losses.detach().to(torch.float64).tolist()
         _rnnt.backward(ctx.state, _describe_inputs(*arrays), weights, _describe(grad))
         return grad, None, None, None, None
