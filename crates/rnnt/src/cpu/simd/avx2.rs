@@ -2,9 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
-use crate::cpu::simd::logs;
-use crate::cpu::simd::SimdFloat;
+use crate::cpu::simd::lanes::Lanes;
 
 /// 8 f32 lanes.
 #[derive(Debug, Clone, Copy)]
@@ -314,93 +312,4 @@ impl Lanes for F64x4 {
     }
 }
 
-/// The kernels compiled for AVX2 + FMA.
-pub mod entry {
-    use super::*;
-
-    /// [`lanes::rows_stats`] on AVX2.
-    ///
-    /// # Safety
-    /// `rows` holds `out.len()` rows of `len`; the CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn rows_stats<T: SimdFloat>(rows: &[T], len: usize, out: &mut [RowStats]) {
-        // SAFETY: the caller checked the CPU; this function enables the features.
-        unsafe { lanes::rows_stats::<T::Avx2>(rows, len, out) }
-    }
-
-    /// [`lanes::grad_rows`] on AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `input` and `out` hold `params.len()` rows of `len`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn grad_rows<T: SimdFloat>(
-        input: &[T],
-        out: &mut [T],
-        len: usize,
-        params: &[GradRow],
-        stream: bool,
-    ) {
-        // SAFETY: as `rows_stats`; the caller checked the lengths.
-        unsafe { lanes::grad_rows::<T::Avx2>(input, out, len, params, stream) }
-    }
-
-    /// [`lanes::exp_in_place`] on AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `rows_stats`.
-        unsafe { lanes::exp_in_place::<T::Avx2>(values) }
-    }
-
-    /// [`logs::ln_in_place`] on AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `rows_stats`.
-        unsafe { logs::ln_in_place::<T::Avx2>(values) }
-    }
-
-    /// [`lanes::stream_copy`] on AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; the slices have one length.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
-        // SAFETY: as `rows_stats`; the caller checked the lengths.
-        unsafe { lanes::stream_copy::<T::Avx2>(src, dst) }
-    }
-
-    /// [`lanes::write_zeros`] on AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn write_zeros<T: SimdFloat>(out: &mut [T], stream: bool) {
-        // SAFETY: as `rows_stats`.
-        unsafe { lanes::write_zeros::<T::Avx2>(out, stream) }
-    }
-
-    /// [`logs::log_add_exp_slices`] on AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `a`, `b` and `out` have one length.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
-        // SAFETY: as `rows_stats`; the caller checked the lengths.
-        unsafe { logs::log_add_exp_slices::<T::Avx2>(a, b, out) }
-    }
-
-    /// [`logs::log1p_unit_in_place`] on AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `rows_stats`.
-        unsafe { logs::log1p_unit_in_place::<T::Avx2>(values) }
-    }
-}
+entry_points!("avx2,fma", Avx2);

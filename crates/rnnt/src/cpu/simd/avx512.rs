@@ -2,9 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::cpu::simd::lanes::{self, GradRow, Lanes, RowStats};
-use crate::cpu::simd::logs;
-use crate::cpu::simd::SimdFloat;
+use crate::cpu::simd::lanes::Lanes;
 
 /// 16 f32 lanes.
 #[derive(Debug, Clone, Copy)]
@@ -262,93 +260,4 @@ impl Lanes for F64x8 {
     }
 }
 
-/// The kernels compiled for AVX-512F.
-pub mod entry {
-    use super::*;
-
-    /// [`lanes::rows_stats`] on AVX-512.
-    ///
-    /// # Safety
-    /// `rows` holds `out.len()` rows of `len`; the CPU must have AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn rows_stats<T: SimdFloat>(rows: &[T], len: usize, out: &mut [RowStats]) {
-        // SAFETY: the caller checked the CPU; this function enables the feature.
-        unsafe { lanes::rows_stats::<T::Avx512>(rows, len, out) }
-    }
-
-    /// [`lanes::grad_rows`] on AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F; `input` and `out` hold `params.len()` rows of `len`.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn grad_rows<T: SimdFloat>(
-        input: &[T],
-        out: &mut [T],
-        len: usize,
-        params: &[GradRow],
-        stream: bool,
-    ) {
-        // SAFETY: as `rows_stats`; the caller checked the lengths.
-        unsafe { lanes::grad_rows::<T::Avx512>(input, out, len, params, stream) }
-    }
-
-    /// [`lanes::exp_in_place`] on AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn exp_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `rows_stats`.
-        unsafe { lanes::exp_in_place::<T::Avx512>(values) }
-    }
-
-    /// [`logs::ln_in_place`] on AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `rows_stats`.
-        unsafe { logs::ln_in_place::<T::Avx512>(values) }
-    }
-
-    /// [`lanes::stream_copy`] on AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F; the slices have one length.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn stream_copy<T: SimdFloat>(src: &[T], dst: &mut [T]) {
-        // SAFETY: as `rows_stats`; the caller checked the lengths.
-        unsafe { lanes::stream_copy::<T::Avx512>(src, dst) }
-    }
-
-    /// [`lanes::write_zeros`] on AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn write_zeros<T: SimdFloat>(out: &mut [T], stream: bool) {
-        // SAFETY: as `rows_stats`.
-        unsafe { lanes::write_zeros::<T::Avx512>(out, stream) }
-    }
-
-    /// [`logs::log_add_exp_slices`] on AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F; `a`, `b` and `out` have one length.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn log_add_exp_slices<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
-        // SAFETY: as `rows_stats`; the caller checked the lengths.
-        unsafe { logs::log_add_exp_slices::<T::Avx512>(a, b, out) }
-    }
-
-    /// [`logs::log1p_unit_in_place`] on AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn log1p_unit_in_place<T: SimdFloat>(values: &mut [T]) {
-        // SAFETY: as `rows_stats`.
-        unsafe { logs::log1p_unit_in_place::<T::Avx512>(values) }
-    }
-}
+entry_points!("avx512f", Avx512);

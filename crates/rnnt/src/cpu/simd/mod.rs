@@ -28,6 +28,51 @@ pub mod lanes;
 pub mod logs;
 pub mod scalar;
 
+/// Defines a vector set's `pub mod entry`: every kernel of [`lanes`] and [`logs`] that the
+/// dispatcher calls, compiled with the target features `$features` on the set's vector
+/// `T::$vector`, so that the vector methods inline into it.
+#[cfg(target_arch = "x86_64")]
+macro_rules! entry_points {
+    ($features:literal, $vector:ident) => {
+        /// The kernels compiled for this instruction set (see `entry_points!` in `simd`).
+        pub mod entry {
+            use crate::cpu::simd::lanes::{self, GradRow, RowStats};
+            use crate::cpu::simd::logs;
+            use crate::cpu::simd::SimdFloat;
+
+            entry_points!(@kernel $features, $vector,
+                lanes::rows_stats(rows: &[T], len: usize, out: &mut [RowStats]));
+            entry_points!(@kernel $features, $vector, lanes::grad_rows(
+                input: &[T], out: &mut [T], len: usize, params: &[GradRow], stream: bool));
+            entry_points!(@kernel $features, $vector, lanes::exp_in_place(values: &mut [T]));
+            entry_points!(@kernel $features, $vector, logs::ln_in_place(values: &mut [T]));
+            entry_points!(@kernel $features, $vector,
+                lanes::stream_copy(src: &[T], dst: &mut [T]));
+            entry_points!(@kernel $features, $vector,
+                lanes::write_zeros(out: &mut [T], stream: bool));
+            entry_points!(@kernel $features, $vector,
+                logs::log_add_exp_slices(a: &[T], b: &[T], out: &mut [T]));
+            entry_points!(@kernel $features, $vector,
+                logs::log1p_unit_in_place(values: &mut [T]));
+        }
+    };
+    (@kernel $features:literal, $vector:ident,
+        $module:ident::$kernel:ident($($arg:ident: $type:ty),* $(,)?)) => {
+        #[doc = concat!("[`", stringify!($module), "::", stringify!($kernel), "`] compiled for `",
+            $features, "`.")]
+        ///
+        /// # Safety
+        /// The CPU must have these features, and the arguments must meet the kernel's own
+        /// conditions (its `# Safety`).
+        #[target_feature(enable = $features)]
+        pub unsafe fn $kernel<T: SimdFloat>($($arg: $type),*) {
+            // SAFETY: the caller checked the CPU and the kernel's conditions; this function
+            // enables the features.
+            unsafe { $module::$kernel::<T::$vector>($($arg),*) }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
