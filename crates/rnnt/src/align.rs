@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::batch::LossInput;
 use crate::cpu::front::NodeScores;
 use crate::cpu::kernels::Kernels;
-use crate::cpu::lattice::{arc_occupancies, forward_variable, incoming, Lattice};
+use crate::cpu::lattice::{forward_variable, incoming, Lattice};
 use crate::cpu::pool::run_in_pool;
 use crate::element::Index;
 use crate::error::Result;
@@ -147,12 +147,14 @@ pub fn align_item(scores: &NodeScores, lattice: &Lattice, labels: &[u32]) -> Ali
     let mut occupancy = Array2::zeros((frames, positions));
     let mut emit_posterior = Array2::zeros((labels.len(), frames));
     if lattice.log_p > f64::NEG_INFINITY {
+        let (mut blank_arcs, mut emit_arcs) = (vec![0.0; positions], vec![0.0; positions]);
         for t in 0..frames {
+            lattice.frame_arcs(scores, t, &mut blank_arcs, &mut emit_arcs);
             for u in 0..positions {
                 let n = scores.node(t, u);
                 occupancy[(t, u)] = (lattice.alpha[n] + lattice.beta[n] - lattice.log_p).exp();
                 if u < labels.len() {
-                    emit_posterior[(u, t)] = arc_occupancies(scores, lattice, t, u).1;
+                    emit_posterior[(u, t)] = emit_arcs[u];
                 }
             }
         }

@@ -287,32 +287,5 @@ pub fn incoming(scores: &NodeScores, alpha: &[f64], t: usize, u: usize) -> (f64,
     (from_blank, from_emit)
 }
 
-/// Occupancies of the two arcs leaving node (t,u): (blank arc, emission arc), as
-/// [`Lattice::frame_arcs`] gives them, for one node.
-pub fn arc_occupancies(scores: &NodeScores, lattice: &Lattice, t: usize, u: usize) -> (f64, f64) {
-    let log_p = lattice.log_p;
-    if log_p == f64::NEG_INFINITY {
-        return (0.0, 0.0);
-    }
-    let n = scores.node(t, u);
-    let leave = lattice.alpha[n] - log_p;
-    let blank_next = if t + 1 < scores.frames {
-        lattice.beta[scores.node(t + 1, u)]
-    } else if u + 1 == scores.positions {
-        0.0
-    } else {
-        f64::NEG_INFINITY
-    };
-    let emit_next = if u + 1 < scores.positions {
-        lattice.beta[n + 1]
-    } else {
-        f64::NEG_INFINITY
-    };
-    (
-        (leave + scores.blank[n] + blank_next).exp(),
-        (leave + scores.emit[n] + emit_next).exp(),
-    )
-}
-
 #[cfg(test)]
 mod tests;
