@@ -113,14 +113,14 @@ pub fn grad_frames<F: Kernels>(
         // frame) are filled at once; the other runs go through the row kernel.
         let mut first = 0;
         while first < params.len() {
-            let zero = F::grad_row_is_zero(&params[first]);
+            let zeros = F::grad_row_is_zero(&params[first]);
             let end = params[first..]
                 .iter()
-                .position(|p| F::grad_row_is_zero(p) != zero)
+                .position(|p| F::grad_row_is_zero(p) != zeros)
                 .map_or(params.len(), |n| first + n);
             let span = first * v..end * v;
-            if zero {
-                F::write_zeros(&mut rows[span], settings.stream);
+            if zeros {
+                zero(&mut rows[span]);
             } else {
                 let run = (&input[span.clone()], &mut rows[span], &params[first..end]);
                 write_rows(run, v, &mut stage, settings.stream);

@@ -52,51 +52,42 @@ pub trait Kernels: Element {
     }
 }
 
-impl Kernels for f32 {
-    #[inline]
-    fn rows_stats(rows: &[f32], len: usize, out: &mut [RowStats]) {
-        simd::rows_stats(rows, len, out);
-    }
-    #[inline]
-    fn grad_rows(input: &[f32], out: &mut [f32], len: usize, params: &[GradRow], stream: bool) {
-        simd::grad_rows(input, out, len, params, stream);
-    }
-    #[inline]
-    fn stream_copy(src: &[f32], dst: &mut [f32]) {
-        simd::stream_copy(src, dst);
-    }
-    #[inline]
-    fn grad_row_is_zero(params: &GradRow) -> bool {
-        params.writes_only_zeros::<f32>()
-    }
-    #[inline]
-    fn write_zeros(out: &mut [f32], stream: bool) {
-        simd::write_zeros(out, stream);
-    }
+/// The vector kernels of [`crate::cpu::simd`] for a type that has them (f32, f64).
+macro_rules! vector_kernels {
+    ($float:ty) => {
+        impl Kernels for $float {
+            #[inline]
+            fn rows_stats(rows: &[$float], len: usize, out: &mut [RowStats]) {
+                simd::rows_stats(rows, len, out);
+            }
+            #[inline]
+            fn grad_rows(
+                input: &[$float],
+                out: &mut [$float],
+                len: usize,
+                params: &[GradRow],
+                stream: bool,
+            ) {
+                simd::grad_rows(input, out, len, params, stream);
+            }
+            #[inline]
+            fn stream_copy(src: &[$float], dst: &mut [$float]) {
+                simd::stream_copy(src, dst);
+            }
+            #[inline]
+            fn grad_row_is_zero(params: &GradRow) -> bool {
+                params.writes_only_zeros::<$float>()
+            }
+            #[inline]
+            fn write_zeros(out: &mut [$float], stream: bool) {
+                simd::write_zeros(out, stream);
+            }
+        }
+    };
 }
 
-impl Kernels for f64 {
-    #[inline]
-    fn rows_stats(rows: &[f64], len: usize, out: &mut [RowStats]) {
-        simd::rows_stats(rows, len, out);
-    }
-    #[inline]
-    fn grad_rows(input: &[f64], out: &mut [f64], len: usize, params: &[GradRow], stream: bool) {
-        simd::grad_rows(input, out, len, params, stream);
-    }
-    #[inline]
-    fn stream_copy(src: &[f64], dst: &mut [f64]) {
-        simd::stream_copy(src, dst);
-    }
-    #[inline]
-    fn grad_row_is_zero(params: &GradRow) -> bool {
-        params.writes_only_zeros::<f64>()
-    }
-    #[inline]
-    fn write_zeros(out: &mut [f64], stream: bool) {
-        simd::write_zeros(out, stream);
-    }
-}
+vector_kernels!(f32);
+vector_kernels!(f64);
 
 impl Kernels for half::f16 {}
 impl Kernels for half::bf16 {}
