@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use crate::batch::{Batch, LossInput};
 use crate::cpu::front::{FrameRun, NodeScores};
-use crate::cpu::grad::{grad_frames, GradSettings, ItemState};
+use crate::cpu::grad::{grad_frames, GradSettings, ItemState, SoftmaxTerms};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{alpha_beta, Lattice};
 use crate::cpu::memory::advise_huge_pages;
@@ -67,6 +67,16 @@ pub fn forward<F: Kernels, I: Index>(
     input: &LossInput<'_, F, I>,
     options: &Options,
 ) -> Result<Forward> {
+    forward_storing(input, options, None)
+}
+
+/// [`forward`], also storing each valid row's softmax terms exp(x − max) at its place in
+/// `terms` (a C-contiguous buffer of the input's shape) when given.
+fn forward_storing<F: Kernels, I: Index>(
+    input: &LossInput<'_, F, I>,
+    options: &Options,
+    terms: Option<&mut [F]>,
+) -> Result<Forward> {
     options.validate()?;
     let name = input_name(options);
     let batch = Batch::new(input, options.blank, name)?;
@@ -80,16 +90,30 @@ pub fn forward<F: Kernels, I: Index>(
         .collect();
     let lattices = run_in_pool(options.threads, || {
         let frames_per_run = frames_per_run(&batch, rayon::current_num_threads());
-        let mut runs: Vec<FrameRun<'_>> = scores
+        let frame_len = batch.label_positions * batch.vocab;
+        let mut blocks: Vec<Option<&mut [F]>> = match terms {
+            Some(buffer) if item_len > 0 => buffer.chunks_mut(item_len).map(Some).collect(),
+            _ => (0..batch.batch_size).map(|_| None).collect(),
+        };
+        // Each run with its frames of the item's block of `terms`.
+        let mut runs: Vec<(FrameRun<'_>, Option<&mut [F]>)> = scores
             .iter_mut()
+            .zip(blocks.iter_mut())
             .enumerate()
-            .flat_map(|(b, item)| item.frame_runs(b, frames_per_run[b]))
+            .flat_map(|(b, (item, block))| {
+                let run_len = frames_per_run[b] * frame_len;
+                let mut chunks = block.take().map(|block| block.chunks_mut(run_len));
+                item.frame_runs(b, frames_per_run[b])
+                    .into_iter()
+                    .map(move |run| (run, chunks.as_mut().and_then(Iterator::next)))
+            })
             .collect();
         let outcomes: Vec<Result<()>> = runs
             .par_iter_mut()
-            .map(|run| {
+            .map(|(run, terms)| {
                 let block = &logits[run.item * item_len..(run.item + 1) * item_len];
-                run.score(block, &batch, options.fused_log_softmax, name)
+                let terms = terms.as_deref_mut();
+                run.score(block, terms, &batch, options.fused_log_softmax, name)
             })
             .collect();
         drop(runs);
@@ -141,12 +165,40 @@ pub fn backward<F: Kernels, I: Index>(
             input.logits.dim()
         )));
     }
+    let out = grad_slice(&mut grad, dims)?;
+    backward_into(input, forward, item_weights, out, false)
+}
+
+/// `grad` as a slice, once checked against the input's shape `dims` and for C order (and
+/// advised to take huge pages).
+fn grad_slice<'a, F>(
+    grad: &'a mut ArrayViewMut4<'_, F>,
+    dims: (usize, usize, usize, usize),
+) -> Result<&'a mut [F]> {
     if grad.dim() != dims {
         return Err(Error::Shape(format!(
             "grad has shape {:?} but the input has {dims:?}",
             grad.dim()
         )));
     }
+    let out = grad
+        .as_slice_mut()
+        .ok_or_else(|| Error::Layout("grad must be C-contiguous".to_string()))?;
+    advise_huge_pages(out);
+    Ok(out)
+}
+
+/// [`backward`] into the checked gradient `out`, with the softmax terms that
+/// [`forward_storing`] stored in it when `stored`.
+fn backward_into<F: Kernels, I: Index>(
+    input: &LossInput<'_, F, I>,
+    forward: &Forward,
+    item_weights: &[f64],
+    out: &mut [F],
+    stored: bool,
+) -> Result<()> {
+    let batch = &forward.batch;
+    let options = &forward.options;
     if item_weights.len() != batch.batch_size {
         return Err(Error::Shape(format!(
             "item_weights has {} entries but the batch has B = {} items",
@@ -158,10 +210,6 @@ pub fn backward<F: Kernels, I: Index>(
         .logits
         .as_slice()
         .ok_or_else(|| Error::Layout(format!("{} must be C-contiguous", input_name(options))))?;
-    let out = grad
-        .as_slice_mut()
-        .ok_or_else(|| Error::Layout("grad must be C-contiguous".to_string()))?;
-    advise_huge_pages(out);
     let settings = GradSettings {
         fused_log_softmax: options.fused_log_softmax,
         emit_scale: 1.0 + options.fastemit_lambda,
@@ -190,8 +238,12 @@ pub fn backward<F: Kernels, I: Index>(
                 lattice,
                 weight: item_weights[b],
             };
-            let block = &logits[b * item_len..(b + 1) * item_len];
-            grad_frames(block, run, first_frame, batch, b, item, settings);
+            let terms = if stored {
+                SoftmaxTerms::Stored
+            } else {
+                SoftmaxTerms::FromLogits(&logits[b * item_len..(b + 1) * item_len])
+            };
+            grad_frames(terms, run, first_frame, batch, b, item, settings);
         })
     })
 }
@@ -234,15 +286,41 @@ pub fn loss_and_grad<F: Kernels, I: Index>(
     input: &LossInput<'_, F, I>,
     options: &Options,
 ) -> Result<LossAndGrad<F>> {
-    let forward = forward(input, options)?;
-    let weights = options
-        .reduction
-        .item_weights(1.0, forward.batch.batch_size);
     let mut grad = Array4::from_elem(input.logits.dim(), F::zero());
-    backward(input, &forward, &weights, grad.view_mut())?;
+    let forward = loss_and_grad_into(input, options, grad.view_mut())?;
     Ok(LossAndGrad {
         losses: forward.losses.clone(),
         loss: forward.loss(),
         grad,
     })
+}
+
+/// [`loss_and_grad`] into a caller's `grad` (the input's shape, C-contiguous; every element is
+/// written): the forward state, whose losses are the call's, and the gradient of the reported
+/// (reduced) loss in `grad`.
+///
+/// Where the gradient stays in cache (unstreamed, below 64 MiB) and the input is logits, the
+/// front pass stores each row's softmax terms exp(x − max) in `grad` as it sums them, and the
+/// gradient pass turns them into the gradient in place: a store and a load per element instead
+/// of a second exp, which is most of the gradient pass's work when the data is in cache.
+/// Elsewhere it is [`forward`] then [`backward`].
+///
+/// # Errors
+/// As [`forward`], and [`Error::Shape`] or [`Error::Layout`] for `grad` (checked first); `grad`
+/// is unspecified after an error.
+pub fn loss_and_grad_into<F: Kernels, I: Index>(
+    input: &LossInput<'_, F, I>,
+    options: &Options,
+    mut grad: ArrayViewMut4<'_, F>,
+) -> Result<Forward> {
+    let out = grad_slice(&mut grad, input.logits.dim())?;
+    let stored = options.fused_log_softmax
+        && F::STORES_SOFTMAX_TERMS
+        && std::mem::size_of_val(out) < STREAM_MIN_BYTES;
+    let forward = forward_storing(input, options, stored.then_some(&mut *out))?;
+    let weights = options
+        .reduction
+        .item_weights(1.0, forward.batch.batch_size);
+    backward_into(input, &forward, &weights, out, stored)?;
+    Ok(forward)
 }

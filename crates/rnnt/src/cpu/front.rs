@@ -94,9 +94,14 @@ impl FrameRun<'_> {
     /// is entirely −inf is a masked node whose scores are all −inf. Per frame, the row
     /// statistics come first and the logarithms of the row sums are then taken together, with
     /// the vectorised [`simd::ln_in_place`].
+    ///
+    /// With `exps` (the run's frames of the item's gradient block, laid out like `logits`), each
+    /// row's softmax terms exp(x − max) are stored there too, for
+    /// [`Kernels::grad_rows_in_place`].
     pub fn score<F: Kernels>(
         &mut self,
         logits: &[F],
+        mut exps: Option<&mut [F]>,
         batch: &Batch,
         fused_log_softmax: bool,
         input_name: &str,
@@ -115,39 +120,49 @@ impl FrameRun<'_> {
             .zip(self.inv_sum.chunks_mut(positions));
         for (i, (((blank, emit), shift), inv_sum)) in nodes.enumerate() {
             let t = self.first_frame + i;
-            let frame = &logits[t * batch.label_positions * v..];
-            F::rows_stats(frame, v, &mut row_stats);
-            for (u, (row, &stats)) in frame.chunks_exact(v).zip(&row_stats).enumerate() {
-                if stats.sum.is_nan() {
-                    return Err(non_finite_logit(row, input_name, (b, t, u)));
-                }
-                blank[u] = row[batch.blank].to_f64();
-                emit[u] = labels
-                    .get(u)
-                    .map_or(f64::NEG_INFINITY, |&y| row[y as usize].to_f64());
-                shift[u] = stats.max;
-                inv_sum[u] = stats.sum;
+            let frame_len = batch.label_positions * v;
+            let frame = &logits[t * frame_len..];
+            let frame_exps = exps
+                .as_deref_mut()
+                .map(|exps| &mut exps[i * frame_len..i * frame_len + positions * v]);
+            F::rows_stats(frame, v, &mut row_stats, frame_exps);
+            if let Some(u) = row_stats.iter().position(|stats| stats.sum.is_nan()) {
+                let row = &frame[u * v..(u + 1) * v];
+                return Err(non_finite_logit(row, input_name, (b, t, u)));
+            }
+            // The scores of each row's blank and next label, before normalisation (−inf at
+            // u = U_b, where no label is left).
+            for (blank, row) in blank.iter_mut().zip(frame.chunks_exact(v)) {
+                *blank = row[batch.blank].to_f64();
+            }
+            for ((emit, row), &y) in emit.iter_mut().zip(frame.chunks_exact(v)).zip(labels) {
+                *emit = row[y as usize].to_f64();
+            }
+            emit[positions - 1] = f64::NEG_INFINITY;
+            for ((ln_sum, shift), stats) in ln_sums.iter_mut().zip(shift.iter_mut()).zip(&row_stats)
+            {
                 // An all −inf row has sum 0; its logarithm is not used.
-                ln_sums[u] = if stats.sum > 0.0 { stats.sum } else { 1.0 };
+                *ln_sum = if stats.sum > 0.0 { stats.sum } else { 1.0 };
+                *shift = stats.max;
             }
             if fused_log_softmax {
                 simd::ln_in_place(&mut ln_sums);
             }
-            for u in 0..positions {
-                let masked = shift[u] == f64::NEG_INFINITY;
-                if masked {
-                    blank[u] = f64::NEG_INFINITY;
-                    emit[u] = f64::NEG_INFINITY;
-                }
-                if fused_log_softmax && !masked {
-                    let lse = shift[u] + ln_sums[u];
-                    blank[u] -= lse;
-                    emit[u] -= lse;
-                    inv_sum[u] = inv_sum[u].recip();
-                } else {
-                    shift[u] = 0.0;
-                    inv_sum[u] = 0.0;
-                }
+            // Branch-free, so that the loop runs in vectors. A masked row (all −inf, max −inf)
+            // already scores −inf; in log-probs mode the scores are the input as it is.
+            let nodes = blank
+                .iter_mut()
+                .zip(emit.iter_mut())
+                .zip(shift.iter_mut().zip(inv_sum.iter_mut()))
+                .zip(ln_sums.iter().zip(&row_stats));
+            for (((blank, emit), (shift, inv_sum)), (&ln_sum, stats)) in nodes {
+                let masked = *shift == f64::NEG_INFINITY;
+                let normalised = fused_log_softmax && !masked;
+                let lse = if normalised { *shift + ln_sum } else { 0.0 };
+                *blank -= lse;
+                *emit -= lse;
+                *inv_sum = if normalised { 1.0 / stats.sum } else { 0.0 };
+                *shift = if normalised { *shift } else { 0.0 };
             }
         }
         Ok(())

@@ -42,10 +42,23 @@ pub struct ItemState<'a> {
     pub weight: f64,
 }
 
+/// Where the gradient pass gets each row's softmax terms exp(x − shift).
+#[derive(Debug, Clone, Copy)]
+pub enum SoftmaxTerms<'a, F> {
+    /// Computed again from the item's (T, U+1, V) logits block.
+    FromLogits(&'a [F]),
+    /// Stored in the output by the front pass ([`Kernels::rows_stats`] with `exps`), for a type
+    /// with [`Kernels::STORES_SOFTMAX_TERMS`] and unstreamed settings.
+    Stored,
+}
+
 /// Writes frames `first_frame..` of item `b`'s gradient into `out` (a whole number of
-/// (U+1, V) frames), reading the item's (T, U+1, V) logits block `logits`.
+/// (U+1, V) frames), with the softmax terms from `terms`.
+///
+/// # Panics
+/// With [`SoftmaxTerms::Stored`] when the settings stream or the type stores no terms.
 pub fn grad_frames<F: Kernels>(
-    logits: &[F],
+    terms: SoftmaxTerms<'_, F>,
     out: &mut [F],
     first_frame: usize,
     batch: &Batch,
@@ -62,6 +75,13 @@ pub fn grad_frames<F: Kernels>(
         weight,
     } = item;
     let possible = lattice.log_p > f64::NEG_INFINITY;
+    let logits = match terms {
+        SoftmaxTerms::FromLogits(logits) => Some(logits),
+        SoftmaxTerms::Stored => {
+            assert!(!settings.stream && F::STORES_SOFTMAX_TERMS);
+            None
+        }
+    };
     // Streamed rows shorter than the stage are computed into it (in L1) and streamed out a few
     // rows at a time, so that only the stage's ends, not every row's, are partial lines.
     let stage_rows = STAGE_BYTES / (v * std::mem::size_of::<F>());
@@ -84,7 +104,6 @@ pub fn grad_frames<F: Kernels>(
         let (rows, padding) = frame.split_at_mut(scores.positions * v);
         zero(padding);
         lattice.frame_arcs(scores, t, &mut blank_arcs, &mut emit_arcs);
-        let input = &logits[frame_start..frame_start + rows.len()];
         let row_params = |u: usize| {
             let node = scores.node(t, u);
             let blank_arc = blank_arcs[u];
@@ -109,8 +128,20 @@ pub fn grad_frames<F: Kernels>(
         };
         params.clear();
         params.extend((0..scores.positions).map(row_params));
+        let Some(logits) = logits else {
+            F::grad_rows_in_place(rows, v, &params);
+            continue;
+        };
+        let input = &logits[frame_start..frame_start + rows.len()];
+        if !settings.stream {
+            // Rows that stay in cache all go through the row kernel, which writes a zero row
+            // without reading its input: finding the runs first would cost each short row a
+            // second look at its parameters.
+            F::grad_rows(input, rows, v, &params, false);
+            continue;
+        }
         // Runs of rows no path of note goes through (all zeros: on long items, most of each
-        // frame) are filled at once; the other runs go through the row kernel.
+        // frame) are streamed out at once; the other runs go through the row kernel.
         let mut first = 0;
         while first < params.len() {
             let zeros = F::grad_row_is_zero(&params[first]);
@@ -201,7 +232,8 @@ mod tests {
                     clip: None,
                     stream,
                 };
-                grad_frames(block, out, 0, state.batch(), 0, item, settings);
+                let terms = super::SoftmaxTerms::FromLogits(block);
+                grad_frames(terms, out, 0, state.batch(), 0, item, settings);
             };
             let mut plain = vec![f32::NAN; block.len()];
             write(&mut plain, false);

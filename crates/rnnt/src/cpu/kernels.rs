@@ -12,10 +12,18 @@ use crate::element::Element;
 pub trait Kernels: Element {
     /// The maximum and Σ exp(x − max) of each of the `out.len()` consecutive rows of `len`
     /// elements at the start of `rows` (conventions of [`RowStats`]: the sum is NaN exactly when
-    /// the row holds a NaN or +inf).
-    fn rows_stats(rows: &[Self], len: usize, out: &mut [RowStats]) {
+    /// the row holds a NaN or +inf). With `exps`, the terms exp(x − max) of each row with a
+    /// finite maximum are also stored at the row's place there, for
+    /// [`Kernels::grad_rows_in_place`].
+    fn rows_stats(rows: &[Self], len: usize, out: &mut [RowStats], mut exps: Option<&mut [Self]>) {
         for (r, stats) in out.iter_mut().enumerate() {
-            *stats = scalar_row_stats(&rows[r * len..(r + 1) * len]);
+            let row = &rows[r * len..(r + 1) * len];
+            *stats = scalar_row_stats(row);
+            if let (Some(exps), true) = (exps.as_deref_mut(), stats.max.is_finite()) {
+                for (e, &x) in exps[r * len..(r + 1) * len].iter_mut().zip(row) {
+                    *e = Self::from_f64((x.to_f64() - stats.max).exp());
+                }
+            }
         }
     }
 
@@ -30,6 +38,20 @@ pub trait Kernels: Element {
                 *o = Self::from_f64(row_params.element(k, x.to_f64()));
             }
         }
+    }
+
+    /// Whether the gradient can be computed from softmax terms stored in the output by the front
+    /// pass ([`Kernels::rows_stats`] with `exps`, then [`Kernels::grad_rows_in_place`]): only
+    /// where the type holds a term as precisely as the pass computes it (f32 and f64, not the
+    /// half-precision types).
+    const STORES_SOFTMAX_TERMS: bool = false;
+
+    /// [`Kernels::grad_rows`] with the softmax terms exp(x − shift) that
+    /// [`Kernels::rows_stats`] stored in `out`, in place of the input (unstreamed). Only called
+    /// where [`Kernels::STORES_SOFTMAX_TERMS`] holds.
+    fn grad_rows_in_place(out: &mut [Self], len: usize, params: &[GradRow]) {
+        let _ = (out, len, params);
+        unreachable!("grad_rows_in_place needs STORES_SOFTMAX_TERMS");
     }
 
     /// Whether [`Kernels::grad_rows`] writes only zeros in a row of `params` (exactly zero terms
@@ -56,9 +78,19 @@ pub trait Kernels: Element {
 macro_rules! vector_kernels {
     ($float:ty) => {
         impl Kernels for $float {
+            const STORES_SOFTMAX_TERMS: bool = true;
             #[inline]
-            fn rows_stats(rows: &[$float], len: usize, out: &mut [RowStats]) {
-                simd::rows_stats(rows, len, out);
+            fn rows_stats(
+                rows: &[$float],
+                len: usize,
+                out: &mut [RowStats],
+                exps: Option<&mut [$float]>,
+            ) {
+                simd::rows_stats(rows, len, out, exps);
+            }
+            #[inline]
+            fn grad_rows_in_place(out: &mut [$float], len: usize, params: &[GradRow]) {
+                simd::grad_rows_in_place(out, len, params);
             }
             #[inline]
             fn grad_rows(

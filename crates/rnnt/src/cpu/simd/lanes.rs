@@ -175,11 +175,13 @@ impl RowStats {
 }
 
 /// Maximum and Σ exp(x − max) of `row`: two passes, the second over a row the first left in L1.
+/// Unless `exps` is null, the terms exp(x − max) (clamped at the exp's flush bound, not flushed)
+/// are also stored there, when the maximum is finite (nothing is stored otherwise).
 ///
 /// # Safety
-/// The CPU must have `V`'s instruction set.
+/// The CPU must have `V`'s instruction set; `exps` is null or valid for `row.len()` writes.
 #[inline(always)]
-pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
+pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> RowStats {
     let lanes = V::LANES;
     let body = row.len() - row.len() % lanes;
     let ptr = row.as_ptr();
@@ -224,23 +226,34 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
         // The far prefetches go here, where the time is spent, not in the short first loop.
         prefetch_to_l2(ptr.wrapping_add(i + far));
         prefetch_to_l2(ptr.wrapping_add(i + lanes + far));
-        // SAFETY: as in the first pass.
-        sum_a = sum_a.add(exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor));
-        sum_b = sum_b.add(exp_of_clamped(
-            V::load(ptr.add(i + lanes)).sub(shift_v),
-            floor,
-        ));
+        // SAFETY: as in the first pass; `exps` has room for the row.
+        let a = exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor);
+        let b = exp_of_clamped(V::load(ptr.add(i + lanes)).sub(shift_v), floor);
+        if !exps.is_null() {
+            a.store(exps.add(i));
+            b.store(exps.add(i + lanes));
+        }
+        sum_a = sum_a.add(a);
+        sum_b = sum_b.add(b);
         i += 2 * lanes;
     }
     if i < body {
         // SAFETY: as in the first pass.
-        sum_a = sum_a.add(exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor));
+        let a = exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor);
+        if !exps.is_null() {
+            a.store(exps.add(i));
+        }
+        sum_a = sum_a.add(a);
     }
     if tail > 0 {
         // SAFETY: as above; each −inf fill lane adds e^floor (≈ 1e-38 in f32), far below the
         // sum's rounding.
         let x = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY);
-        sum_b = sum_b.add(exp_of_clamped(x.sub(shift_v), floor));
+        let b = exp_of_clamped(x.sub(shift_v), floor);
+        if !exps.is_null() {
+            b.store_partial(exps.add(body), tail);
+        }
+        sum_b = sum_b.add(b);
     }
     RowStats {
         max,
@@ -250,25 +263,51 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar]) -> RowStats {
 
 /// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
 /// `rows` (one call per frame: the dispatch and the call are paid once, not per row, which
-/// shows when rows are short).
+/// shows when rows are short), storing each row's terms at the same place in `exps` when it is
+/// given.
 ///
 /// # Safety
-/// The CPU must have `V`'s instruction set; `rows.len() ≥ out.len() · len`.
+/// The CPU must have `V`'s instruction set; `rows.len() ≥ out.len() · len`, and so is
+/// `exps.len()` when given.
 #[inline(always)]
-pub unsafe fn rows_stats<V: Lanes>(rows: &[V::Scalar], len: usize, out: &mut [RowStats]) {
+pub unsafe fn rows_stats<V: Lanes>(
+    rows: &[V::Scalar],
+    len: usize,
+    out: &mut [RowStats],
+    exps: Option<&mut [V::Scalar]>,
+) {
     debug_assert!(rows.len() >= out.len() * len);
+    debug_assert!(exps.as_ref().is_none_or(|e| e.len() >= out.len() * len));
+    let exps = exps.map_or(std::ptr::null_mut(), |e| e.as_mut_ptr());
     let mut done = 0;
     if len > 0 && len <= 2 * V::LANES {
         for (g, group) in out.chunks_exact_mut(SHORT_ROWS).enumerate() {
+            let first = g * SHORT_ROWS * len;
             // SAFETY: the group's rows lie within the out.len() rows of `len` the caller passes.
-            let start = unsafe { rows.as_ptr().add(g * SHORT_ROWS * len) };
-            short_rows_stats::<V>(start, len, group.try_into().expect("a whole group"));
+            let (start, group_exps) = (rows.as_ptr().add(first), offset_or_null(exps, first));
+            short_rows_stats::<V>(
+                start,
+                len,
+                group.try_into().expect("a whole group"),
+                group_exps,
+            );
         }
         done = out.len() / SHORT_ROWS * SHORT_ROWS;
     }
     for (r, stats) in out.iter_mut().enumerate().skip(done) {
         // SAFETY: the caller passes out.len() rows of `len`.
-        *stats = row_stats::<V>(unsafe { rows.get_unchecked(r * len..(r + 1) * len) });
+        let row = rows.get_unchecked(r * len..(r + 1) * len);
+        *stats = row_stats::<V>(row, offset_or_null(exps, r * len));
+    }
+}
+
+/// `ptr` + `offset`, or null for a null `ptr` (no place to store).
+#[inline(always)]
+fn offset_or_null<T>(ptr: *mut T, offset: usize) -> *mut T {
+    if ptr.is_null() {
+        ptr
+    } else {
+        ptr.wrapping_add(offset)
     }
 }
 
@@ -279,16 +318,17 @@ const SHORT_ROWS: usize = 4;
 /// same operations in the same order (so the same bits), but the rows side by side: a short row's
 /// work is one chain of dependent steps (maximum, its horizontal reduction, the exp, the sum's
 /// reduction), and the independent rows fill each other's waits. Rows that are not finite
-/// throughout take [`row_stats`]'s path.
+/// throughout take [`row_stats`]'s path. Stores the terms in `exps` like [`row_stats`].
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `start` points to SHORT_ROWS · `len` readable
-/// elements; 0 < `len` ≤ 2·LANES.
+/// elements, and `exps` is null or valid for as many writes; 0 < `len` ≤ 2·LANES.
 #[inline(always)]
 unsafe fn short_rows_stats<V: Lanes>(
     start: *const V::Scalar,
     len: usize,
     out: &mut [RowStats; SHORT_ROWS],
+    exps: *mut V::Scalar,
 ) {
     let lanes = V::LANES;
     let ninf = V::splat(V::Scalar::NEG_INFINITY);
@@ -315,7 +355,8 @@ unsafe fn short_rows_stats<V: Lanes>(
         // A row with no finite maximum (−inf, +inf or NaN): every row of the group the long way.
         for (r, stats) in out.iter_mut().enumerate() {
             // SAFETY: the caller passes SHORT_ROWS rows of `len` from `start`.
-            *stats = row_stats::<V>(std::slice::from_raw_parts(start.add(r * len), len));
+            let row = std::slice::from_raw_parts(start.add(r * len), len);
+            *stats = row_stats::<V>(row, offset_or_null(exps, r * len));
         }
         return;
     }
@@ -323,18 +364,34 @@ unsafe fn short_rows_stats<V: Lanes>(
     let floor = V::splat(V::Scalar::EXP_NORMAL_LOW);
     let zero = V::splat(V::Scalar::ZERO);
     let mut sums = [zero; SHORT_ROWS];
-    for ((sum, &(first, second)), &max) in sums.iter_mut().zip(&vectors).zip(&maxima) {
+    let second_len = len.saturating_sub(lanes);
+    for (r, ((sum, &(first, second)), &max)) in
+        sums.iter_mut().zip(&vectors).zip(&maxima).enumerate()
+    {
         // `max` is one of the row's elements, so it converts back exactly.
         let shift = V::splat(V::Scalar::from_f64(max));
+        let row_exps = offset_or_null(exps, r * len);
         // As in `row_stats`: the first vector's sum only where the row fills it, the second's
-        // only where the row has one.
+        // only where the row has one. (The stores touch row r's `len` elements only.)
         let sum_a = if len >= lanes {
-            zero.add(exp_of_clamped(first.sub(shift), floor))
+            let a = exp_of_clamped(first.sub(shift), floor);
+            if !exps.is_null() {
+                a.store(row_exps);
+            }
+            zero.add(a)
         } else {
             zero
         };
         let sum_b = if len != lanes {
-            zero.add(exp_of_clamped(second.sub(shift), floor))
+            let b = exp_of_clamped(second.sub(shift), floor);
+            if !exps.is_null() {
+                match len {
+                    _ if len < lanes => b.store_partial(row_exps, len),
+                    _ if second_len == lanes => b.store(row_exps.add(lanes)),
+                    _ => b.store_partial(row_exps.add(lanes), second_len),
+                }
+            }
+            zero.add(b)
         } else {
             zero
         };
@@ -396,11 +453,11 @@ impl GradRow {
         // The product the exp goes through that is closest to 0: exp · factor before a clip,
         // exp · factor · scale after it.
         let smallest = factor * self.scale.abs().min(1.0);
-        // With a lower bound on the logarithm the floor is at most ln 2 higher than needed.
-        let floor = T::EXP_NORMAL_LOW.to_f64() - ln_lower_bound(smallest).min(0.0) + FLOOR_MARGIN;
+        let (floor, exp_floor) = flush_bounds::<T>(smallest);
         RowPlan {
             factor: factor * outer,
             floor: floor.min(0.0),
+            exp_floor,
             softmax: self.coef > 0.0 && floor <= 0.0,
             arcs: [arc(self.arcs[0]), arc(self.arcs[1])],
         }
@@ -440,11 +497,8 @@ pub unsafe fn grad_row<V: Lanes>(
     stream: bool,
 ) {
     debug_assert!(row.len() <= out.len());
-    let source = GradSource {
-        kernel: RowKernel::<V>::new(params),
-        input: row.as_ptr(),
-    };
-    write_vectors(&mut out[..row.len()], stream, &source);
+    let source = GradSource::<V>::for_row(params, row.as_ptr());
+    write_vectors(out.as_mut_ptr(), row.len(), stream, &source);
 }
 
 /// [`grad_row`] of each of the `params.len()` consecutive rows of `len` elements of `input` into
@@ -462,14 +516,47 @@ pub unsafe fn grad_rows<V: Lanes>(
     stream: bool,
 ) {
     debug_assert!(input.len() >= params.len() * len && out.len() >= params.len() * len);
+    grad_rows_from::<V, GradSource<V>>(input.as_ptr(), out.as_mut_ptr(), len, params, stream);
+}
+
+/// [`grad_rows`] from the terms exp(x − shift) that [`rows_stats`] stored in `out` itself, in
+/// place of the input (unstreamed): where the gradient stays in cache, a store in the front
+/// pass is cheaper than a second exp. A row with a softmax term reads its terms before it
+/// writes its gradient over them; the flush bound applies to the term, with the same bound
+/// ([`RowPlan::exp_floor`]) as on the exp's argument from the input.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `out` holds `params.len()` rows of `len`, with the
+/// stored terms in every row with a softmax term.
+#[inline(always)]
+pub unsafe fn grad_rows_in_place<V: Lanes>(out: &mut [V::Scalar], len: usize, params: &[GradRow]) {
+    debug_assert!(out.len() >= params.len() * len);
+    let output = out.as_mut_ptr();
+    grad_rows_from::<V, StoredExpSource<V>>(output, output, len, params, false);
+}
+
+/// [`grad_rows`] with the softmax terms from `S` over the rows at `input`: short unstreamed
+/// rows four at a time, the others one by one.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `input` and `out` hold `params.len()` rows of `len`
+/// (the same rows for an in-place source).
+#[inline(always)]
+unsafe fn grad_rows_from<V: Lanes, S: SoftmaxSource<V>>(
+    input: *const V::Scalar,
+    out: *mut V::Scalar,
+    len: usize,
+    params: &[GradRow],
+    stream: bool,
+) {
     let mut done = 0;
     if !stream && len > 0 && len <= 2 * V::LANES {
         for (g, group) in params.chunks_exact(SHORT_ROWS).enumerate() {
             let first = g * SHORT_ROWS * len;
             // SAFETY: the group's rows lie within the rows the caller passes.
-            short_grad_rows::<V>(
-                input.as_ptr().add(first),
-                out.as_mut_ptr().add(first),
+            short_grad_rows::<V, S>(
+                input.add(first),
+                out.add(first),
                 len,
                 group.try_into().expect("a whole group"),
             );
@@ -477,13 +564,9 @@ pub unsafe fn grad_rows<V: Lanes>(
         done = params.len() / SHORT_ROWS * SHORT_ROWS;
     }
     for (r, row_params) in params.iter().enumerate().skip(done) {
-        let rows = r * len..(r + 1) * len;
         // SAFETY: the caller passes params.len() rows of `len`.
-        let (row, row_out) = (
-            input.get_unchecked(rows.clone()),
-            out.get_unchecked_mut(rows),
-        );
-        grad_row::<V>(row, row_out, row_params, stream);
+        let source = S::for_row(row_params, input.add(r * len));
+        write_vectors(out.add(r * len), len, stream, &source);
     }
 }
 
@@ -495,7 +578,7 @@ pub unsafe fn grad_rows<V: Lanes>(
 /// The CPU must have `V`'s instruction set; `input` and `out` point to SHORT_ROWS · `len` valid
 /// elements; 0 < `len` ≤ 2·LANES.
 #[inline(always)]
-unsafe fn short_grad_rows<V: Lanes>(
+unsafe fn short_grad_rows<V: Lanes, S: SoftmaxSource<V>>(
     input: *const V::Scalar,
     out: *mut V::Scalar,
     len: usize,
@@ -510,10 +593,7 @@ unsafe fn short_grad_rows<V: Lanes>(
     let zero = V::splat(V::Scalar::ZERO);
     let mut vectors = [(zero, zero); SHORT_ROWS];
     for (r, (first, second)) in vectors.iter_mut().enumerate() {
-        let source = GradSource {
-            kernel: RowKernel::<V>::new(&params[r]),
-            input: input.add(r * len),
-        };
+        let source = S::for_row(&params[r], input.add(r * len));
         *first = source.vector(0, first_len);
         if second_len > 0 {
             *second = source.vector(lanes, second_partial);
@@ -543,7 +623,7 @@ unsafe fn short_grad_rows<V: Lanes>(
 #[inline(always)]
 pub unsafe fn stream_copy<V: Lanes>(src: &[V::Scalar], dst: &mut [V::Scalar]) {
     debug_assert_eq!(src.len(), dst.len());
-    write_vectors::<V>(dst, true, &CopySource(src.as_ptr()));
+    write_vectors::<V>(dst.as_mut_ptr(), dst.len(), true, &CopySource(src.as_ptr()));
 }
 
 /// Fills `out` with zeros, the aligned middle written by [`Lanes::stream`] when `stream` is set:
@@ -553,7 +633,7 @@ pub unsafe fn stream_copy<V: Lanes>(src: &[V::Scalar], dst: &mut [V::Scalar]) {
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub unsafe fn write_zeros<V: Lanes>(out: &mut [V::Scalar], stream: bool) {
-    write_vectors::<V>(out, stream, &Zeros);
+    write_vectors::<V>(out.as_mut_ptr(), out.len(), stream, &Zeros);
 }
 
 /// Where [`write_vectors`] gets its vectors from. (A trait, not a closure: closures are not
@@ -566,10 +646,63 @@ trait VectorSource<V: Lanes> {
     unsafe fn vector(&self, i: usize, len: Option<usize>) -> V;
 }
 
+/// Where a gradient row's softmax term comes from: the input row, or the terms the front pass
+/// stored.
+trait SoftmaxSource<V: Lanes>: VectorSource<V> {
+    /// The source of the row with `params` whose input (or stored terms) start at `input`.
+    ///
+    /// # Safety
+    /// The CPU must have `V`'s instruction set.
+    unsafe fn for_row(params: &GradRow, input: *const V::Scalar) -> Self;
+}
+
 /// A gradient row's values from its input row.
 struct GradSource<V: Lanes> {
     kernel: RowKernel<V>,
     input: *const V::Scalar,
+}
+
+impl<V: Lanes> SoftmaxSource<V> for GradSource<V> {
+    #[inline(always)]
+    unsafe fn for_row(params: &GradRow, input: *const V::Scalar) -> Self {
+        GradSource {
+            kernel: RowKernel::new(params, false),
+            input,
+        }
+    }
+}
+
+/// A gradient row's values from the terms exp(x − shift) stored in the output row itself.
+struct StoredExpSource<V: Lanes> {
+    kernel: RowKernel<V>,
+    exps: *const V::Scalar,
+}
+
+impl<V: Lanes> SoftmaxSource<V> for StoredExpSource<V> {
+    #[inline(always)]
+    unsafe fn for_row(params: &GradRow, exps: *const V::Scalar) -> Self {
+        StoredExpSource {
+            kernel: RowKernel::new(params, true),
+            exps,
+        }
+    }
+}
+
+impl<V: Lanes> VectorSource<V> for StoredExpSource<V> {
+    #[inline(always)]
+    unsafe fn vector(&self, i: usize, len: Option<usize>) -> V {
+        let zero = V::splat(V::Scalar::ZERO);
+        if !self.kernel.softmax {
+            return self.kernel.finish(zero, i);
+        }
+        let e = match len {
+            Some(len) => V::load_partial(self.exps.add(i), len, V::Scalar::ZERO),
+            None => V::load(self.exps.add(i)),
+        };
+        // Flushed before the product, which would otherwise be subnormal.
+        let kept = e.zero_where_below(e, self.kernel.floor);
+        self.kernel.finish(kept.mul(self.kernel.factor), i)
+    }
 }
 
 impl<V: Lanes> VectorSource<V> for GradSource<V> {
@@ -624,17 +757,20 @@ impl<V: Lanes> VectorSource<V> for Zeros {
 /// of the output's aligned middle go out with [`Lanes::stream`], the partial ones (only where
 /// the output is not aligned) with plain masked stores.
 ///
+/// Each vector is read from `source` before it is stored, so a source may read the output
+/// itself.
+///
 /// # Safety
-/// The CPU must have `V`'s instruction set, and `source` must be readable over `out`'s range.
+/// The CPU must have `V`'s instruction set, `output` must be valid for `n` writes and `source`
+/// readable over that range.
 #[inline(always)]
 unsafe fn write_vectors<V: Lanes>(
-    out: &mut [V::Scalar],
+    output: *mut V::Scalar,
+    n: usize,
     stream: bool,
     source: &impl VectorSource<V>,
 ) {
     let lanes = V::LANES;
-    let n = out.len();
-    let output = out.as_mut_ptr();
     let head = if stream {
         let align = lanes * std::mem::size_of::<V::Scalar>();
         let misaligned = output as usize % align;
@@ -670,24 +806,39 @@ unsafe fn write_vectors<V: Lanes>(
 /// softmax term to 0, so that rounding of the bound cannot let a subnormal through.
 const FLOOR_MARGIN: f64 = 0.5;
 
-/// A lower bound on ln(x) within ln 2 of it, from the binary exponent alone (no libm call: the
-/// gradient kernel needs one per row); −inf for 0 and subnormal x, +inf for +inf and NaN.
+/// The flush bounds of the softmax term of a row whose smallest product with the exp is
+/// `smallest` (see [`GradRow::plan`]): below `floor` on the exp's argument x − shift, and below
+/// `exp_floor` = e^floor on the term itself, the product would be subnormal. From the binary
+/// exponent of `smallest` alone (no libm call: the gradient kernel needs one per row), so
+/// `floor` is at most ln 2 higher than needed; (+inf, +inf) for 0 and subnormal `smallest`,
+/// and `exp_floor` is +inf wherever `floor` > 0.
 #[inline(always)]
-fn ln_lower_bound(x: f64) -> f64 {
-    let biased = ((x.to_bits() >> 52) & 0x7ff) as i32;
-    match biased {
-        0 => f64::NEG_INFINITY,
-        0x7ff => f64::INFINITY,
-        _ => f64::from(biased - 1023) * std::f64::consts::LN_2,
+fn flush_bounds<T: Real>(smallest: f64) -> (f64, f64) {
+    let low = T::EXP_NORMAL_LOW.to_f64() + FLOOR_MARGIN;
+    let biased = ((smallest.to_bits() >> 52) & 0x7ff) as i32;
+    // k: a lower bound on log₂(smallest), not above 0 (a larger product needs no higher bound).
+    let k = match biased {
+        0 => return (f64::INFINITY, f64::INFINITY),
+        0x7ff => 0,
+        _ => (biased - 1023).min(0),
+    };
+    let floor = low - f64::from(k) * std::f64::consts::LN_2;
+    if floor > 0.0 {
+        return (floor, f64::INFINITY);
     }
+    // 2^−k for 0 ≤ −k < 126 (floor ≤ 0 bounds it), built from its exponent bits.
+    let power = f64::from_bits(((1023 - k) as u64) << 52);
+    (floor, low.exp() * power)
 }
 
 /// What the gradient kernel does with one row, decided in f64 for element type `T`.
 struct RowPlan {
     /// coef · inv_sum, times the scale when there is no clip.
     factor: f64,
-    /// The softmax term's flush bound (see [`RowKernel::floor`]).
+    /// The softmax term's flush bound on the exp's argument (see [`RowKernel::floor`]).
     floor: f64,
+    /// The same bound on the term itself, e^floor: where the terms are stored in place.
+    exp_floor: f64,
     /// Whether there is a softmax term above the bound.
     softmax: bool,
     /// The arcs' (index, amount to subtract), 0 where negligible.
@@ -700,8 +851,8 @@ struct RowPlan {
 /// element costs one subtraction, one exp and one multiplication.
 struct RowKernel<V: Lanes> {
     shift: V,
-    /// Where exp(x − shift) is flushed to 0: below it, the softmax term (scaled or not) would be
-    /// subnormal.
+    /// Where the softmax term is flushed to 0, below which it would be subnormal (scaled or
+    /// not): the bound on x − shift, or on the stored term exp(x − shift) in place.
     floor: V,
     /// coef · inv_sum, times the scale when `clip` is None.
     factor: V,
@@ -713,15 +864,15 @@ struct RowKernel<V: Lanes> {
 }
 
 impl<V: Lanes> RowKernel<V> {
-    /// Splats `params`.
+    /// Splats `params`, with the flush bound on the stored terms when `in_place`.
     #[inline(always)]
-    unsafe fn new(params: &GradRow) -> Self {
+    unsafe fn new(params: &GradRow, in_place: bool) -> Self {
         let plan = params.plan::<V::Scalar>();
         let splat = |value: f64| V::splat(V::Scalar::from_f64(value));
         let arc = |(k, amount): (usize, f64)| (k, V::Scalar::from_f64(amount));
         RowKernel {
             shift: splat(params.shift),
-            floor: splat(plan.floor),
+            floor: splat(if in_place { plan.exp_floor } else { plan.floor }),
             factor: splat(plan.factor),
             softmax: plan.softmax,
             arcs: [arc(plan.arcs[0]), arc(plan.arcs[1])],

@@ -41,9 +41,12 @@ macro_rules! entry_points {
             use crate::cpu::simd::SimdFloat;
 
             entry_points!(@kernel $features, $vector,
-                lanes::rows_stats(rows: &[T], len: usize, out: &mut [RowStats]));
+                lanes::rows_stats(
+                    rows: &[T], len: usize, out: &mut [RowStats], exps: Option<&mut [T]>));
             entry_points!(@kernel $features, $vector, lanes::grad_rows(
                 input: &[T], out: &mut [T], len: usize, params: &[GradRow], stream: bool));
+            entry_points!(@kernel $features, $vector,
+                lanes::grad_rows_in_place(out: &mut [T], len: usize, params: &[GradRow]));
             entry_points!(@kernel $features, $vector, lanes::exp_in_place(values: &mut [T]));
             entry_points!(@kernel $features, $vector, logs::ln_in_place(values: &mut [T]));
             entry_points!(@kernel $features, $vector,
@@ -187,37 +190,62 @@ macro_rules! dispatch {
 /// If `isa` is not in [`Isa::available`].
 pub fn row_stats_with<T: SimdFloat>(isa: Isa, row: &[T]) -> RowStats {
     let mut stats = [RowStats::EMPTY];
-    rows_stats_with(isa, row, row.len(), &mut stats);
+    rows_stats_with(isa, row, row.len(), &mut stats, None);
     stats[0]
 }
 
 /// [`rows_stats`] with the instruction set `isa` (for tests).
 ///
 /// # Panics
-/// If `isa` is not in [`Isa::available`] or `rows` holds fewer than `out.len()` rows.
-pub fn rows_stats_with<T: SimdFloat>(isa: Isa, rows: &[T], len: usize, out: &mut [RowStats]) {
+/// If `isa` is not in [`Isa::available`] or `rows` (or `exps`) holds fewer than `out.len()` rows.
+pub fn rows_stats_with<T: SimdFloat>(
+    isa: Isa,
+    rows: &[T],
+    len: usize,
+    out: &mut [RowStats],
+    exps: Option<&mut [T]>,
+) {
     assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    assert!(rows.len() >= out.len() * len, "rows_stats: too few rows");
-    dispatch!(isa, T, rows_stats(rows, len, out))
+    rows_stats_checked(rows, len, out, exps.as_deref());
+    dispatch!(isa, T, rows_stats(rows, len, out, exps))
 }
 
 /// [`row_stats_with`] on the detected instruction set.
 #[inline]
 pub fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
     let mut stats = [RowStats::EMPTY];
-    rows_stats(row, row.len(), &mut stats);
+    rows_stats(row, row.len(), &mut stats, None);
     stats[0]
 }
 
 /// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
-/// `rows`, in one call (see [`lanes::rows_stats`]).
+/// `rows`, in one call (see [`lanes::rows_stats`]); with `exps`, each row's terms exp(x − max)
+/// are also stored at the row's place there (for a row with a finite maximum; clamped at the
+/// exp's flush bound, not flushed).
 ///
 /// # Panics
-/// If `rows` holds fewer than `out.len()` rows.
+/// If `rows` (or `exps`) holds fewer than `out.len()` rows.
 #[inline]
-pub fn rows_stats<T: SimdFloat>(rows: &[T], len: usize, out: &mut [RowStats]) {
-    assert!(rows.len() >= out.len() * len, "rows_stats: too few rows");
-    dispatch!(Isa::detected(), T, rows_stats(rows, len, out))
+pub fn rows_stats<T: SimdFloat>(
+    rows: &[T],
+    len: usize,
+    out: &mut [RowStats],
+    exps: Option<&mut [T]>,
+) {
+    rows_stats_checked(rows, len, out, exps.as_deref());
+    dispatch!(Isa::detected(), T, rows_stats(rows, len, out, exps))
+}
+
+/// Panics unless `rows` and `exps` (when given) hold `out.len()` rows of `len`.
+fn rows_stats_checked<T>(rows: &[T], len: usize, out: &[RowStats], exps: Option<&[T]>) {
+    let needed = out.len() * len;
+    assert!(
+        rows.len() >= needed && exps.is_none_or(|e| e.len() >= needed),
+        "rows_stats: {} rows of {len} in {} elements (exps {:?})",
+        out.len(),
+        rows.len(),
+        exps.map(<[T]>::len)
+    );
 }
 
 /// Writes one gradient row with the instruction set `isa` (see [`lanes::grad_row`]);
@@ -281,6 +309,29 @@ pub fn grad_rows<T: SimdFloat>(
         T,
         grad_rows(input, out, len, params, stream)
     )
+}
+
+/// [`grad_rows`] from the terms exp(x − shift) that [`rows_stats`] stored in `out`, in place of
+/// the input, with the instruction set `isa` (see [`lanes::grad_rows_in_place`]).
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or `out` holds fewer rows.
+pub fn grad_rows_in_place_with<T: SimdFloat>(
+    isa: Isa,
+    out: &mut [T],
+    len: usize,
+    params: &[GradRow],
+) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    grad_rows_checked(out, out, len, params);
+    dispatch!(isa, T, grad_rows_in_place(out, len, params))
+}
+
+/// [`grad_rows_in_place_with`] on the detected instruction set.
+#[inline]
+pub fn grad_rows_in_place<T: SimdFloat>(out: &mut [T], len: usize, params: &[GradRow]) {
+    grad_rows_checked(out, out, len, params);
+    dispatch!(Isa::detected(), T, grad_rows_in_place(out, len, params))
 }
 
 /// Panics unless `input` and `out` hold `params.len()` rows of `len`.

@@ -4,8 +4,8 @@
 
 use super::scalar::Real;
 use super::{
-    exp_with, grad_row_with, grad_rows_with, ln_with, log1p_unit_with, log_add_exp_with,
-    row_stats_with, rows_stats_with, GradRow, Isa, SimdFloat,
+    exp_with, grad_row_with, grad_rows_in_place_with, grad_rows_with, ln_with, log1p_unit_with,
+    log_add_exp_with, row_stats_with, rows_stats_with, GradRow, Isa, SimdFloat,
 };
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
@@ -233,8 +233,9 @@ fn check_row_stats<T: SimdFloat>(tolerance: f64) {
 
 /// Many rows at once (short rows side by side, the rest one by one) give the bits of one row at
 /// a time, for every row length up to 70, rows of normal, peaky, −inf-masked and non-finite
-/// values mixed.
-fn check_rows_stats<T: SimdFloat>() {
+/// values mixed; storing the terms changes no bit, and the stored terms are exp(x − max) within
+/// `tolerance` (e^floor, the exp's clamp, below its flush bound).
+fn check_rows_stats<T: SimdFloat>(tolerance: f64) {
     let pool = rows::<T>();
     for len in 1..70 {
         let of_len: Vec<&Vec<T>> = pool.iter().filter(|row| row.len() == len).collect();
@@ -244,14 +245,42 @@ fn check_rows_stats<T: SimdFloat>() {
         let flat: Vec<T> = picked.iter().flat_map(|row| row.iter().copied()).collect();
         for isa in Isa::available() {
             let mut out = vec![super::RowStats::EMPTY; count];
-            rows_stats_with(isa, &flat, len, &mut out);
-            for (stats, row) in out.iter().zip(&picked) {
+            rows_stats_with(isa, &flat, len, &mut out, None);
+            let mut storing = vec![super::RowStats::EMPTY; count];
+            let mut exps = vec![T::from_f64(-1.0); flat.len()];
+            rows_stats_with(isa, &flat, len, &mut storing, Some(&mut exps));
+            let low = T::EXP_NORMAL_LOW.to_f64();
+            let half_ulp = if std::mem::size_of::<T>() == 4 {
+                6e-8
+            } else {
+                1.2e-16
+            };
+            for (r, ((stats, row), stored)) in out.iter().zip(&picked).zip(&storing).enumerate() {
                 let one = row_stats_with(isa, row);
                 assert_eq!(
                     (stats.max.to_bits(), stats.sum.to_bits()),
                     (one.max.to_bits(), one.sum.to_bits()),
                     "{isa:?}, length {len}: {stats:?} against {one:?}"
                 );
+                assert_eq!(
+                    (stored.max.to_bits(), stored.sum.to_bits()),
+                    (one.max.to_bits(), one.sum.to_bits()),
+                    "{isa:?}, length {len}, storing: {stored:?} against {one:?}"
+                );
+                if !one.max.is_finite() || one.sum.is_nan() {
+                    // No terms are stored (or, beside a NaN, of use).
+                    continue;
+                }
+                for (k, (&x, &e)) in row.iter().zip(&exps[r * len..(r + 1) * len]).enumerate() {
+                    let argument = x.to_f64() - one.max;
+                    let (e, want) = (e.to_f64(), argument.max(low).exp());
+                    // x − max is rounded to T first: half an ulp of the argument.
+                    let rounding = argument.abs() * half_ulp;
+                    assert!(
+                        (e - want).abs() <= (tolerance + rounding) * want,
+                        "{isa:?}, length {len}, row {r}, element {k}: {e} for exp({argument})"
+                    );
+                }
             }
         }
     }
@@ -259,8 +288,8 @@ fn check_rows_stats<T: SimdFloat>() {
 
 #[test]
 fn rows_stats_match_row_stats_bit_for_bit() {
-    check_rows_stats::<f32>();
-    check_rows_stats::<f64>();
+    check_rows_stats::<f32>(1e-6);
+    check_rows_stats::<f64>(1e-14);
 }
 
 #[test]
@@ -392,6 +421,65 @@ fn check_grad_rows<T: SimdFloat>() {
 fn grad_rows_match_grad_row_bit_for_bit() {
     check_grad_rows::<f32>();
     check_grad_rows::<f64>();
+}
+
+/// The gradient from the terms the front pass stored in the output is the gradient from the
+/// logits, bit for bit, but for elements at the flush bound (0 on one side, below 1e-30 on the
+/// other, as the bound is on the term instead of the exp's argument): every row length up to 70,
+/// rows with −inf entries, with and without softmax term, clip and arcs, scaled down so far that
+/// flushing matters.
+fn check_grad_rows_in_place<T: SimdFloat>() {
+    let mut rng = Rng(11);
+    for len in 1..70 {
+        let count = 13;
+        let input: Vec<T> = (0..count * len)
+            .map(|i| {
+                let masked = i % 17 == 5;
+                T::from_f64(if masked {
+                    f64::NEG_INFINITY
+                } else {
+                    30.0 * rng.normal()
+                })
+            })
+            .collect();
+        for isa in Isa::available() {
+            let mut stats = vec![super::RowStats::EMPTY; count];
+            let mut in_place = vec![T::from_f64(-7.0); count * len];
+            rows_stats_with(isa, &input, len, &mut stats, Some(&mut in_place));
+            let params: Vec<GradRow> = stats
+                .iter()
+                .enumerate()
+                .map(|(r, stats)| {
+                    let pick = |rng: &mut Rng| (rng.next() * (len + 1) as f64) as usize;
+                    GradRow {
+                        shift: stats.max,
+                        inv_sum: stats.sum.recip(),
+                        coef: if r % 4 == 3 { 0.0 } else { rng.next() },
+                        scale: if r % 5 == 1 { 1e-36 } else { 0.5 + rng.next() },
+                        clip: if r % 3 == 0 { 0.05 } else { f64::INFINITY },
+                        arcs: [(pick(&mut rng), rng.next()), (len + r % 2, rng.next())],
+                    }
+                })
+                .collect();
+            let mut from_logits = vec![T::from_f64(-7.0); count * len];
+            grad_rows_with(isa, &input, &mut from_logits, len, &params, false);
+            grad_rows_in_place_with(isa, &mut in_place, len, &params);
+            for (i, (&a, &b)) in in_place.iter().zip(&from_logits).enumerate() {
+                let (a, b) = (a.to_f64(), b.to_f64());
+                let at_bound = (a == 0.0 || b == 0.0) && a.abs().max(b.abs()) < 1e-30;
+                assert!(
+                    a.to_bits() == b.to_bits() || at_bound,
+                    "{isa:?}, length {len}, element {i}: {a} in place, {b} from the logits"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn grad_rows_in_place_match_grad_rows() {
+    check_grad_rows_in_place::<f32>();
+    check_grad_rows_in_place::<f64>();
 }
 
 /// Rows whose softmax term is scaled far down (tiny occupancy or upstream gradient) are written
