@@ -14,12 +14,14 @@ mod loss;
 
 use pyo3::prelude::*;
 
-/// The native module: `forward`, `backward` and the `ForwardState` they share; `align`.
+/// The native module: `forward`, `backward` and the `ForwardState` they share,
+/// `loss_and_grad_into` (both in one call); `align`.
 #[pymodule]
 fn _rnnt(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<loss::ForwardState>()?;
     module.add_function(wrap_pyfunction!(loss::forward, module)?)?;
     module.add_function(wrap_pyfunction!(loss::backward, module)?)?;
+    module.add_function(wrap_pyfunction!(loss::loss_and_grad_into, module)?)?;
     module.add_class::<align::ItemAlignment>()?;
     module.add_function(wrap_pyfunction!(align::align, module)?)?;
     Ok(())

@@ -150,16 +150,14 @@ pub fn forward(
     fastemit_lambda: f64,
     zero_infinity: bool,
 ) -> PyResult<ForwardState> {
-    let reduction: Reduction = reduction.parse().map_err(to_py_err)?;
-    let options = Options {
+    let options = loss_options(
         blank,
         reduction,
         fused_log_softmax,
         clamp,
         fastemit_lambda,
         zero_infinity,
-        ..Options::default()
-    };
+    )?;
     let described = Described::from(inputs);
     let name = input_name(fused_log_softmax);
     let (float, index) = described.dtypes(name)?;
@@ -173,7 +171,77 @@ pub fn forward(
     Ok(ForwardState {
         inner,
         fused_log_softmax,
+        reduction: options.reduction,
+    })
+}
+
+/// The core's options from the Python API's keywords.
+fn loss_options(
+    blank: i64,
+    reduction: &str,
+    fused_log_softmax: bool,
+    clamp: f64,
+    fastemit_lambda: f64,
+    zero_infinity: bool,
+) -> PyResult<Options> {
+    Ok(Options {
+        blank,
+        reduction: reduction.parse().map_err(to_py_err)?,
+        fused_log_softmax,
+        clamp,
+        fastemit_lambda,
+        zero_infinity,
+        ..Options::default()
+    })
+}
+
+/// `forward` and `backward` of the reported (reduced) loss in one call (GIL released), the
+/// gradient written into `grad` (a fresh C-contiguous buffer of the input's shape and dtype):
+/// where the gradient stays in cache, the softmax terms are kept in `grad` between the passes
+/// instead of computed twice ([`rnnt::loss_and_grad_into`]).
+#[pyfunction]
+#[pyo3(signature = (inputs, grad, *, blank, reduction, fused_log_softmax, clamp, fastemit_lambda,
+    zero_infinity))]
+#[allow(clippy::too_many_arguments)] // the options of the Python API, one each
+pub fn loss_and_grad_into(
+    py: Python<'_>,
+    inputs: DescribedTuple,
+    grad: ArrayDesc,
+    blank: i64,
+    reduction: &str,
+    fused_log_softmax: bool,
+    clamp: f64,
+    fastemit_lambda: f64,
+    zero_infinity: bool,
+) -> PyResult<ForwardState> {
+    let options = loss_options(
+        blank,
         reduction,
+        fused_log_softmax,
+        clamp,
+        fastemit_lambda,
+        zero_infinity,
+    )?;
+    let described = Described::from(inputs);
+    let name = input_name(fused_log_softmax);
+    let (float, index) = described.dtypes(name)?;
+    grad.float_dtype("grad")?;
+    check_disjoint(&described, &grad, name)?;
+    let inner = with_dtypes!(float, index, |F, I| {
+        // SAFETY: as in `backward`.
+        let (input, grad) = unsafe {
+            (
+                described.input::<F, I>(name)?,
+                grad.view_mut::<F, Ix4>("grad", F::DTYPE)?,
+            )
+        };
+        py.detach(|| rnnt::loss_and_grad_into(&input, &options, grad))
+    })
+    .map_err(to_py_err)?;
+    Ok(ForwardState {
+        inner,
+        fused_log_softmax,
+        reduction: options.reduction,
     })
 }
 

@@ -45,6 +45,24 @@ def backward(
     """Writes d objective/d input into ``grad`` (every element, 0 in padding), given
     d objective/d loss_b = ``item_weights[b]`` (GIL released)."""
 
+def loss_and_grad_into(
+    inputs: Inputs,
+    grad: Descriptor,
+    *,
+    blank: int,
+    reduction: str,
+    fused_log_softmax: bool,
+    clamp: float,
+    fastemit_lambda: float,
+    zero_infinity: bool,
+) -> ForwardState:
+    """``forward`` and ``backward`` of the reported (reduced) loss in one call (GIL released):
+    writes its gradient into ``grad`` (every element, 0 in padding), keeping the softmax terms
+    there between the passes where the gradient stays in cache.
+
+    Raises as ``forward``, and ValueError when ``grad`` overlaps an input.
+    """
+
 class ItemAlignment:
     """The alignment of one item (see ``rnnt.alignment.Alignment``)."""
 

@@ -100,8 +100,11 @@ def loss_and_grad(
     """
     values, *indices = (_as_c_array(a) for a in (logits, targets, logit_lengths, target_lengths))
     described, _kept = _describe_inputs(values, indices)
-    state = _rnnt.forward(
+    raw = MEMORY.take(values.nbytes)
+    grad = np.empty_like(values) if raw is None else raw.view(values.dtype).reshape(values.shape)
+    state = _rnnt.loss_and_grad_into(
         described,
+        _describe(grad),
         blank=blank,
         reduction=reduction,
         fused_log_softmax=fused_log_softmax,
@@ -109,8 +112,5 @@ def loss_and_grad(
         fastemit_lambda=fastemit_lambda,
         zero_infinity=zero_infinity,
     )
-    raw = MEMORY.take(values.nbytes)
-    grad = np.empty_like(values) if raw is None else raw.view(values.dtype).reshape(values.shape)
-    _rnnt.backward(state, described, state.item_weights(1.0), _describe(grad))
     loss = state.losses() if reduction == "none" else state.loss()
     return np.asarray(loss, dtype=values.dtype), grad

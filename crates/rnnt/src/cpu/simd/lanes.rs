@@ -697,7 +697,12 @@ impl<V: Lanes> VectorSource<V> for StoredExpSource<V> {
         }
         let e = match len {
             Some(len) => V::load_partial(self.exps.add(i), len, V::Scalar::ZERO),
-            None => V::load(self.exps.add(i)),
+            None => {
+                let (near, far) = prefetch_distances::<V::Scalar>();
+                prefetch(self.exps.wrapping_add(i + near));
+                prefetch_to_l2(self.exps.wrapping_add(i + far));
+                V::load(self.exps.add(i))
+            }
         };
         // Flushed before the product, which would otherwise be subnormal.
         let kept = e.zero_where_below(e, self.kernel.floor);
