@@ -92,8 +92,8 @@ impl FrameRun<'_> {
     ///
     /// Rejects a NaN or +inf inside the lengths (naming the run's first bad element); a row that
     /// is entirely −inf is a masked node whose scores are all −inf. Per frame, the row
-    /// statistics come first and the logarithms of the row sums are then taken together, with
-    /// the vectorised [`simd::ln_in_place`].
+    /// statistics come first and the rows' scores are then normalised together, with the
+    /// vectorised [`simd::normalise_scores`].
     ///
     /// With `exps` (the run's frames of the item's gradient block, laid out like `logits`), each
     /// row's softmax terms exp(x − max) are stored there too, for
@@ -110,7 +110,6 @@ impl FrameRun<'_> {
         let labels = batch.labels(b);
         let positions = labels.len() + 1;
         let v = batch.vocab;
-        let mut ln_sums = vec![0.0; positions];
         let mut row_stats = vec![RowStats::EMPTY; positions];
         let nodes = self
             .blank
@@ -139,30 +138,18 @@ impl FrameRun<'_> {
                 *emit = row[y as usize].to_f64();
             }
             emit[positions - 1] = f64::NEG_INFINITY;
-            for ((ln_sum, shift), stats) in ln_sums.iter_mut().zip(shift.iter_mut()).zip(&row_stats)
+            for ((shift, inv_sum), stats) in
+                shift.iter_mut().zip(inv_sum.iter_mut()).zip(&row_stats)
             {
-                // An all −inf row has sum 0; its logarithm is not used.
-                *ln_sum = if stats.sum > 0.0 { stats.sum } else { 1.0 };
                 *shift = stats.max;
+                *inv_sum = stats.sum;
             }
             if fused_log_softmax {
-                simd::ln_in_place(&mut ln_sums);
-            }
-            // Branch-free, so that the loop runs in vectors. A masked row (all −inf, max −inf)
-            // already scores −inf; in log-probs mode the scores are the input as it is.
-            let nodes = blank
-                .iter_mut()
-                .zip(emit.iter_mut())
-                .zip(shift.iter_mut().zip(inv_sum.iter_mut()))
-                .zip(ln_sums.iter().zip(&row_stats));
-            for (((blank, emit), (shift, inv_sum)), (&ln_sum, stats)) in nodes {
-                let masked = *shift == f64::NEG_INFINITY;
-                let normalised = fused_log_softmax && !masked;
-                let lse = if normalised { *shift + ln_sum } else { 0.0 };
-                *blank -= lse;
-                *emit -= lse;
-                *inv_sum = if normalised { 1.0 / stats.sum } else { 0.0 };
-                *shift = if normalised { *shift } else { 0.0 };
+                simd::normalise_scores(blank, emit, shift, inv_sum);
+            } else {
+                // Log-probabilities are used as they are (a masked row's are −inf already).
+                shift.fill(0.0);
+                inv_sum.fill(0.0);
             }
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Logarithms over the vector interface: `ln` of positive normal numbers (the front pass's row
-//! sums), `log1p` on [0, 1] and the log-space sum ln(eᵃ + eᵇ) that the α/β recursions apply to
-//! every node. Both logarithms reduce their argument to k·ln 2 + ln(1 + f) with small f and
+//! sums, with which [`normalise_scores`] turns a frame's scores into log-probabilities), `log1p`
+//! on [0, 1] and the log-space sum ln(eᵃ + eᵇ) that the α/β recursions apply to every node. Both logarithms reduce their argument to k·ln 2 + ln(1 + f) with small f and
 //! share [`ln_of_reduced`].
 //!
 //! Like [`lanes`](super::lanes), every function is `#[inline(always)]` so that it compiles inside
@@ -154,4 +154,65 @@ pub unsafe fn log1p_unit_in_place<V: Lanes>(values: &mut [V::Scalar]) {
 #[inline(always)]
 pub unsafe fn ln_in_place<V: Lanes>(values: &mut [V::Scalar]) {
     map_in_place::<V, Ln>(values)
+}
+
+/// A frame's node scores from its rows' statistics, in place. On entry `blank` and `emit` hold
+/// each row's raw scores x[blank] and x[y] (−inf where there is no label), `shift` the row's
+/// maximum and `inv_sum` its Σ exp(x − max); on return they hold the log-probabilities
+/// x − max − ln Σ, the shift (the maximum) and 1 / Σ. A masked row (maximum −inf, all −inf)
+/// gets shift and 1 / Σ of 0, and its scores stay −inf.
+///
+/// Vectorised, not left to the compiler: the crate's baseline target has no wide vectors, and a
+/// logarithm and a division per row, done one row at a time, cost about as much as the row's
+/// statistics on short rows.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; the four slices have one length and hold no NaN.
+#[inline(always)]
+pub unsafe fn normalise_scores<V: Lanes>(
+    blank: &mut [V::Scalar],
+    emit: &mut [V::Scalar],
+    shift: &mut [V::Scalar],
+    inv_sum: &mut [V::Scalar],
+) {
+    let n = blank.len();
+    debug_assert!(emit.len() == n && shift.len() == n && inv_sum.len() == n);
+    let pointers = [
+        blank.as_mut_ptr(),
+        emit.as_mut_ptr(),
+        shift.as_mut_ptr(),
+        inv_sum.as_mut_ptr(),
+    ];
+    let mut i = 0;
+    while i < n {
+        let len = (n - i).min(V::LANES);
+        // SAFETY: the loads and stores touch elements i..i + len of each slice.
+        let [blank, emit, max, sum] = pointers.map(|p| {
+            if len == V::LANES {
+                V::load(p.add(i))
+            } else {
+                V::load_partial(p.add(i), len, V::Scalar::ZERO)
+            }
+        });
+        let one = V::splat(V::Scalar::from_f64(1.0));
+        let lowest = V::splat(V::Scalar::LOWEST);
+        // A live row's sum is at least 1 (its maximum's term); a masked row's 0 becomes 1.
+        let sum = sum.max(one);
+        let live_max = max.zero_where_below(max, lowest);
+        let lse = live_max.add(ln(sum));
+        let values = [
+            blank.sub(lse),
+            emit.sub(lse),
+            live_max,
+            one.div(sum).zero_where_below(max, lowest),
+        ];
+        for (value, p) in values.into_iter().zip(pointers) {
+            if len == V::LANES {
+                value.store(p.add(i));
+            } else {
+                value.store_partial(p.add(i), len);
+            }
+        }
+        i += len;
+    }
 }

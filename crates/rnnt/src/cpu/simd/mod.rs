@@ -49,6 +49,8 @@ macro_rules! entry_points {
                 lanes::grad_rows_in_place(out: &mut [T], len: usize, params: &[GradRow]));
             entry_points!(@kernel $features, $vector, lanes::exp_in_place(values: &mut [T]));
             entry_points!(@kernel $features, $vector, logs::ln_in_place(values: &mut [T]));
+            entry_points!(@kernel $features, $vector, logs::normalise_scores(
+                blank: &mut [T], emit: &mut [T], shift: &mut [T], inv_sum: &mut [T]));
             entry_points!(@kernel $features, $vector,
                 lanes::stream_copy(src: &[T], dst: &mut [T]));
             entry_points!(@kernel $features, $vector,
@@ -390,11 +392,43 @@ pub fn ln_with<T: SimdFloat>(isa: Isa, x: &[T], out: &mut [T]) {
     dispatch!(isa, T, logs::ln_in_place(out))
 }
 
-/// values[k] = ln(values[k]) on the detected instruction set, within 1 ulp, for positive normal
-/// values within 2^±(emax − 1) (the result is unspecified outside).
+/// A frame's node scores from its rows' statistics, in place (see [`logs::normalise_scores`]):
+/// `blank` and `emit` from the raw scores to log-probabilities, `shift` (the rows' maxima) and
+/// `inv_sum` (from Σ exp(x − max) to its inverse), 0 for masked rows.
+///
+/// # Panics
+/// If the slices differ in length.
 #[inline]
-pub fn ln_in_place<T: SimdFloat>(values: &mut [T]) {
-    dispatch!(Isa::detected(), T, logs::ln_in_place(values))
+pub fn normalise_scores(
+    blank: &mut [f64],
+    emit: &mut [f64],
+    shift: &mut [f64],
+    inv_sum: &mut [f64],
+) {
+    normalise_scores_with(Isa::detected(), blank, emit, shift, inv_sum);
+}
+
+/// [`normalise_scores`] with the instruction set `isa`.
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or the slices differ in length.
+pub fn normalise_scores_with(
+    isa: Isa,
+    blank: &mut [f64],
+    emit: &mut [f64],
+    shift: &mut [f64],
+    inv_sum: &mut [f64],
+) {
+    let n = blank.len();
+    assert!(
+        emit.len() == n && shift.len() == n && inv_sum.len() == n,
+        "normalise_scores: slices of different lengths"
+    );
+    dispatch!(
+        isa,
+        f64,
+        logs::normalise_scores(blank, emit, shift, inv_sum)
+    )
 }
 
 /// out[i] = ln(e^a[i] + e^b[i]) with the instruction set `isa` (see [`logs::log_add_exp`] for the

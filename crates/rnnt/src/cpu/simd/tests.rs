@@ -5,7 +5,8 @@
 use super::scalar::Real;
 use super::{
     exp_with, grad_row_with, grad_rows_in_place_with, grad_rows_with, ln_with, log1p_unit_with,
-    log_add_exp_with, row_stats_with, rows_stats_with, GradRow, Isa, SimdFloat,
+    log_add_exp_with, normalise_scores_with, row_stats_with, rows_stats_with, GradRow, Isa,
+    SimdFloat,
 };
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
@@ -714,5 +715,56 @@ fn log_add_exp_is_exact_at_infinities() {
         assert_eq!(out[..5], [ninf, 1.5, 1.5, -1e308, f64::INFINITY], "{isa:?}");
         assert_eq!(out[5], 2.0 + std::f64::consts::LN_2, "{isa:?}");
         assert!(out[6].is_nan() && out[7].is_nan(), "{isa:?}: {out:?}");
+    }
+}
+
+/// Normalised scores against the f64 definition, every length up to 40 (whole and partial
+/// vectors), masked rows (maximum −inf) and −inf scores among them.
+#[test]
+fn normalise_scores_match_f64_on_every_instruction_set() {
+    let mut rng = Rng(13);
+    for n in 0..40 {
+        let rows: Vec<(f64, f64, f64, f64)> = (0..n)
+            .map(|r| {
+                if r % 7 == 3 {
+                    (f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, 0.0)
+                } else {
+                    let max = 20.0 * rng.normal();
+                    let emit = if r % 5 == 1 {
+                        f64::NEG_INFINITY
+                    } else {
+                        max - rng.next()
+                    };
+                    (max - 3.0 * rng.next(), emit, max, 1.0 + 30.0 * rng.next())
+                }
+            })
+            .collect();
+        for isa in Isa::available() {
+            let mut columns: [Vec<f64>; 4] = [
+                rows.iter().map(|r| r.0).collect(),
+                rows.iter().map(|r| r.1).collect(),
+                rows.iter().map(|r| r.2).collect(),
+                rows.iter().map(|r| r.3).collect(),
+            ];
+            let [blank, emit, shift, inv_sum] = &mut columns;
+            normalise_scores_with(isa, blank, emit, shift, inv_sum);
+            for (r, &(x_blank, x_emit, max, sum)) in rows.iter().enumerate() {
+                let masked = max == f64::NEG_INFINITY;
+                let lse = if masked { 0.0 } else { max + sum.ln() };
+                let want = [
+                    x_blank - lse,
+                    x_emit - lse,
+                    if masked { 0.0 } else { max },
+                    if masked { 0.0 } else { sum.recip() },
+                ];
+                for (column, want) in columns.iter().zip(want) {
+                    let got = column[r];
+                    assert!(
+                        got == want || (got - want).abs() <= 1e-15 * want.abs().max(1.0),
+                        "{isa:?}, {n} rows, row {r}: {got} against {want}"
+                    );
+                }
+            }
+        }
     }
 }
