@@ -9,7 +9,7 @@ use crate::cpu::grad::{grad_frames, GradSettings, ItemState, SoftmaxTerms};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{alpha_beta, Lattice};
 use crate::cpu::memory::advise_huge_pages;
-use crate::cpu::pool::run_in_pool;
+use crate::cpu::pool::{pool_size, run_in_pool};
 use crate::element::Index;
 use crate::error::{Error, Result};
 use crate::options::Options;
@@ -77,13 +77,8 @@ fn forward_storing<F: Kernels, I: Index>(
     options: &Options,
     terms: Option<&mut [F]>,
 ) -> Result<Forward> {
-    options.validate()?;
+    let (batch, logits) = validated(input, options)?;
     let name = input_name(options);
-    let batch = Batch::new(input, options.blank, name)?;
-    let logits = input
-        .logits
-        .as_slice()
-        .expect("Batch::new checked the layout");
     let item_len = batch.item_len();
     let mut scores: Vec<NodeScores> = (0..batch.batch_size)
         .map(|b| NodeScores::new(batch.frames(b), batch.labels(b).len() + 1))
@@ -122,19 +117,43 @@ fn forward_storing<F: Kernels, I: Index>(
         Ok::<_, Error>(scores.par_iter().map(alpha_beta).collect::<Vec<_>>())
     })??;
     let items: Vec<(NodeScores, Lattice)> = scores.into_iter().zip(lattices).collect();
-    let losses = items
-        .iter()
-        .map(|(_, lattice)| match -lattice.log_p {
-            loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
-            loss => loss,
-        })
-        .collect();
-    Ok(Forward {
-        batch,
-        options: *options,
-        items,
-        losses,
-    })
+    Ok(Forward::new(batch, options, items))
+}
+
+/// The options and the input checked: the batch description and the input's elements.
+///
+/// # Errors
+/// As [`forward`].
+fn validated<'a, F: Kernels, I: Index>(
+    input: &'a LossInput<'_, F, I>,
+    options: &Options,
+) -> Result<(Batch, &'a [F])> {
+    options.validate()?;
+    let batch = Batch::new(input, options.blank, input_name(options))?;
+    let logits = input
+        .logits
+        .as_slice()
+        .expect("Batch::new checked the layout");
+    Ok((batch, logits))
+}
+
+impl Forward {
+    /// The state of `items`' scores and lattices, with their losses under `options`.
+    fn new(batch: Batch, options: &Options, items: Vec<(NodeScores, Lattice)>) -> Forward {
+        let losses = items
+            .iter()
+            .map(|(_, lattice)| match -lattice.log_p {
+                loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
+                loss => loss,
+            })
+            .collect();
+        Forward {
+            batch,
+            options: *options,
+            items,
+            losses,
+        }
+    }
 }
 
 /// Writes d objective / d input into `grad`, given d objective / d loss_b = `item_weights[b]`.
@@ -210,12 +229,7 @@ fn backward_into<F: Kernels, I: Index>(
         .logits
         .as_slice()
         .ok_or_else(|| Error::Layout(format!("{} must be C-contiguous", input_name(options))))?;
-    let settings = GradSettings {
-        fused_log_softmax: options.fused_log_softmax,
-        emit_scale: 1.0 + options.fastemit_lambda,
-        clip: options.clip_bound(),
-        stream: std::mem::size_of_val(out) >= STREAM_MIN_BYTES,
-    };
+    let settings = grad_settings(options, out);
     let item_len = batch.item_len();
     let frame_len = batch.label_positions * batch.vocab;
     run_in_pool(options.threads, || {
@@ -248,10 +262,64 @@ fn backward_into<F: Kernels, I: Index>(
     })
 }
 
+/// The gradient pass's settings for `options` and the gradient `out`.
+fn grad_settings<F>(options: &Options, out: &[F]) -> GradSettings {
+    GradSettings {
+        fused_log_softmax: options.fused_log_softmax,
+        emit_scale: 1.0 + options.fastemit_lambda,
+        clip: options.clip_bound(),
+        stream: std::mem::size_of_val(out) >= STREAM_MIN_BYTES,
+    }
+}
+
 /// Gradients at least this large (in bytes) are written with non-temporal stores: they would not
 /// stay in cache anyway, and streaming them saves reading each line before writing it. (Short
 /// rows are staged and streamed several at a time, see `cpu::grad`.)
 const STREAM_MIN_BYTES: usize = 64 << 20;
+
+/// Items whose logits block is at most this large (in bytes) are done one at a time by
+/// [`loss_and_grad_into`], when the batch has at least two per thread: the front pass, the
+/// lattice and the gradient pass of an item one after the other on one thread, so that the
+/// softmax terms the front pass stores are read back from L2, not from memory or L3. (S1's
+/// items are 0.7 MB; a core's L2 on the benchmark machine is 2 MiB.)
+const ITEM_MAJOR_BYTES: usize = 1 << 20;
+
+/// [`loss_and_grad_into`] item by item (see [`ITEM_MAJOR_BYTES`]), the items in parallel, into
+/// the checked gradient `out`, with the softmax terms stored in it between the passes.
+fn loss_and_grad_by_item<F: Kernels, I: Index>(
+    input: &LossInput<'_, F, I>,
+    options: &Options,
+    out: &mut [F],
+) -> Result<Forward> {
+    let (batch, logits) = validated(input, options)?;
+    let name = input_name(options);
+    let item_len = batch.item_len();
+    let weights = options.reduction.item_weights(1.0, batch.batch_size);
+    let settings = grad_settings(options, out);
+    let outcomes: Vec<Result<(NodeScores, Lattice)>> = run_in_pool(options.threads, || {
+        out.par_chunks_mut(item_len)
+            .enumerate()
+            .map(|(b, grad)| {
+                let mut scores = NodeScores::new(batch.frames(b), batch.labels(b).len() + 1);
+                let block = &logits[b * item_len..(b + 1) * item_len];
+                for mut run in scores.frame_runs(b, batch.frames(b)) {
+                    run.score(block, Some(&mut *grad), &batch, true, name)?;
+                }
+                let lattice = alpha_beta(&scores);
+                let item = ItemState {
+                    scores: &scores,
+                    lattice: &lattice,
+                    weight: weights[b],
+                };
+                grad_frames(SoftmaxTerms::Stored, grad, 0, &batch, b, item, settings);
+                Ok((scores, lattice))
+            })
+            .collect()
+    })?;
+    // The first bad element in batch order, whichever thread saw it first.
+    let items = outcomes.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(Forward::new(batch, options, items))
+}
 
 /// Frames per unit of work for each item, so that the whole batch splits into about eight runs
 /// per thread of similar size (a B = 1 batch keeps every thread busy), but no run is smaller than
@@ -317,6 +385,13 @@ pub fn loss_and_grad_into<F: Kernels, I: Index>(
     let stored = options.fused_log_softmax
         && F::STORES_SOFTMAX_TERMS
         && std::mem::size_of_val(out) < STREAM_MIN_BYTES;
+    let batch_size = input.logits.dim().0;
+    let item_bytes = std::mem::size_of_val(out) / batch_size.max(1);
+    let by_item =
+        stored && batch_size >= 2 * pool_size(options.threads)? && item_bytes <= ITEM_MAJOR_BYTES;
+    if by_item {
+        return loss_and_grad_by_item(input, options, out);
+    }
     let forward = forward_storing(input, options, stored.then_some(&mut *out))?;
     let weights = options
         .reduction

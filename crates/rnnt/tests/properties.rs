@@ -243,6 +243,33 @@ proptest! {
     }
 
     #[test]
+    fn one_shot_paths_match_forward_then_backward((shape, options) in case_and_options()) {
+        // One thread: item by item when B ≥ 2; B threads: the passes over the whole batch.
+        let input = random_input::<f32>(&shape);
+        let input = input.view();
+        let forward = rnnt::forward(&input, &options).unwrap();
+        let weights = options
+            .reduction
+            .item_weights(1.0, forward.batch().batch_size);
+        let mut two_pass = Array4::from_elem(input.logits.dim(), f32::NAN);
+        rnnt::backward(&input, &forward, &weights, two_pass.view_mut()).unwrap();
+        for threads in [1, shape.batch] {
+            let options = Options { threads, ..options };
+            let mut grad = Array4::from_elem(input.logits.dim(), f32::NAN);
+            let one_shot = rnnt::loss_and_grad_into(&input, &options, grad.view_mut()).unwrap();
+            prop_assert_eq!(one_shot.losses(), forward.losses());
+            for (index, (&g, &want)) in grad.iter().zip(&two_pass).enumerate() {
+                // The terms' flush bound is on the stored term, not the exp's argument.
+                let at_bound = (g == 0.0 || want == 0.0) && g.abs().max(want.abs()) < 1e-30;
+                prop_assert!(
+                    g.to_bits() == want.to_bits() || at_bound,
+                    "{} threads, grad element {}: {} against {}", threads, index, g, want
+                );
+            }
+        }
+    }
+
+    #[test]
     fn packed_targets_match_padded((shape, options) in case_and_options()) {
         let mut input = random_input::<f64>(&shape);
         let padded = rnnt::loss_and_grad(&input.view(), &options).unwrap();

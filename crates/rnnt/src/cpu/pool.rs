@@ -22,6 +22,15 @@ pub fn run_in_pool<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> 
     }
 }
 
+/// The number of workers [`run_in_pool`] runs on for `threads`.
+pub fn pool_size(threads: usize) -> Result<usize> {
+    let threads = match threads {
+        0 => threads_from_env()?,
+        n => Some(n),
+    };
+    Ok(threads.unwrap_or_else(rayon::current_num_threads))
+}
+
 fn threads_from_env() -> Result<Option<usize>> {
     match std::env::var(THREADS_ENV) {
         Err(_) => Ok(None),
