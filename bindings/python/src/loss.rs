@@ -106,6 +106,28 @@ impl Described {
     }
 }
 
+/// The input and the gradient buffer of a call that writes one, checked: a float `grad` that
+/// shares no byte with an input.
+///
+/// # Safety
+/// As [`Described::input`]; in addition `grad` must describe a live buffer owned by the caller
+/// and written by nothing else during `'a`.
+unsafe fn input_and_grad<'a, F: Element, I: Index>(
+    described: &Described,
+    grad: &ArrayDesc,
+    input_name: &str,
+) -> PyResult<(LossInput<'a, F, I>, ndarray::ArrayViewMut4<'a, F>)> {
+    grad.float_dtype("grad")?;
+    check_disjoint(described, grad, input_name)?;
+    // SAFETY: forwarded from this function's contract; the buffers are disjoint (checked above).
+    unsafe {
+        Ok((
+            described.input::<F, I>(input_name)?,
+            grad.view_mut::<F, Ix4>("grad", F::DTYPE)?,
+        ))
+    }
+}
+
 /// The result of `forward`: per-item losses and the O(B·T·U) lattice state that `backward`
 /// needs (never a B·T·(U+1)·V buffer).
 #[pyclass(frozen, module = "rnnt._rnnt")]
@@ -225,16 +247,9 @@ pub fn loss_and_grad_into(
     let described = Described::from(inputs);
     let name = input_name(fused_log_softmax);
     let (float, index) = described.dtypes(name)?;
-    grad.float_dtype("grad")?;
-    check_disjoint(&described, &grad, name)?;
     let inner = with_dtypes!(float, index, |F, I| {
         // SAFETY: as in `backward`.
-        let (input, grad) = unsafe {
-            (
-                described.input::<F, I>(name)?,
-                grad.view_mut::<F, Ix4>("grad", F::DTYPE)?,
-            )
-        };
+        let (input, grad) = unsafe { input_and_grad::<F, I>(&described, &grad, name)? };
         py.detach(|| rnnt::loss_and_grad_into(&input, &options, grad))
     })
     .map_err(to_py_err)?;
@@ -258,17 +273,10 @@ pub fn backward(
     let described = Described::from(inputs);
     let name = input_name(state.fused_log_softmax);
     let (float, index) = described.dtypes(name)?;
-    grad.float_dtype("grad")?;
-    check_disjoint(&described, &grad, name)?;
     with_dtypes!(float, index, |F, I| {
         // SAFETY: as in `forward`; in addition `grad` is a fresh buffer owned by the caller,
-        // written by nothing else during the call and checked above not to overlap any input.
-        let (input, grad) = unsafe {
-            (
-                described.input::<F, I>(name)?,
-                grad.view_mut::<F, Ix4>("grad", F::DTYPE)?,
-            )
-        };
+        // written by nothing else during the call (and checked not to overlap any input).
+        let (input, grad) = unsafe { input_and_grad::<F, I>(&described, &grad, name)? };
         py.detach(|| rnnt::backward(&input, &state.inner, &item_weights, grad))
     })
     .map_err(to_py_err)
