@@ -1,5 +1,6 @@
 //! Front pass: one streaming read of the logits, giving per node (t, u) the log-probability of
-//! blank, of the next label, and the row's softmax normalisation (maximum and 1 / Σ exp(x − max)).
+//! blank, of the next label, and the row's softmax normalisation (maximum and 1 / Σ exp(x − max));
+//! on request it also stores each row's softmax terms for the gradient pass.
 //!
 //! The work is split into runs of frames ([`FrameRun`]) across the whole batch, so that a batch of
 //! one long item still keeps every thread busy; each run writes its own slice of the item's

@@ -1,4 +1,6 @@
-//! Gradient pass: one more read of the logits and one write of the gradient.
+//! Gradient pass: one more read of the logits and one write of the gradient (or, where the
+//! gradient stays in cache, a read and a write of the softmax terms the front pass stored in it:
+//! [`SoftmaxTerms::Stored`]).
 //!
 //! grad[t,u,k] = w_b · clip(c(t,u) · softmax(x)[t,u,k] − arcs(t,u,k)), where the arcs are the blank
 //! arc at k = blank and the (FastEmit-scaled) emission arc at k = y[u+1], and c is the sum of the

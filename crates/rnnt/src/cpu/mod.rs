@@ -2,12 +2,15 @@
 //!
 //! - [`front`]: reads the logits once and keeps four numbers per node;
 //! - [`lattice`]: α/β in f64 per item;
-//! - [`grad`]: reads the logits again and writes the gradient once.
+//! - [`grad`]: reads the logits again and writes the gradient once (or turns the softmax terms
+//!   that the front pass stored in the gradient buffer into the gradient, in place).
 //!
 //! Whole-row arithmetic is confined to [`kernels`], which calls the runtime-dispatched SIMD code
 //! of [`simd`] for f32 and f64. The front and gradient passes split their work into runs of frames
 //! across the whole batch (so one long item still uses every thread); the lattice runs per item,
-//! α and β concurrently, each along anti-diagonals through vector instructions. [`memory`] holds
+//! α and β concurrently, each along anti-diagonals through vector instructions. For batches of
+//! small items whose gradient stays in cache, `loss_and_grad_into` runs the three passes item by
+//! item instead, each item's on one thread. [`memory`] holds
 //! the page advice for large gradients, [`recycle`] the pool that reuses per-node buffers across
 //! calls, [`pool`] the thread pools, and [`triad`] the bandwidth measurement that the cost floor
 //! is quoted against.
