@@ -1,5 +1,7 @@
 //! The public entry points: forward, backward and the one-shot `loss_and_grad`.
 
+use std::sync::Mutex;
+
 use ndarray::{Array4, ArrayViewMut4};
 use rayon::prelude::*;
 
@@ -296,28 +298,43 @@ fn loss_and_grad_by_item<F: Kernels, I: Index>(
     let item_len = batch.item_len();
     let weights = options.reduction.item_weights(1.0, batch.batch_size);
     let settings = grad_settings(options, out);
-    let outcomes: Vec<Result<(NodeScores, Lattice)>> = run_in_pool(options.threads, || {
-        out.par_chunks_mut(item_len)
-            .enumerate()
-            .map(|(b, grad)| {
-                let mut scores = NodeScores::new(batch.frames(b), batch.labels(b).len() + 1);
-                let block = &logits[b * item_len..(b + 1) * item_len];
-                for mut run in scores.frame_runs(b, batch.frames(b)) {
-                    run.score(block, Some(&mut *grad), &batch, true, name)?;
-                }
-                let lattice = alpha_beta(&scores);
-                let item = ItemState {
-                    scores: &scores,
-                    lattice: &lattice,
-                    weight: weights[b],
-                };
-                grad_frames(SoftmaxTerms::Stored, grad, 0, &batch, b, item, settings);
-                Ok((scores, lattice))
-            })
-            .collect()
+    let item = |b: usize, grad: &mut [F]| -> Result<(NodeScores, Lattice)> {
+        let mut scores = NodeScores::new(batch.frames(b), batch.labels(b).len() + 1);
+        let block = &logits[b * item_len..(b + 1) * item_len];
+        for mut run in scores.frame_runs(b, batch.frames(b)) {
+            run.score(block, Some(&mut *grad), &batch, true, name)?;
+        }
+        let lattice = alpha_beta(&scores);
+        let state = ItemState {
+            scores: &scores,
+            lattice: &lattice,
+            weight: weights[b],
+        };
+        grad_frames(SoftmaxTerms::Stored, grad, 0, &batch, b, state, settings);
+        Ok((scores, lattice))
+    };
+    // Largest items first, each taken by the next free thread: the last ones to finish are the
+    // smallest, so the threads end within a small item of each other.
+    let mut queue: Vec<(usize, &mut [F])> = out.chunks_mut(item_len).enumerate().collect();
+    queue.sort_by_key(|&(b, _)| std::cmp::Reverse(batch.frames(b) * (batch.labels(b).len() + 1)));
+    let queue = Mutex::new(queue.into_iter());
+    let finished = Mutex::new(Vec::with_capacity(batch.batch_size));
+    run_in_pool(options.threads, || {
+        rayon::broadcast(|_| loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            let Some((b, grad)) = next else { break };
+            let outcome = item(b, grad);
+            finished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((b, outcome));
+        })
     })?;
+    let mut outcomes = finished.into_inner().unwrap_or_else(|p| p.into_inner());
+    outcomes.sort_by_key(|&(b, _)| b);
+    let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome);
     // The first bad element in batch order, whichever thread saw it first.
-    let items = outcomes.into_iter().collect::<Result<Vec<_>>>()?;
+    let items = outcomes.collect::<Result<Vec<_>>>()?;
     Ok(Forward::new(batch, options, items))
 }
 
