@@ -111,6 +111,7 @@ impl FrameRun<'_> {
         let labels = batch.labels(b);
         let positions = labels.len() + 1;
         let v = batch.vocab;
+        let frame_len = batch.label_positions * v;
         let mut row_stats = vec![RowStats::EMPTY; positions];
         let nodes = self
             .blank
@@ -120,7 +121,6 @@ impl FrameRun<'_> {
             .zip(self.inv_sum.chunks_mut(positions));
         for (i, (((blank, emit), shift), inv_sum)) in nodes.enumerate() {
             let t = self.first_frame + i;
-            let frame_len = batch.label_positions * v;
             let frame = &logits[t * frame_len..];
             let frame_exps = exps
                 .as_deref_mut()

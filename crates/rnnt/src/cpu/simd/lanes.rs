@@ -695,15 +695,7 @@ impl<V: Lanes> VectorSource<V> for StoredExpSource<V> {
         if !self.kernel.softmax {
             return self.kernel.finish(zero, i);
         }
-        let e = match len {
-            Some(len) => V::load_partial(self.exps.add(i), len, V::Scalar::ZERO),
-            None => {
-                let (near, far) = prefetch_distances::<V::Scalar>();
-                prefetch(self.exps.wrapping_add(i + near));
-                prefetch_to_l2(self.exps.wrapping_add(i + far));
-                V::load(self.exps.add(i))
-            }
-        };
+        let e = load_row_vector::<V>(self.exps, i, len);
         // Flushed before the product, which would otherwise be subnormal.
         let kept = e.zero_where_below(e, self.kernel.floor);
         self.kernel.finish(kept.mul(self.kernel.factor), i)
@@ -718,19 +710,29 @@ impl<V: Lanes> VectorSource<V> for GradSource<V> {
         if !self.kernel.softmax {
             return self.kernel.finish(V::splat(V::Scalar::ZERO), i);
         }
-        let x = match len {
-            Some(len) => V::load_partial(self.input.add(i), len, V::Scalar::ZERO),
-            None => {
-                let (near, far) = prefetch_distances::<V::Scalar>();
-                prefetch(self.input.wrapping_add(i + near));
-                prefetch_to_l2(self.input.wrapping_add(i + far));
-                V::load(self.input.add(i))
-            }
-        };
+        let x = load_row_vector::<V>(self.input, i, len);
         self.kernel.finish(
             exp_above(x.sub(self.kernel.shift), self.kernel.floor).mul(self.kernel.factor),
             i,
         )
+    }
+}
+
+/// The gradient kernels' read of a row: elements i..i + LANES of `row` (prefetching ahead into
+/// L1 and L2), or the `len` < LANES elements i..i + len with 0 in the other lanes.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; the elements must be valid to read.
+#[inline(always)]
+unsafe fn load_row_vector<V: Lanes>(row: *const V::Scalar, i: usize, len: Option<usize>) -> V {
+    match len {
+        Some(len) => V::load_partial(row.add(i), len, V::Scalar::ZERO),
+        None => {
+            let (near, far) = prefetch_distances::<V::Scalar>();
+            prefetch(row.wrapping_add(i + near));
+            prefetch_to_l2(row.wrapping_add(i + far));
+            V::load(row.add(i))
+        }
     }
 }
 
