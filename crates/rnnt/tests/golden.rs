@@ -1,5 +1,7 @@
-//! Every golden case through the fast path and the reference, in both input modes, float32 and
-//! float64, padded and packed targets, int32 and int64 indices, against manifest tolerances.
+//! Every golden case through the fast paths and the reference, in both input modes, float32 and
+//! float64, padded and packed targets, int32 and int64 indices, against manifest tolerances. The
+//! fast paths: the one-shot call on the default threads and on one thread (item by item when the
+//! case has two items or more), and forward then backward.
 
 mod common;
 
@@ -42,17 +44,35 @@ fn check_variant<F: Kernels, I: FromI64>(
         &truth.grad_log_probs
     };
     let mut failures = Vec::new();
-    let fast =
-        rnnt::loss_and_grad(&input.view(), &options).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let fail = |e: rnnt::Error| -> ! { panic!("{label}: {e}") };
+    let one_shot = rnnt::loss_and_grad(&input.view(), &options).unwrap_or_else(|e| fail(e));
+    let one_thread = Options {
+        threads: 1,
+        ..options
+    };
+    let by_item = rnnt::loss_and_grad(&input.view(), &one_thread).unwrap_or_else(|e| fail(e));
+    let forward = rnnt::forward(&input.view(), &options).unwrap_or_else(|e| fail(e));
+    let weights = options
+        .reduction
+        .item_weights(1.0, forward.batch().batch_size);
+    let mut two_pass = Array4::from_elem(input.logits.dim(), F::from_f64(f64::NAN));
+    rnnt::backward(&input.view(), &forward, &weights, two_pass.view_mut())
+        .unwrap_or_else(|e| fail(e));
     let reference = rnnt::reference::loss_and_grad(&input.view(), &options).unwrap();
-    for (impl_name, losses, grad_err) in [
-        ("fast", &fast.losses, max_abs_diff(&fast.grad, truth_grad)),
-        (
+    let fast = [
+        ("one-shot", &one_shot.losses[..], &one_shot.grad),
+        ("one thread", &by_item.losses[..], &by_item.grad),
+        ("forward + backward", forward.losses(), &two_pass),
+    ];
+    let checked = fast
+        .iter()
+        .map(|&(name, losses, grad)| (name, losses, max_abs_diff(grad, truth_grad)))
+        .chain([(
             "reference",
-            &reference.losses,
+            &reference.losses[..],
             max_abs_diff(&reference.grad, truth_grad),
-        ),
-    ] {
+        )]);
+    for (impl_name, losses, grad_err) in checked {
         for (b, (&loss, &want)) in losses.iter().zip(&truth.losses).enumerate() {
             if !v.tolerance.loss_ok(loss, want) {
                 failures.push(format!(
@@ -68,11 +88,15 @@ fn check_variant<F: Kernels, I: FromI64>(
         }
     }
     // Padding gets exactly zero gradient.
-    for ((b, t, u, _), &g) in fast.grad.indexed_iter() {
-        let outside = t as i64 >= case.logit_lengths[b] || u as i64 > case.target_lengths[b];
-        if outside && g.to_f64() != 0.0 {
-            failures.push(format!("{label}: grad[{b}][{t}][{u}] = {g} in padding"));
-            break;
+    for (impl_name, _, grad) in fast {
+        for ((b, t, u, _), &g) in grad.indexed_iter() {
+            let outside = t as i64 >= case.logit_lengths[b] || u as i64 > case.target_lengths[b];
+            if outside && g.to_f64() != 0.0 {
+                failures.push(format!(
+                    "{label} {impl_name}: grad[{b}][{t}][{u}] = {g} in padding"
+                ));
+                break;
+            }
         }
     }
     failures

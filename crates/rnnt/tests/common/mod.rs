@@ -83,7 +83,8 @@ pub fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")
 }
 
-/// Largest |a − b| over two arrays of the same shape (equal infinities count as 0).
+/// Largest |a − b| over two arrays of the same shape (equal infinities count as 0; a NaN on
+/// either side counts as +inf, so that it fails any tolerance).
 pub fn max_abs_diff<F: Element>(ours: &Array4<F>, truth: &Array4<f64>) -> f64 {
     assert_eq!(ours.shape(), truth.shape());
     ours.iter()
@@ -92,6 +93,8 @@ pub fn max_abs_diff<F: Element>(ours: &Array4<F>, truth: &Array4<f64>) -> f64 {
             let a = a.to_f64();
             if a == b {
                 0.0
+            } else if a.is_nan() || b.is_nan() {
+                f64::INFINITY
             } else {
                 (a - b).abs()
             }
