@@ -36,6 +36,32 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| simd::grad_row(std::hint::black_box(row), &mut out, &params, false))
         });
     }
+    // The gradient kernel in place on one S1 item's rows (150 frames of 41 rows of 29, in L2):
+    // the stored softmax terms turned into the gradient, every row with its arcs.
+    let (frames, positions, vocab) = (150, 41, 29);
+    let params: Vec<GradRow> = (0..positions)
+        .map(|u| GradRow {
+            shift: 0.0,
+            inv_sum: 1.0 / 15.0,
+            coef: 0.5 + u as f64 * 0.01,
+            scale: 0.5,
+            clip: f64::INFINITY,
+            arcs: [(0, 0.3), ((u * 7) % (vocab - 1) + 1, 0.2)],
+        })
+        .collect();
+    let terms: Vec<f32> = (0..frames * positions * vocab)
+        .map(|k| ((k * 7919) % 97) as f32 / 97.0)
+        .collect();
+    let mut item = terms.clone();
+    group.throughput(Throughput::Elements(terms.len() as u64));
+    group.bench_function("grad_rows_in_place_f32/S1_item", |bench| {
+        bench.iter(|| {
+            item.copy_from_slice(&terms);
+            for frame in item.chunks_mut(positions * vocab) {
+                simd::grad_rows_in_place(std::hint::black_box(frame), vocab, &params);
+            }
+        })
+    });
     let x: Vec<f32> = (0..4096).map(|i| -80.0 + i as f32 * 0.04).collect();
     let mut out = vec![0f32; x.len()];
     group.throughput(Throughput::Elements(x.len() as u64));

@@ -134,11 +134,10 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn sub_in_lane(self, lane: usize, amount: f32) -> Self {
-        let mask = _mm256_cmpeq_epi32(
-            _mm256_set1_epi32(lane as i32),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        );
+    unsafe fn sub_in_lanes(self, lanes: u32, amount: f32) -> Self {
+        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let set = _mm256_and_si256(_mm256_set1_epi32(lanes as i32), bits);
+        let mask = _mm256_cmpeq_epi32(set, bits);
         let amounts = _mm256_and_ps(_mm256_castsi256_ps(mask), _mm256_set1_ps(amount));
         F32x8(_mm256_sub_ps(self.0, amounts))
     }
@@ -284,11 +283,10 @@ impl Lanes for F64x4 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn sub_in_lane(self, lane: usize, amount: f64) -> Self {
-        let mask = _mm256_cmpeq_epi64(
-            _mm256_set1_epi64x(lane as i64),
-            _mm256_setr_epi64x(0, 1, 2, 3),
-        );
+    unsafe fn sub_in_lanes(self, lanes: u32, amount: f64) -> Self {
+        let bits = _mm256_setr_epi64x(1, 2, 4, 8);
+        let set = _mm256_and_si256(_mm256_set1_epi64x(i64::from(lanes)), bits);
+        let mask = _mm256_cmpeq_epi64(set, bits);
         let amounts = _mm256_and_pd(_mm256_castsi256_pd(mask), _mm256_set1_pd(amount));
         F64x4(_mm256_sub_pd(self.0, amounts))
     }

@@ -114,10 +114,10 @@ impl Lanes for F32x16 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn sub_in_lane(self, lane: usize, amount: f32) -> Self {
+    unsafe fn sub_in_lanes(self, lanes: u32, amount: f32) -> Self {
         F32x16(_mm512_mask_sub_ps(
             self.0,
-            1 << lane,
+            lanes as __mmask16,
             self.0,
             _mm512_set1_ps(amount),
         ))
@@ -240,10 +240,10 @@ impl Lanes for F64x8 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn sub_in_lane(self, lane: usize, amount: f64) -> Self {
+    unsafe fn sub_in_lanes(self, lanes: u32, amount: f64) -> Self {
         F64x8(_mm512_mask_sub_pd(
             self.0,
-            1 << lane,
+            lanes as __mmask8,
             self.0,
             _mm512_set1_pd(amount),
         ))

@@ -57,8 +57,14 @@ pub trait Lanes: Copy {
     unsafe fn ldexp(self, n: Self) -> Self;
     /// Lanes where `x` < `bound` become 0, the others keep `self` (a NaN `x` keeps `self`).
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self;
+    /// `self` with `amount` subtracted from each lane j whose bit j of `lanes` is set (bits from
+    /// `LANES` up are ignored), without a branch: the lane of an arc varies from row to row.
+    unsafe fn sub_in_lanes(self, lanes: u32, amount: Self::Scalar) -> Self;
     /// `self` with `amount` subtracted from lane `lane` < `LANES` (the other lanes unchanged).
-    unsafe fn sub_in_lane(self, lane: usize, amount: Self::Scalar) -> Self;
+    #[inline(always)]
+    unsafe fn sub_in_lane(self, lane: usize, amount: Self::Scalar) -> Self {
+        self.sub_in_lanes(1 << lane, amount)
+    }
     /// The largest lane (a NaN lane may or may not win).
     unsafe fn reduce_max(self) -> Self::Scalar;
     /// The sum of the lanes, in f64.
@@ -532,7 +538,142 @@ pub unsafe fn grad_rows<V: Lanes>(
 pub unsafe fn grad_rows_in_place<V: Lanes>(out: &mut [V::Scalar], len: usize, params: &[GradRow]) {
     debug_assert!(out.len() >= params.len() * len);
     let output = out.as_mut_ptr();
+    if V::LANES < len && len <= 2 * V::LANES {
+        two_vector_rows_in_place::<V>(output, len, params);
+        return;
+    }
     grad_rows_from::<V, StoredExpSource<V>>(output, output, len, params, false);
+}
+
+/// [`grad_rows_in_place`] of rows longer than one vector and at most two (S1's rows of 29 f32),
+/// [`PLANNED_ROWS`] at a time: first each row's scalar decisions ([`GradRow::plan`]) into a
+/// small [`RowWrite`] array, then the rows' two vectors each, the second ending at the row's end
+/// (overlapping the first: the overlap is computed twice, the same way), with the arcs
+/// subtracted through lane masks. The same arithmetic in the same order as the general kernel,
+/// so the same bits.
+///
+/// Why not the general kernel (measured on S1's rows, criterion, 150 frames of 41 rows in L2:
+/// 58 → 39 µs an item): its second vector is a masked store, and a masked store holds up any
+/// later load from its 64 bytes (masked-off lanes included) until it is written to the cache,
+/// which in place is the next row's first load; and its arcs are a branch per vector on a lane
+/// that varies from row to row. (Subtracting the arcs afterwards from memory instead was slower
+/// still: those loads wait for the vector stores.)
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `out` holds `params.len()` rows of `len`, with the
+/// stored terms in every row with a softmax term; LANES < `len` ≤ 2·LANES.
+#[inline(always)]
+unsafe fn two_vector_rows_in_place<V: Lanes>(out: *mut V::Scalar, len: usize, params: &[GradRow]) {
+    debug_assert!(V::LANES < len && len <= 2 * V::LANES);
+    let second = len - V::LANES;
+    for (c, chunk) in params.chunks(PLANNED_ROWS).enumerate() {
+        let mut writes = [RowWrite::<V::Scalar>::NONE; PLANNED_ROWS];
+        for (write, row_params) in writes.iter_mut().zip(chunk) {
+            *write = RowWrite::new(row_params, len);
+        }
+        let writes = &writes[..chunk.len()];
+        let rows = out.add(c * PLANNED_ROWS * len);
+        // SAFETY: the chunk's rows lie within the rows the caller passes; `second` + LANES =
+        // `len`.
+        if chunk
+            .iter()
+            .any(|row_params| row_params.clip < f64::INFINITY)
+        {
+            write_two_vector_rows::<V, true>(rows, len, second, writes);
+        } else {
+            write_two_vector_rows::<V, false>(rows, len, second, writes);
+        }
+    }
+}
+
+/// Rows planned at a time by [`two_vector_rows_in_place`].
+const PLANNED_ROWS: usize = 16;
+
+/// One row's write in [`two_vector_rows_in_place`], in the element type: the decisions of
+/// [`GradRow::plan`].
+#[derive(Clone, Copy)]
+struct RowWrite<T> {
+    /// The stored terms' factor; 0 for a row without softmax term.
+    factor: T,
+    /// The flush bound on the stored terms; +inf for a row without softmax term.
+    floor: T,
+    /// The clip bound and the scale applied after it; +inf and 1 for an unclipped row (whose
+    /// scale is in the factor and the arcs).
+    clip: T,
+    scale: T,
+    /// The arcs: a bit at each arc's element (none for an arc outside the row) and the amount.
+    arcs: [(u32, T); 2],
+}
+
+impl<T: Real> RowWrite<T> {
+    /// A placeholder.
+    const NONE: RowWrite<T> = RowWrite {
+        factor: T::ZERO,
+        floor: T::ZERO,
+        clip: T::ZERO,
+        scale: T::ZERO,
+        arcs: [(0, T::ZERO); 2],
+    };
+
+    /// The write of the row with `params`, `len` ≤ 32 elements long.
+    #[inline(always)]
+    fn new(params: &GradRow, len: usize) -> RowWrite<T> {
+        let plan = params.plan::<T>();
+        let (factor, floor) = if plan.softmax {
+            (plan.factor, plan.exp_floor)
+        } else {
+            (0.0, f64::INFINITY)
+        };
+        let (clip, scale) = if params.clip < f64::INFINITY {
+            (params.clip, params.scale)
+        } else {
+            (f64::INFINITY, 1.0)
+        };
+        RowWrite {
+            factor: T::from_f64(factor),
+            floor: T::from_f64(floor),
+            clip: T::from_f64(clip),
+            scale: T::from_f64(scale),
+            arcs: plan.arcs.map(|(k, amount)| {
+                let bit = if k < len { 1 << k } else { 0 };
+                (bit, T::from_f64(amount))
+            }),
+        }
+    }
+}
+
+/// The rows of [`two_vector_rows_in_place`] from their `writes`: both vectors of a row loaded
+/// before either is stored (in place, the second reads terms the first overwrites), the clip
+/// only where a row of the chunk has one.
+///
+/// # Safety
+/// As [`two_vector_rows_in_place`], with `second` = `len` − LANES.
+#[inline(always)]
+unsafe fn write_two_vector_rows<V: Lanes, const CLIPPED: bool>(
+    rows: *mut V::Scalar,
+    len: usize,
+    second: usize,
+    writes: &[RowWrite<V::Scalar>],
+) {
+    for (r, write) in writes.iter().enumerate() {
+        let row = rows.add(r * len);
+        let (factor, floor) = (V::splat(write.factor), V::splat(write.floor));
+        let (head, tail) = (V::load(row), V::load(row.add(second)));
+        let mut head = head.zero_where_below(head, floor).mul(factor);
+        let mut tail = tail.zero_where_below(tail, floor).mul(factor);
+        for &(bit, amount) in &write.arcs {
+            head = head.sub_in_lanes(bit, amount);
+            tail = tail.sub_in_lanes(bit >> second, amount);
+        }
+        if CLIPPED {
+            let (clip, scale) = (V::splat(write.clip), V::splat(write.scale));
+            let minus_clip = V::splat(V::Scalar::ZERO).sub(clip);
+            head = minus_clip.max(clip.min(head)).mul(scale);
+            tail = minus_clip.max(clip.min(tail)).mul(scale);
+        }
+        head.store(row);
+        tail.store(row.add(second));
+    }
 }
 
 /// [`grad_rows`] with the softmax terms from `S` over the rows at `input`: short unstreamed

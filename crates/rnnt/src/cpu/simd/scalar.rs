@@ -235,9 +235,12 @@ macro_rules! scalar_lanes {
                 }
             }
             #[inline(always)]
-            unsafe fn sub_in_lane(self, lane: usize, amount: $float) -> $float {
-                debug_assert_eq!(lane, 0);
-                self - amount
+            unsafe fn sub_in_lanes(self, lanes: u32, amount: $float) -> $float {
+                if lanes & 1 == 1 {
+                    self - amount
+                } else {
+                    self
+                }
             }
             #[inline(always)]
             unsafe fn reduce_max(self) -> $float {

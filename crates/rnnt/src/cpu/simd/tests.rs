@@ -430,6 +430,14 @@ fn grad_rows_match_grad_row_bit_for_bit() {
 /// rows with −inf entries, with and without softmax term, clip and arcs, scaled down so far that
 /// flushing matters.
 fn check_grad_rows_in_place<T: SimdFloat>() {
+    for clip in [0.05, f64::INFINITY] {
+        check_grad_rows_in_place_with_clip::<T>(clip);
+    }
+}
+
+/// [`check_grad_rows_in_place`] with every third row clipped at `clip` (so, for +inf, with no
+/// clip: the rows then take the unclipped kernel).
+fn check_grad_rows_in_place_with_clip<T: SimdFloat>(clip: f64) {
     let mut rng = Rng(11);
     for len in 1..70 {
         let count = 13;
@@ -457,8 +465,14 @@ fn check_grad_rows_in_place<T: SimdFloat>() {
                         inv_sum: stats.sum.recip(),
                         coef: if r % 4 == 3 { 0.0 } else { rng.next() },
                         scale: if r % 5 == 1 { 1e-36 } else { 0.5 + rng.next() },
-                        clip: if r % 3 == 0 { 0.05 } else { f64::INFINITY },
-                        arcs: [(pick(&mut rng), rng.next()), (len + r % 2, rng.next())],
+                        clip: if r % 3 == 0 { clip } else { f64::INFINITY },
+                        arcs: [
+                            (pick(&mut rng), rng.next()),
+                            (
+                                if r % 2 == 0 { pick(&mut rng) } else { len + 1 },
+                                rng.next(),
+                            ),
+                        ],
                     }
                 })
                 .collect();
