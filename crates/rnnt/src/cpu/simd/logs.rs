@@ -6,7 +6,7 @@
 //! Like [`lanes`](super::lanes), every function is `#[inline(always)]` so that it compiles inside
 //! the caller's `#[target_feature]` entry point.
 
-use crate::cpu::simd::lanes::{exp, map_in_place, LaneMap, Lanes};
+use crate::cpu::simd::lanes::{exp_of_non_positive, map_in_place, LaneMap, Lanes};
 use crate::cpu::simd::scalar::Real;
 
 /// k·ln 2 + ln(1 + f) per lane, for integral k and f in [1/√2 − 1, ½] (so |s| ≤ ⅕ below),
@@ -81,7 +81,8 @@ pub unsafe fn log_add_exp<V: Lanes>(a: V, b: V) -> V {
     let hi = a.max(b);
     let lo = b.min(a);
     let gap = lo.sub(hi.max(V::splat(V::Scalar::LOWEST)));
-    hi.add(log1p_unit(exp(gap)))
+    // The gap is ≤ 0 (or NaN): the exp needs no upper clamp.
+    hi.add(log1p_unit(exp_of_non_positive(gap)))
 }
 
 /// out[i] = ln(e^a[i] + e^b[i]) ([`log_add_exp`] per element).
