@@ -151,8 +151,9 @@ pub fn align_item(scores: &NodeScores, lattice: &Lattice, labels: &[u32]) -> Ali
         for t in 0..frames {
             lattice.frame_arcs(scores, t, &mut blank_arcs, &mut emit_arcs);
             for u in 0..positions {
-                let n = scores.node(t, u);
-                occupancy[(t, u)] = (lattice.alpha[n] + lattice.beta[n] - lattice.log_p).exp();
+                // Every path through a node leaves it by one of its two arcs (the last node by
+                // the final blank).
+                occupancy[(t, u)] = blank_arcs[u] + emit_arcs[u];
                 if u < labels.len() {
                     emit_posterior[(u, t)] = emit_arcs[u];
                 }

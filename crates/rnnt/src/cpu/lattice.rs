@@ -4,33 +4,54 @@ use crate::cpu::front::NodeScores;
 use crate::cpu::recycle::NodeVec;
 use crate::cpu::simd;
 
+mod scaled;
 mod walk;
 
+use scaled::ScaledLattice;
 use walk::DiagonalWalk;
 
-/// Forward and backward variables of one item, indexed like [`NodeScores`].
+/// Forward and backward variables of one item: in log space, or, for small tall lattices whose
+/// probabilities allow it, as rescaled probabilities (see [`scaled`]).
 #[derive(Debug, Clone, Default)]
 pub struct Lattice {
-    /// α(t,u): log-probability of all partial paths from (0,0) to (t,u).
-    pub alpha: NodeVec,
-    /// β(t,u): log-probability of all paths from (t,u) to the end, final blank included.
-    pub beta: NodeVec,
+    values: Values,
     /// ln P(y|x) = β(0,0); −inf for an impossible item.
     pub log_p: f64,
 }
 
+/// How a [`Lattice`] holds α and β.
+#[derive(Debug, Clone)]
+enum Values {
+    /// α(t,u), the log-probability of all partial paths from (0,0) to (t,u), and β(t,u), of all
+    /// paths from (t,u) to the end, final blank included; indexed like [`NodeScores`].
+    Log { alpha: NodeVec, beta: NodeVec },
+    /// The same as rescaled probabilities.
+    Scaled(ScaledLattice),
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values::Log {
+            alpha: NodeVec::default(),
+            beta: NodeVec::default(),
+        }
+    }
+}
+
 impl Lattice {
-    /// The occupancies of the arcs leaving the nodes of frame `t` (the gradient's arc terms):
-    /// `blank_out[u]` = exp(α(t,u) + blank(t,u) + β(t+1,u) − ln P), the final blank at
-    /// (T_b−1, U_b) included, and `emit_out[u]` = exp(α(t,u) + emit(t,u) + β(t,u+1) − ln P); 0
-    /// where there is no arc or the item is impossible.
-    ///
-    /// Computed a frame at a time, where they are used (the gradient pass), so that no arrays of
-    /// every node's occupancies are written and read back: the exponents are written and then
-    /// exponentiated in place with the vector exp while the row is in L1.
-    ///
-    /// # Panics
-    /// If an output is not `scores.positions` long or `t` is not a frame of `scores`.
+    /// Whether α and β were walked in probability space (see [`scaled`]).
+    pub fn is_scaled(&self) -> bool {
+        matches!(self.values, Values::Scaled(_))
+    }
+
+    /// ln α and ln β, indexed like [`NodeScores`].
+    pub fn log_alpha_beta(&self) -> (Vec<f64>, Vec<f64>) {
+        match &self.values {
+            Values::Log { alpha, beta } => (alpha.to_vec(), beta.to_vec()),
+            Values::Scaled(scaled) => scaled.log_alpha_beta(),
+        }
+    }
+
     pub fn frame_arcs(
         &self,
         scores: &NodeScores,
@@ -47,15 +68,19 @@ impl Lattice {
             emit_out.fill(0.0);
             return;
         }
+        let (alpha, beta) = match &self.values {
+            Values::Log { alpha, beta } => (alpha, beta),
+            Values::Scaled(scaled) => return scaled.frame_arcs(t, blank_out, emit_out),
+        };
         let n = t * positions;
         let here = n..n + positions;
         let (a, blank, emit) = (
-            &self.alpha[here.clone()],
+            &alpha[here.clone()],
             &scores.blank[here.clone()],
             &scores.emit[here],
         );
         if t + 1 < frames {
-            let beta_below = &self.beta[n + positions..n + 2 * positions];
+            let beta_below = &beta[n + positions..n + 2 * positions];
             for (((out, &a), &score), &b) in blank_out.iter_mut().zip(a).zip(blank).zip(beta_below)
             {
                 *out = a - log_p + score + b;
@@ -64,7 +89,7 @@ impl Lattice {
             blank_out.fill(f64::NEG_INFINITY);
             blank_out[positions - 1] = a[positions - 1] - log_p + blank[positions - 1];
         }
-        let beta_right = &self.beta[n + 1..n + positions];
+        let beta_right = &beta[n + 1..n + positions];
         for (((out, &a), &score), &b) in emit_out.iter_mut().zip(a).zip(emit).zip(beta_right) {
             *out = a - log_p + score + b;
         }
@@ -85,6 +110,14 @@ impl Lattice {
 /// `lattice_item0/S1`), and the two walks' independent vectors can overlap. Larger lattices
 /// walk α and β at once on the current rayon pool.
 pub fn alpha_beta(scores: &NodeScores) -> Lattice {
+    if scaled::fits(scores.frames, scores.positions) {
+        if let Some(scaled) = scaled::alpha_beta(scores) {
+            return Lattice {
+                log_p: scaled.log_p(),
+                values: Values::Scaled(scaled),
+            };
+        }
+    }
     let last = scores.blank.last().copied().unwrap_or(f64::NEG_INFINITY);
     let mut alpha = DiagonalWalk::<false>::new(scores, 0.0);
     let mut beta = DiagonalWalk::<true>::new(scores, last);
@@ -113,8 +146,10 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
     let beta = beta.into_values();
     let log_p = beta.first().copied().unwrap_or(f64::NEG_INFINITY);
     Lattice {
-        alpha: alpha.into_values(),
-        beta,
+        values: Values::Log {
+            alpha: alpha.into_values(),
+            beta,
+        },
         log_p,
     }
 }

@@ -92,8 +92,9 @@ fn assert_close(what: &str, got: &[f64], want: &[f64], relative: f64) {
 fn check_lattice(scores: &NodeScores) {
     let lattice = alpha_beta(scores);
     let (alpha, beta) = row_by_row(scores, log_add_exp);
-    assert_close("alpha", &lattice.alpha, &alpha, 1e-12);
-    assert_close("beta", &lattice.beta, &beta, 1e-12);
+    let (got_alpha, got_beta) = lattice.log_alpha_beta();
+    assert_close("alpha", &got_alpha, &alpha, 1e-12);
+    assert_close("beta", &got_beta, &beta, 1e-12);
     assert_close("log_p", &[lattice.log_p], &[beta[0]], 1e-12);
     let (frames, positions) = (scores.frames, scores.positions);
     let log_p = beta[0];
@@ -179,4 +180,44 @@ fn long_lattices_match_row_by_row() {
             .collect();
         check_lattice(&lattice_scores(frames, positions, &values));
     }
+}
+
+/// A tall lattice of log-probabilities spread over [−8, 0] with `low` at every emission of
+/// position 3 (−inf, very low, or ordinary).
+fn tall_lattice(low: f64) -> NodeScores {
+    let (frames, positions) = (150, 41);
+    let values: Vec<f64> = (0..2 * frames * positions)
+        .map(|n| {
+            let node = n % (frames * positions);
+            if n >= frames * positions && node % positions == 3 {
+                low
+            } else {
+                ((n as u64).wrapping_mul(2_654_435_761) % 4096) as f64 / -512.0
+            }
+        })
+        .collect();
+    lattice_scores(frames, positions, &values)
+}
+
+#[test]
+fn tall_lattices_walk_in_probability_space_within_its_bounds_only() {
+    // Ordinary and −inf scores: in probability space; a score below its bound, or one that
+    // spreads a diagonal's values beyond 2^700: in log space. Either way the same as the
+    // row-by-row recursions.
+    for (low, scaled) in [(-3.0, true), (f64::NEG_INFINITY, true), (-250.0, false)] {
+        let scores = tall_lattice(low);
+        assert_eq!(
+            alpha_beta(&scores).is_scaled(),
+            scaled,
+            "emission score {low}"
+        );
+        check_lattice(&scores);
+    }
+    let mut spread = tall_lattice(-3.0);
+    for t in 0..spread.frames {
+        let n = spread.node(t, 0);
+        spread.blank[n] = -190.0;
+    }
+    assert!(!alpha_beta(&spread).is_scaled(), "a spread beyond 2^700");
+    check_lattice(&spread);
 }

@@ -217,3 +217,78 @@ pub unsafe fn normalise_scores<V: Lanes>(
         i += len;
     }
 }
+
+/// out[i] = a[i]·b[i] + c[i]·d[i] (one step of a recursion over probabilities); returns the
+/// largest out[i] (0 for none), all of them ≥ 0 for operands ≥ 0.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `a`, `b`, `c` and `d` are at least as long as `out`.
+#[inline(always)]
+pub unsafe fn products_sum<V: Lanes>(
+    a: &[V::Scalar],
+    b: &[V::Scalar],
+    c: &[V::Scalar],
+    d: &[V::Scalar],
+    out: &mut [V::Scalar],
+) -> V::Scalar {
+    let n = out.len();
+    debug_assert!(a.len() >= n && b.len() >= n && c.len() >= n && d.len() >= n);
+    let [a, b, c, d] = [a, b, c, d].map(<[V::Scalar]>::as_ptr);
+    let out_ptr = out.as_mut_ptr();
+    let mut largest = V::splat(V::Scalar::ZERO);
+    let mut i = 0;
+    while i < n {
+        let len = (n - i).min(V::LANES);
+        let load = |p: *const V::Scalar| {
+            if len == V::LANES {
+                V::load(p.add(i))
+            } else {
+                V::load_partial(p.add(i), len, V::Scalar::ZERO)
+            }
+        };
+        let value = load(c).mul_add(load(d), load(a).mul(load(b)));
+        largest = value.max(largest);
+        if len == V::LANES {
+            value.store(out_ptr.add(i));
+        } else {
+            value.store_partial(out_ptr.add(i), len);
+        }
+        i += len;
+    }
+    largest.reduce_max()
+}
+
+/// values[i] ×= factor; returns whether a nonzero value (≥ 0) was below `bound` before.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub unsafe fn scale_checked<V: Lanes>(
+    values: &mut [V::Scalar],
+    factor: V::Scalar,
+    bound: V::Scalar,
+) -> bool {
+    let (factor, bound) = (V::splat(factor), V::splat(bound));
+    let n = values.len();
+    let p = values.as_mut_ptr();
+    let mut below = V::splat(V::Scalar::ZERO);
+    let mut i = 0;
+    while i < n {
+        let len = (n - i).min(V::LANES);
+        let value = if len == V::LANES {
+            V::load(p.add(i))
+        } else {
+            V::load_partial(p.add(i), len, V::Scalar::ZERO)
+        };
+        // The nonzero values below the bound, the others 0.
+        below = value.sub(value.zero_where_below(value, bound)).max(below);
+        let scaled = value.mul(factor);
+        if len == V::LANES {
+            scaled.store(p.add(i));
+        } else {
+            scaled.store_partial(p.add(i), len);
+        }
+        i += len;
+    }
+    below.reduce_max() > V::Scalar::ZERO
+}

@@ -59,10 +59,14 @@ macro_rules! entry_points {
                 logs::log_add_exp_slices(a: &[T], b: &[T], out: &mut [T]));
             entry_points!(@kernel $features, $vector,
                 logs::log1p_unit_in_place(values: &mut [T]));
+            entry_points!(@kernel $features, $vector, logs::products_sum(
+                a: &[T], b: &[T], c: &[T], d: &[T], out: &mut [T]) -> T);
+            entry_points!(@kernel $features, $vector,
+                logs::scale_checked(values: &mut [T], factor: T, bound: T) -> bool);
         }
     };
     (@kernel $features:literal, $vector:ident,
-        $module:ident::$kernel:ident($($arg:ident: $type:ty),* $(,)?)) => {
+        $module:ident::$kernel:ident($($arg:ident: $type:ty),* $(,)?) $(-> $ret:ty)?) => {
         #[doc = concat!("[`", stringify!($module), "::", stringify!($kernel), "`] compiled for `",
             $features, "`.")]
         ///
@@ -70,7 +74,7 @@ macro_rules! entry_points {
         /// The CPU must have these features, and the arguments must meet the kernel's own
         /// conditions (its `# Safety`).
         #[target_feature(enable = $features)]
-        pub unsafe fn $kernel<T: SimdFloat>($($arg: $type),*) {
+        pub unsafe fn $kernel<T: SimdFloat>($($arg: $type),*) $(-> $ret)? {
             // SAFETY: the caller checked the CPU and the kernel's conditions; this function
             // enables the features.
             unsafe { $module::$kernel::<T::$vector>($($arg),*) }
@@ -451,6 +455,30 @@ pub fn log_add_exp_with<T: SimdFloat>(isa: Isa, a: &[T], b: &[T], out: &mut [T])
 pub fn log_add_exp<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
     log_add_exp_checked(a, b, out);
     dispatch!(Isa::detected(), T, logs::log_add_exp_slices(a, b, out))
+}
+
+/// out[i] = a[i]·b[i] + c[i]·d[i] on the detected instruction set (the operands may be longer
+/// than `out`); returns the largest out[i] (0 for none), for operands ≥ 0.
+///
+/// # Panics
+/// If an operand is shorter than `out`.
+#[inline]
+pub fn products_sum<T: SimdFloat>([a, b, c, d]: [&[T]; 4], out: &mut [T]) -> T {
+    for operand in [a, b, c, d] {
+        assert!(operand.len() >= out.len(), "products_sum operand too short");
+    }
+    dispatch!(Isa::detected(), T, logs::products_sum(a, b, c, d, out))
+}
+
+/// values[i] ×= factor on the detected instruction set; returns whether a nonzero value (all
+/// ≥ 0) was below `bound` before.
+#[inline]
+pub fn scale_checked<T: SimdFloat>(values: &mut [T], factor: T, bound: T) -> bool {
+    dispatch!(
+        Isa::detected(),
+        T,
+        logs::scale_checked(values, factor, bound)
+    )
 }
 
 /// Panics unless the operands and the output of a log_add_exp have one length.
