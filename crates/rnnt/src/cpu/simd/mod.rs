@@ -464,10 +464,26 @@ pub fn log_add_exp<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
 /// If an operand is shorter than `out`.
 #[inline]
 pub fn products_sum<T: SimdFloat>([a, b, c, d]: [&[T]; 4], out: &mut [T]) -> T {
-    for operand in [a, b, c, d] {
+    products_sum_checked([a, b, c, d], out);
+    dispatch!(Isa::detected(), T, logs::products_sum(a, b, c, d, out))
+}
+
+/// [`products_sum`] with the instruction set `isa`.
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`] or an operand is shorter than `out`.
+#[inline]
+pub fn products_sum_with<T: SimdFloat>(isa: Isa, [a, b, c, d]: [&[T]; 4], out: &mut [T]) -> T {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    products_sum_checked([a, b, c, d], out);
+    dispatch!(isa, T, logs::products_sum(a, b, c, d, out))
+}
+
+/// Panics unless every operand of a products_sum is at least as long as its output.
+fn products_sum_checked<T>(operands: [&[T]; 4], out: &[T]) {
+    for operand in operands {
         assert!(operand.len() >= out.len(), "products_sum operand too short");
     }
-    dispatch!(Isa::detected(), T, logs::products_sum(a, b, c, d, out))
 }
 
 /// values[i] ×= factor on the detected instruction set; returns whether a nonzero value (all
@@ -479,6 +495,16 @@ pub fn scale_checked<T: SimdFloat>(values: &mut [T], factor: T, bound: T) -> boo
         T,
         logs::scale_checked(values, factor, bound)
     )
+}
+
+/// [`scale_checked`] with the instruction set `isa`.
+///
+/// # Panics
+/// If `isa` is not in [`Isa::available`].
+#[inline]
+pub fn scale_checked_with<T: SimdFloat>(isa: Isa, values: &mut [T], factor: T, bound: T) -> bool {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    dispatch!(isa, T, logs::scale_checked(values, factor, bound))
 }
 
 /// Panics unless the operands and the output of a log_add_exp have one length.

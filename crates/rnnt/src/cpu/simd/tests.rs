@@ -782,3 +782,33 @@ fn normalise_scores_match_f64_on_every_instruction_set() {
         }
     }
 }
+
+/// The probability-space lattice's kernels on every instruction set against plain arithmetic:
+/// every length up to 40 (whole and partial vectors), zeros among the values.
+#[test]
+fn products_sum_and_scale_checked_match_plain_arithmetic() {
+    let mut rng = Rng(17);
+    for n in 0..40 {
+        let operand = |rng: &mut Rng| -> Vec<f64> {
+            (0..n + 1)
+                .map(|i| if i % 5 == 2 { 0.0 } else { rng.next() })
+                .collect()
+        };
+        let [a, b, c, d] = [0, 1, 2, 3].map(|_| operand(&mut rng));
+        let want: Vec<f64> = (0..n).map(|i| c[i].mul_add(d[i], a[i] * b[i])).collect();
+        let largest = want.iter().copied().fold(0.0, f64::max);
+        for isa in Isa::available() {
+            let mut out = vec![-1.0; n];
+            let got = super::products_sum_with(isa, [&a, &b, &c, &d], &mut out);
+            assert_eq!(out, want, "{isa:?}, {n} values");
+            assert_eq!(got, largest, "{isa:?}, {n} values: largest");
+            for (bound, below) in [(0.0, false), (2.0, want.iter().any(|&x| x > 0.0))] {
+                let mut scaled = want.clone();
+                let found = super::scale_checked_with(isa, &mut scaled, 0.25, bound);
+                assert_eq!(found, below, "{isa:?}, {n} values, bound {bound}");
+                let quartered: Vec<f64> = want.iter().map(|x| x * 0.25).collect();
+                assert_eq!(scaled, quartered, "{isa:?}, {n} values scaled");
+            }
+        }
+    }
+}
