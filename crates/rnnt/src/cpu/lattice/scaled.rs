@@ -149,11 +149,19 @@ pub fn alpha_beta(scores: &NodeScores) -> Option<ScaledLattice> {
     let rows = frames + positions - 1;
     let columns = |d: usize| (d.saturating_sub(frames - 1) + 1, d.min(positions - 1) + 2);
     let probabilities = |log_probs: &[f64]| -> Option<NodeVec> {
-        let mut outside = false;
-        for &x in log_probs {
-            outside |= (x > MAX_LOG_PROB) | ((x < MIN_LOG_PROB) & (x > f64::NEG_INFINITY));
+        // The extremes, −inf aside, with eight running values each (one would be a chain of
+        // dependent steps).
+        let (mut lowest, mut highest) = ([0.0f64; 8], [0.0f64; 8]);
+        for chunk in log_probs.chunks(8) {
+            for ((low, high), &x) in lowest.iter_mut().zip(&mut highest).zip(chunk) {
+                let finite = if x == f64::NEG_INFINITY { 0.0 } else { x };
+                *low = if finite < *low { finite } else { *low };
+                *high = if x > *high { x } else { *high };
+            }
         }
-        if outside {
+        let lowest = lowest.iter().copied().fold(0.0, f64::min);
+        let highest = highest.iter().copied().fold(0.0, f64::max);
+        if lowest < MIN_LOG_PROB || highest > MAX_LOG_PROB {
             return None;
         }
         // −inf (probability 0) outside the lattice; one exp over the whole array.
@@ -248,8 +256,10 @@ fn rescale(values: &mut [f64], largest: f64) -> Option<i32> {
     (!below).then_some(exponent)
 }
 
-/// An array of `rows` skewed rows of `stride` slots whose slots outside each row's `columns`
-/// hold `outside` and the others are left to be written.
+/// An array of `rows` skewed rows of `stride` slots for the walk: each row's two slots just
+/// outside its `columns` hold `outside`, the only slots outside a row that a step reads (the
+/// next row's range is the same or one wider or narrower at either end); the others are left to
+/// be written, or unused.
 fn skewed_array(
     rows: usize,
     stride: usize,
@@ -259,10 +269,8 @@ fn skewed_array(
     let mut values = NodeVec::overwritable(rows * stride);
     for (d, row) in values.chunks_exact_mut(stride).enumerate() {
         let (first, last) = columns(d);
-        let (before, after) = row.split_at_mut(last);
-        for slot in before[..first].iter_mut().chain(after) {
-            *slot = outside;
-        }
+        row[first - 1] = outside;
+        row[last] = outside;
     }
     values
 }
