@@ -13,9 +13,10 @@
 //! is 0 exactly when no path reaches the node, and every value carries f64 precision. Otherwise
 //! [`alpha_beta`] gives up and the caller walks the lattice in log space.
 //!
-//! Layout: anti-diagonal d is row d of a skewed array, node (t,u) at column u + 1 (column 0 and
-//! the slots of nodes outside the lattice hold 0), so that a step's predecessors and probabilities
-//! lie side by side.
+//! Layout: anti-diagonal d is row d of a skewed array, node (t,u) at column u + 1, so that a
+//! step's predecessors and probabilities lie side by side; the slot just before and the slot
+//! just after each row's nodes hold 0 (the only slots outside the nodes that a step reads), the
+//! others are unused.
 
 use crate::cpu::front::NodeScores;
 use crate::cpu::recycle::NodeVec;
