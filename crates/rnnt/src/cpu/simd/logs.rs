@@ -188,13 +188,7 @@ pub unsafe fn normalise_scores<V: Lanes>(
     while i < n {
         let len = (n - i).min(V::LANES);
         // SAFETY: the loads and stores touch elements i..i + len of each slice.
-        let [blank, emit, max, sum] = pointers.map(|p| {
-            if len == V::LANES {
-                V::load(p.add(i))
-            } else {
-                V::load_partial(p.add(i), len, V::Scalar::ZERO)
-            }
-        });
+        let [blank, emit, max, sum] = pointers.map(|p| load_upto::<V>(p, i, len));
         let one = V::splat(V::Scalar::from_f64(1.0));
         let lowest = V::splat(V::Scalar::LOWEST);
         // A live row's sum is at least 1 (its maximum's term); a masked row's 0 becomes 1.
@@ -208,11 +202,7 @@ pub unsafe fn normalise_scores<V: Lanes>(
             one.div(sum).zero_where_below(max, lowest),
         ];
         for (value, p) in values.into_iter().zip(pointers) {
-            if len == V::LANES {
-                value.store(p.add(i));
-            } else {
-                value.store_partial(p.add(i), len);
-            }
+            store_upto(value, p, i, len);
         }
         i += len;
     }
@@ -220,6 +210,11 @@ pub unsafe fn normalise_scores<V: Lanes>(
 
 /// out[i] = a[i]·b[i] + c[i]·d[i] (one step of a recursion over probabilities); returns the
 /// largest out[i] (0 for none), all of them ≥ 0 for operands ≥ 0.
+///
+/// With at least a vector of elements the last vector is a whole one ending at `out`'s end,
+/// recomputing a few elements (the output overlaps no operand), rather than a masked store: the
+/// next step reads this output, and a masked store holds up any load from its 64 bytes until it
+/// reaches the cache.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `a`, `b`, `c` and `d` are at least as long as `out`.
@@ -234,31 +229,27 @@ pub unsafe fn products_sum<V: Lanes>(
     let n = out.len();
     debug_assert!(a.len() >= n && b.len() >= n && c.len() >= n && d.len() >= n);
     let [a, b, c, d] = [a, b, c, d].map(<[V::Scalar]>::as_ptr);
-    let out_ptr = out.as_mut_ptr();
+    let out = out.as_mut_ptr();
     let mut largest = V::splat(V::Scalar::ZERO);
     let mut i = 0;
     while i < n {
-        let len = (n - i).min(V::LANES);
-        let load = |p: *const V::Scalar| {
-            if len == V::LANES {
-                V::load(p.add(i))
-            } else {
-                V::load_partial(p.add(i), len, V::Scalar::ZERO)
-            }
-        };
-        let value = load(c).mul_add(load(d), load(a).mul(load(b)));
+        // SAFETY: elements at..at + len lie within the n of every slice.
+        let (at, len) = vector_at::<V>(i, n);
+        let value = load_upto::<V>(c, at, len).mul_add(
+            load_upto(d, at, len),
+            load_upto::<V>(a, at, len).mul(load_upto(b, at, len)),
+        );
         largest = value.max(largest);
-        if len == V::LANES {
-            value.store(out_ptr.add(i));
-        } else {
-            value.store_partial(out_ptr.add(i), len);
-        }
-        i += len;
+        store_upto(value, out, at, len);
+        i += V::LANES;
     }
     largest.reduce_max()
 }
 
 /// values[i] ×= factor; returns whether a nonzero value (≥ 0) was below `bound` before.
+///
+/// Like [`products_sum`], the last vector is a whole one ending at the end, read before the
+/// vector it overlaps is written (so that no element is scaled twice).
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.
@@ -272,23 +263,59 @@ pub unsafe fn scale_checked<V: Lanes>(
     let n = values.len();
     let p = values.as_mut_ptr();
     let mut below = V::splat(V::Scalar::ZERO);
+    // SAFETY (all loads and stores): within the n elements.
+    let (last, last_len) = vector_at::<V>(n.saturating_sub(1), n);
+    let tail = load_upto::<V>(p, last, last_len);
     let mut i = 0;
     while i < n {
-        let len = (n - i).min(V::LANES);
-        let value = if len == V::LANES {
-            V::load(p.add(i))
+        let (at, len) = vector_at::<V>(i, n);
+        let value = if at == last {
+            tail
         } else {
-            V::load_partial(p.add(i), len, V::Scalar::ZERO)
+            load_upto(p, at, len)
         };
         // The nonzero values below the bound, the others 0.
         below = value.sub(value.zero_where_below(value, bound)).max(below);
-        let scaled = value.mul(factor);
-        if len == V::LANES {
-            scaled.store(p.add(i));
-        } else {
-            scaled.store_partial(p.add(i), len);
-        }
-        i += len;
+        store_upto(value.mul(factor), p, at, len);
+        i += V::LANES;
     }
     below.reduce_max() > V::Scalar::ZERO
+}
+
+/// The vector of a loop over n elements in steps of LANES that starts at element i < n: (start,
+/// length). With n ≥ LANES every vector is whole, the last one ending at n; below, one partial
+/// vector.
+#[inline(always)]
+fn vector_at<V: Lanes>(i: usize, n: usize) -> (usize, usize) {
+    if n >= V::LANES {
+        (i.min(n - V::LANES), V::LANES)
+    } else {
+        (0, n)
+    }
+}
+
+/// Elements i..i + len (len ≤ LANES) of `p`, 0 in the lanes past them.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; the elements must be valid to read.
+#[inline(always)]
+unsafe fn load_upto<V: Lanes>(p: *const V::Scalar, i: usize, len: usize) -> V {
+    if len == V::LANES {
+        V::load(p.add(i))
+    } else {
+        V::load_partial(p.add(i), len, V::Scalar::ZERO)
+    }
+}
+
+/// Stores the first `len` ≤ LANES lanes of `value` to elements i..i + len of `p`.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; the elements must be valid to write.
+#[inline(always)]
+unsafe fn store_upto<V: Lanes>(value: V, p: *mut V::Scalar, i: usize, len: usize) {
+    if len == V::LANES {
+        value.store(p.add(i))
+    } else {
+        value.store_partial(p.add(i), len)
+    }
 }
