@@ -52,6 +52,18 @@ impl Lattice {
         }
     }
 
+    /// The occupancies of the arcs leaving the nodes of frame `t` (the gradient's arc terms):
+    /// `blank_out[u]` = exp(α(t,u) + blank(t,u) + β(t+1,u) − ln P), the final blank at
+    /// (T_b−1, U_b) included, and `emit_out[u]` = exp(α(t,u) + emit(t,u) + β(t,u+1) − ln P); 0
+    /// where there is no arc or the item is impossible.
+    ///
+    /// Computed a frame at a time, where they are used (the gradient pass), so that no arrays of
+    /// every node's occupancies are written and read back: in log space the exponents are
+    /// written and then exponentiated in place with the vector exp while the row is in L1; over
+    /// probabilities they are products (see [`ScaledLattice::frame_arcs`]).
+    ///
+    /// # Panics
+    /// If an output is not `scores.positions` long or `t` is not a frame of `scores`.
     pub fn frame_arcs(
         &self,
         scores: &NodeScores,
