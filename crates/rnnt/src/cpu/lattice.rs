@@ -11,7 +11,7 @@ use scaled::ScaledLattice;
 use walk::DiagonalWalk;
 
 /// Forward and backward variables of one item: in log space, or, for small tall lattices whose
-/// probabilities allow it, as rescaled probabilities (see [`scaled`]).
+/// probabilities allow it, as rescaled probabilities (module `lattice::scaled`).
 #[derive(Debug, Clone, Default)]
 pub struct Lattice {
     values: Values,
@@ -39,7 +39,7 @@ impl Default for Values {
 }
 
 impl Lattice {
-    /// Whether α and β were walked in probability space (see [`scaled`]).
+    /// Whether α and β were walked in probability space (module `lattice::scaled`).
     pub fn is_scaled(&self) -> bool {
         matches!(self.values, Values::Scaled(_))
     }
@@ -60,7 +60,7 @@ impl Lattice {
     /// Computed a frame at a time, where they are used (the gradient pass), so that no arrays of
     /// every node's occupancies are written and read back: in log space the exponents are
     /// written and then exponentiated in place with the vector exp while the row is in L1; over
-    /// probabilities they are products (see [`ScaledLattice::frame_arcs`]).
+    /// probabilities they are products of α, the arc's probability and β.
     ///
     /// # Panics
     /// If an output is not `scores.positions` long or `t` is not a frame of `scores`.
