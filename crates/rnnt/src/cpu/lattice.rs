@@ -111,8 +111,10 @@ impl Lattice {
     }
 }
 
-/// Runs the α and β recursions of DESIGN.md §2 over `scores` (they only share the read-only
-/// scores), each a [`DiagonalWalk`] with the vectorised log-space sum:
+/// Runs the α and β recursions of DESIGN.md §2 over `scores`: over probabilities for a small
+/// tall lattice within the bounds that keep that exact (module `lattice::scaled`), else in log
+/// space, α and β each a `DiagonalWalk` (they only share the read-only scores) with the
+/// vectorised log-space sum:
 /// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)) from α(0,0) = 0, and
 /// β(t,u) = logaddexp(β(t+1,u) + blank(t,u), β(t,u+1) + emit(t,u)) from β(T−1,U) = blank(T−1,U).
 ///
