@@ -232,12 +232,8 @@ fn gather_labels<I: Index>(
                     )));
                 }
                 for (u, &label) in padded.row(b).iter().take(count).enumerate() {
-                    labels.push(checked_label(
-                        label.to_i64(),
-                        &format!("targets[{b}][{u}]"),
-                        vocab,
-                        blank,
-                    )?);
+                    let place = || format!("targets[{b}][{u}]");
+                    labels.push(checked_label(label.to_i64(), place, vocab, blank)?);
                 }
             }
         }
@@ -249,28 +245,32 @@ fn gather_labels<I: Index>(
                 )));
             }
             for (i, &label) in packed.iter().enumerate() {
-                labels.push(checked_label(
-                    label.to_i64(),
-                    &format!("targets[{i}]"),
-                    vocab,
-                    blank,
-                )?);
+                let place = || format!("targets[{i}]");
+                labels.push(checked_label(label.to_i64(), place, vocab, blank)?);
             }
         }
     }
     Ok(labels)
 }
 
-/// Checks one label: 0 ≤ label < V and label ≠ blank.
-fn checked_label(label: i64, place: &str, vocab: usize, blank: usize) -> Result<u32> {
+/// Checks one label: 0 ≤ label < V and label ≠ blank. `place` names it in the error (formatted
+/// only then: a batch has thousands of labels).
+fn checked_label(
+    label: i64,
+    place: impl FnOnce() -> String,
+    vocab: usize,
+    blank: usize,
+) -> Result<u32> {
     if label < 0 || label >= vocab as i64 {
         return Err(Error::Value(format!(
-            "{place} = {label} is out of range for V = {vocab}"
+            "{} = {label} is out of range for V = {vocab}",
+            place()
         )));
     }
     if label == blank as i64 {
         return Err(Error::Value(format!(
-            "{place} = {label} is the blank id: labels within target_lengths must not be blank"
+            "{} = {label} is the blank id: labels within target_lengths must not be blank",
+            place()
         )));
     }
     Ok(label as u32)
