@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ndarray::Array4;
 use rnnt::cpu::front::NodeScores;
 use rnnt::cpu::lattice::{alpha_beta, forward_variable};
-use rnnt::cpu::simd::{self, GradRow};
+use rnnt::cpu::simd::{self, FrameRows, GradRow};
 use rnnt::{LossInput, Options, Targets};
 use rnnt_cases::synthetic::{self, Shape};
 use rnnt_cases::{Labels, Scores};
@@ -22,7 +22,7 @@ fn kernels(c: &mut Criterion) {
         let mut out = vec![0f32; vocab];
         group.throughput(Throughput::Elements(vocab as u64));
         group.bench_with_input(BenchmarkId::new("row_stats_f32", vocab), &row, |b, row| {
-            b.iter(|| simd::row_stats(std::hint::black_box(row)))
+            b.iter(|| simd::row_stats(std::hint::black_box(row), Some(row[0])))
         });
         let params = GradRow {
             shift: 96.0 / 13.0,
@@ -39,16 +39,23 @@ fn kernels(c: &mut Criterion) {
     // The gradient kernel in place on one S1 item's rows (150 frames of 41 rows of 29, in L2):
     // the stored softmax terms turned into the gradient, every row with its arcs.
     let (frames, positions, vocab) = (150, 41, 29);
-    let params: Vec<GradRow> = (0..positions)
-        .map(|u| GradRow {
-            shift: 0.0,
-            inv_sum: 1.0 / 15.0,
-            coef: 0.5 + u as f64 * 0.01,
-            scale: 0.5,
-            clip: f64::INFINITY,
-            arcs: [(0, 0.3), ((u * 7) % (vocab - 1) + 1, 0.2)],
-        })
+    let (shift, inv_sum) = (vec![0.0; positions], vec![1.0 / 15.0; positions]);
+    let blank_arcs: Vec<f64> = (0..positions).map(|u| 0.3 + u as f64 * 0.005).collect();
+    let emit_arcs: Vec<f64> = (0..positions).map(|u| 0.2 + u as f64 * 0.005).collect();
+    let labels: Vec<u32> = (0..positions as u32 - 1)
+        .map(|u| (u * 7) % 28 + 1)
         .collect();
+    let rows = FrameRows {
+        shift: &shift,
+        inv_sum: &inv_sum,
+        blank_arcs: &blank_arcs,
+        emit_arcs: &emit_arcs,
+        blank: 0,
+        labels: &labels,
+        softmax: true,
+        scale: 0.5,
+        clip: f64::INFINITY,
+    };
     let terms: Vec<f32> = (0..frames * positions * vocab)
         .map(|k| ((k * 7919) % 97) as f32 / 97.0)
         .collect();
@@ -58,7 +65,7 @@ fn kernels(c: &mut Criterion) {
         bench.iter(|| {
             item.copy_from_slice(&terms);
             for frame in item.chunks_mut(positions * vocab) {
-                simd::grad_rows_in_place(std::hint::black_box(frame), vocab, &params);
+                simd::grad_rows_in_place(std::hint::black_box(frame), vocab, &rows);
             }
         })
     });

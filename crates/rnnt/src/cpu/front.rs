@@ -1,5 +1,5 @@
 //! Front pass: one streaming read of the logits, giving per node (t, u) the log-probability of
-//! blank, of the next label, and the row's softmax normalisation (maximum and 1 / Σ exp(x − max));
+//! blank, of the next label, and the row's softmax normalisation (shift and 1 / Σ exp(x − shift));
 //! on request it also stores each row's softmax terms for the gradient pass.
 //!
 //! The work is split into runs of frames ([`FrameRun`]) across the whole batch, so that a batch of
@@ -9,7 +9,7 @@
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::recycle::NodeVec;
-use crate::cpu::simd::{self, RowStats};
+use crate::cpu::simd::{self, AnchorColumns, RowStats};
 use crate::error::Result;
 
 /// Per-node scores of one item over its valid T_b × (U_b+1) nodes, row-major in (t, u).
@@ -23,10 +23,12 @@ pub struct NodeScores {
     pub blank: NodeVec,
     /// log P(y[u+1] | t, u); −inf at u = U_b, where no label is left.
     pub emit: NodeVec,
-    /// The row's maximum over k of x[t,u,k] (0 in log-probs mode, where the input is used as it
-    /// is): the gradient pass's softmax is exp(x − shift) · inv_sum.
+    /// The row's shift (see [`RowStats`]: the larger of x[t,u,blank] and x[t,u,y[u+1]], or the
+    /// row's maximum over k; 0 in log-probs mode, where the input is used as it is): the
+    /// gradient pass's softmax is exp(x − shift) · inv_sum.
     pub shift: NodeVec,
-    /// 1 / Σ_k exp(x[t,u,k] − shift) (0 in log-probs mode and for a row that is all −inf).
+    /// 1 / Σ_k exp(x[t,u,k] − shift), at most 1 (0 in log-probs mode and for a row that is all
+    /// −inf).
     pub inv_sum: NodeVec,
 }
 
@@ -97,7 +99,7 @@ impl FrameRun<'_> {
     /// vectorised [`simd::normalise_scores`].
     ///
     /// With `exps` (the run's frames of the item's gradient block, laid out like `logits`), each
-    /// row's softmax terms exp(x − max) are stored there too, for
+    /// row's softmax terms exp(x − shift) are stored there too, for
     /// [`Kernels::grad_rows_in_place`].
     pub fn score<F: Kernels>(
         &mut self,
@@ -125,7 +127,13 @@ impl FrameRun<'_> {
             let frame_exps = exps
                 .as_deref_mut()
                 .map(|exps| &mut exps[i * frame_len..i * frame_len + positions * v]);
-            F::rows_stats(frame, v, &mut row_stats, frame_exps);
+            // Each row anchored on its blank and next label (see `RowStats`): where either
+            // dominates the row, the shift is then its maximum, found without a search.
+            let anchors = AnchorColumns {
+                blank: batch.blank,
+                labels,
+            };
+            F::rows_stats(frame, v, &mut row_stats, frame_exps, Some(anchors));
             if let Some(u) = row_stats.iter().position(|stats| stats.sum.is_nan()) {
                 let row = &frame[u * v..(u + 1) * v];
                 return Err(non_finite_logit(row, input_name, (b, t, u)));
@@ -142,7 +150,7 @@ impl FrameRun<'_> {
             for ((shift, inv_sum), stats) in
                 shift.iter_mut().zip(inv_sum.iter_mut()).zip(&row_stats)
             {
-                *shift = stats.max;
+                *shift = stats.shift;
                 *inv_sum = stats.sum;
             }
             if fused_log_softmax {

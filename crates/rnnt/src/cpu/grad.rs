@@ -15,7 +15,7 @@ use crate::batch::Batch;
 use crate::cpu::front::NodeScores;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::Lattice;
-use crate::cpu::simd::{store_fence, GradRow};
+use crate::cpu::simd::{store_fence, FrameRows, GradRow};
 
 /// Bytes of short gradient rows staged before they are streamed out together.
 const STAGE_BYTES: usize = 16 << 10;
@@ -106,34 +106,29 @@ pub fn grad_frames<F: Kernels>(
         let (rows, padding) = frame.split_at_mut(scores.positions * v);
         zero(padding);
         lattice.frame_arcs(scores, t, &mut blank_arcs, &mut emit_arcs);
-        let row_params = |u: usize| {
-            let node = scores.node(t, u);
-            let blank_arc = blank_arcs[u];
-            let emit_arc = emit_arcs[u] * settings.emit_scale;
-            let coef = if settings.fused_log_softmax {
-                blank_arc + emit_arc
-            } else {
-                0.0
-            };
-            let emit = match labels.get(u) {
-                Some(&y) => (y as usize, emit_arc),
-                None => (usize::MAX, 0.0),
-            };
-            GradRow {
-                shift: scores.shift[node],
-                inv_sum: scores.inv_sum[node],
-                coef,
-                scale: weight,
-                clip: settings.clip.unwrap_or(f64::INFINITY),
-                arcs: [(batch.blank, blank_arc), emit],
-            }
+        if settings.emit_scale != 1.0 {
+            emit_arcs
+                .iter_mut()
+                .for_each(|arc| *arc *= settings.emit_scale);
+        }
+        let here = scores.node(t, 0)..scores.node(t, 0) + scores.positions;
+        let frame_rows = FrameRows {
+            shift: &scores.shift[here.clone()],
+            inv_sum: &scores.inv_sum[here],
+            blank_arcs: &blank_arcs,
+            emit_arcs: &emit_arcs,
+            blank: batch.blank,
+            labels,
+            softmax: settings.fused_log_softmax,
+            scale: weight,
+            clip: settings.clip.unwrap_or(f64::INFINITY),
         };
-        params.clear();
-        params.extend((0..scores.positions).map(row_params));
         let Some(logits) = logits else {
-            F::grad_rows_in_place(rows, v, &params);
+            F::grad_rows_in_place(rows, v, &frame_rows);
             continue;
         };
+        params.clear();
+        params.extend((0..frame_rows.len()).map(|u| frame_rows.row(u)));
         let input = &logits[frame_start..frame_start + rows.len()];
         if !settings.stream {
             // Rows that stay in cache all go through the row kernel, which writes a zero row

@@ -1,27 +1,36 @@
 //! Row kernels of the CPU backend: the only code that touches a whole row of V scores.
 //!
-//! The front pass needs a row's maximum and Σ exp(x − max); the gradient pass writes one row of
+//! The front pass needs a row's shift and Σ exp(x − shift); the gradient pass writes one row of
 //! the gradient (see [`GradRow`]). The default methods are portable f64 scalar code, used by the
 //! half-precision types; f32 and f64 override them with the vectorised kernels of
 //! [`crate::cpu::simd`], which are tested against these definitions.
 
-use crate::cpu::simd::{self, GradRow, RowStats};
+use crate::cpu::simd::{self, AnchorColumns, FrameRows, GradRow, RowStats};
 use crate::element::Element;
 
 /// Whole-row operations of the front and gradient passes, per element type.
 pub trait Kernels: Element {
-    /// The maximum and Σ exp(x − max) of each of the `out.len()` consecutive rows of `len`
-    /// elements at the start of `rows` (conventions of [`RowStats`]: the sum is NaN exactly when
-    /// the row holds a NaN or +inf). With `exps`, the terms exp(x − max) of each row with a
-    /// finite maximum are also stored at the row's place there, for
-    /// [`Kernels::grad_rows_in_place`].
-    fn rows_stats(rows: &[Self], len: usize, out: &mut [RowStats], mut exps: Option<&mut [Self]>) {
+    /// The shift and Σ exp(x − shift) of each of the `out.len()` consecutive rows of `len`
+    /// elements at the start of `rows` (conventions of [`RowStats`]: the shift of a short row is
+    /// its anchor, where `anchors` says, where that allows, else the row's maximum; the sum is
+    /// NaN exactly when the row holds a NaN or +inf). With `exps`, the terms
+    /// exp(x − shift) of each row with a finite shift are also stored at the row's place there,
+    /// for [`Kernels::grad_rows_in_place`]. (This default, the half-precision types' kernel,
+    /// shifts by the maximum.)
+    fn rows_stats(
+        rows: &[Self],
+        len: usize,
+        out: &mut [RowStats],
+        mut exps: Option<&mut [Self]>,
+        anchors: Option<AnchorColumns<'_>>,
+    ) {
+        let _ = anchors;
         for (r, stats) in out.iter_mut().enumerate() {
             let row = &rows[r * len..(r + 1) * len];
             *stats = scalar_row_stats(row);
-            if let (Some(exps), true) = (exps.as_deref_mut(), stats.max.is_finite()) {
+            if let (Some(exps), true) = (exps.as_deref_mut(), stats.shift.is_finite()) {
                 for (e, &x) in exps[r * len..(r + 1) * len].iter_mut().zip(row) {
-                    *e = Self::from_f64((x.to_f64() - stats.max).exp());
+                    *e = Self::from_f64((x.to_f64() - stats.shift).exp());
                 }
             }
         }
@@ -49,8 +58,8 @@ pub trait Kernels: Element {
     /// [`Kernels::grad_rows`] with the softmax terms exp(x − shift) that
     /// [`Kernels::rows_stats`] stored in `out`, in place of the input (unstreamed). Only called
     /// where [`Kernels::STORES_SOFTMAX_TERMS`] holds.
-    fn grad_rows_in_place(out: &mut [Self], len: usize, params: &[GradRow]) {
-        let _ = (out, len, params);
+    fn grad_rows_in_place(out: &mut [Self], len: usize, rows: &FrameRows<'_>) {
+        let _ = (out, len, rows);
         unreachable!("grad_rows_in_place needs STORES_SOFTMAX_TERMS");
     }
 
@@ -85,12 +94,13 @@ macro_rules! vector_kernels {
                 len: usize,
                 out: &mut [RowStats],
                 exps: Option<&mut [$float]>,
+                anchors: Option<AnchorColumns<'_>>,
             ) {
-                simd::rows_stats(rows, len, out, exps);
+                simd::rows_stats(rows, len, out, exps, anchors);
             }
             #[inline]
-            fn grad_rows_in_place(out: &mut [$float], len: usize, params: &[GradRow]) {
-                simd::grad_rows_in_place(out, len, params);
+            fn grad_rows_in_place(out: &mut [$float], len: usize, rows: &FrameRows<'_>) {
+                simd::grad_rows_in_place(out, len, rows);
             }
             #[inline]
             fn grad_rows(
@@ -132,7 +142,7 @@ fn scalar_row_stats<T: Element>(row: &[T]) -> RowStats {
         let x = x.to_f64();
         if x.is_nan() {
             return RowStats {
-                max: f64::NAN,
+                shift: f64::NAN,
                 sum: f64::NAN,
             };
         }
@@ -143,5 +153,5 @@ fn scalar_row_stats<T: Element>(row: &[T]) -> RowStats {
         f64::NEG_INFINITY => 0.0,
         _ => row.iter().map(|&x| (x.to_f64() - max).exp()).sum(),
     };
-    RowStats { max, sum }
+    RowStats { shift: max, sum }
 }

@@ -161,40 +161,118 @@ fn prefetch_distances<T>() -> (usize, usize) {
     (PREFETCH_BYTES / size, L2_PREFETCH_BYTES / size)
 }
 
-/// The front pass's statistics of one row.
+/// The front pass's statistics of one row: its terms exp(x − shift), summed.
+///
+/// For a short row (at most two vectors: S1's 29 f32), the shift is the row's anchor, the larger
+/// of two of its elements that the caller names ([`AnchorColumns`]: the front pass names the
+/// blank and the next label), wherever Σ exp(x − anchor) is at most [`ANCHORED_SUM_HIGH`]: one
+/// pass over the row, with no maximum to find (its horizontal reduction is much of a short row's
+/// work). Elsewhere (longer rows, no anchor, another element well above it, masked rows,
+/// non-finite values) it is the row's maximum, the classic two passes. Either way the shift's
+/// own term is exactly 1, so the sum is at least 1; and where the anchor is the maximum (the
+/// blank or the label dominates: the nodes whose scores weigh in the loss), the bits are the
+/// maximum's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowStats {
-    /// The row's maximum (+inf if any element is +inf; −inf for an empty or all −inf row).
-    pub max: f64,
-    /// Σ exp(x − max) over the row (terms below the smallest normal number, −inf included,
-    /// may count as about that number: far below the sum's rounding, as the maximum's term is
-    /// 1); 0 when max is −inf; NaN exactly when the row holds a NaN or +inf.
+    /// The anchor or the row's maximum (+inf if any element is +inf; −inf for an empty or all
+    /// −inf row).
+    pub shift: f64,
+    /// Σ exp(x − shift) over the row (terms below the smallest normal number, −inf included,
+    /// may count as about that number: far below the sum's rounding, as the shift's term is 1);
+    /// 0 when the shift is −inf; NaN exactly when the row holds a NaN or +inf.
     pub sum: f64,
 }
 
 impl RowStats {
     /// The statistics of an empty row.
     pub const EMPTY: RowStats = RowStats {
-        max: f64::NEG_INFINITY,
+        shift: f64::NEG_INFINITY,
         sum: 0.0,
     };
+
+    /// The statistics shifted by `anchor` with the sum `sum`, if that is at most
+    /// [`ANCHORED_SUM_HIGH`] (never for a NaN sum).
+    #[inline(always)]
+    fn anchored(anchor: f64, sum: f64) -> Option<RowStats> {
+        (sum <= ANCHORED_SUM_HIGH).then_some(RowStats { shift: anchor, sum })
+    }
 }
 
-/// Maximum and Σ exp(x − max) of `row`: two passes, the second over a row the first left in L1.
-/// Unless `exps` is null, the terms exp(x − max) (clamped at the exp's flush bound, not flushed)
-/// are also stored there, when the maximum is finite (nothing is stored otherwise).
+/// The largest Σ exp(x − anchor) of a row shifted by its anchor, 2¹¹ (the anchor's probability
+/// is then at least 2⁻¹¹). Every x − anchor is then below ln 2¹¹ < 8, where its rounding to f32
+/// is within 2⁻²² (a relative error of 2.4e-7 in its term): the large terms are about as exact
+/// as with the maximum as shift, whose arguments near 0 are exact. (A larger bound would let
+/// that rounding grow with the spread: 4e-6 at e^69.)
+pub const ANCHORED_SUM_HIGH: f64 = 2048.0;
+
+/// Where the rows' anchors are (see [`RowStats`]): row r's anchor is the larger of its elements at
+/// `blank` and at `labels[r]` (a NaN loses; `blank`'s alone for rows beyond the labels).
+#[derive(Debug, Clone, Copy)]
+pub struct AnchorColumns<'a> {
+    /// The column of every row's first candidate.
+    pub blank: usize,
+    /// Row r's second candidate's column, for the first `labels.len()` rows.
+    pub labels: &'a [u32],
+}
+
+impl AnchorColumns<'_> {
+    /// Row r's anchor, from its elements `row`.
+    ///
+    /// # Panics
+    /// If a column is outside `row`.
+    #[inline(always)]
+    pub fn anchor<T: Real>(&self, row: &[T], r: usize) -> T {
+        let blank = row[self.blank].to_f64();
+        let label = self
+            .labels
+            .get(r)
+            .map_or(blank, |&y| row[y as usize].to_f64());
+        // `f64::max`, not a comparison and a branch: which one wins is as good as random from
+        // row to row, and a mispredicted branch costs as much as the row's exps. (A NaN loses;
+        // either value converts back exactly.)
+        T::from_f64(blank.max(label))
+    }
+}
+
+/// The statistics of `row` (see [`RowStats`]): for a short row with a finite `anchor` (one of its
+/// elements), first one pass for the sum shifted by it, and only where that sum is too large
+/// (or NaN), the maximum and the sum shifted by it, two more passes over a row the first left in
+/// L1; for others, the latter alone. Unless `exps` is null, the terms exp(x − shift) (clamped at
+/// the exp's flush bound, not flushed) are also stored there, when the shift is finite (nothing
+/// of use is stored otherwise).
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `exps` is null or valid for `row.len()` writes.
 #[inline(always)]
-pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> RowStats {
+pub unsafe fn row_stats<V: Lanes>(
+    row: &[V::Scalar],
+    exps: *mut V::Scalar,
+    anchor: Option<V::Scalar>,
+) -> RowStats {
+    let short = row.len() <= 2 * V::LANES;
+    if let Some(anchor) = anchor.filter(|a| short && a.to_f64().is_finite()) {
+        let sum = sum_of_exps::<V>(row, anchor, exps);
+        if let Some(stats) = RowStats::anchored(anchor.to_f64(), sum) {
+            return stats;
+        }
+    }
+    shifted_by_max::<V>(row, exps)
+}
+
+/// Maximum and Σ exp(x − max) of `row`: two passes, the second over a row the first left in L1
+/// (storing the terms in `exps` like [`row_stats`]).
+///
+/// # Safety
+/// As [`row_stats`].
+#[inline(always)]
+unsafe fn shifted_by_max<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> RowStats {
     let lanes = V::LANES;
     let body = row.len() - row.len() % lanes;
     let ptr = row.as_ptr();
     let mut max_a = V::splat(V::Scalar::NEG_INFINITY);
     let mut max_b = max_a;
     let mut i = 0;
-    let (near, far) = prefetch_distances::<V::Scalar>();
+    let (near, _) = prefetch_distances::<V::Scalar>();
     while i + 2 * lanes <= body {
         prefetch(ptr.wrapping_add(i + near));
         prefetch(ptr.wrapping_add(i + lanes + near));
@@ -214,27 +292,46 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> Ro
     }
     let max = max_a.max(max_b).reduce_max().to_f64();
     if max.is_nan() || max == f64::INFINITY {
-        return RowStats { max, sum: f64::NAN };
+        return RowStats {
+            shift: max,
+            sum: f64::NAN,
+        };
     }
     if max == f64::NEG_INFINITY {
         let nan = row.iter().any(|x| x.to_f64().is_nan());
         let sum = if nan { f64::NAN } else { 0.0 };
-        return RowStats { max, sum };
+        return RowStats { shift: max, sum };
     }
     // `max` is one of the row's elements, so it converts back exactly.
-    let shift = V::Scalar::from_f64(max);
-    let shift_v = V::splat(shift);
-    let floor = V::splat(V::Scalar::EXP_NORMAL_LOW);
+    let sum = sum_of_exps::<V>(row, V::Scalar::from_f64(max), exps);
+    RowStats { shift: max, sum }
+}
+
+/// Σ exp(x − shift) over `row` for a finite `shift`, storing the terms (clamped at the exp's
+/// flush bound, not flushed) in `exps` unless it is null. Two running sums, the second taking
+/// the partial tail vector (whose −inf fill lanes each add e^floor, ≈ 1e-38 in f32, far below
+/// the sum's rounding).
+///
+/// # Safety
+/// As [`row_stats`].
+#[inline(always)]
+unsafe fn sum_of_exps<V: Lanes>(row: &[V::Scalar], shift: V::Scalar, exps: *mut V::Scalar) -> f64 {
+    let lanes = V::LANES;
+    let body = row.len() - row.len() % lanes;
+    let ptr = row.as_ptr();
+    let shift = V::splat(shift);
     let mut sum_a = V::splat(V::Scalar::ZERO);
     let mut sum_b = sum_a;
     let mut i = 0;
+    let (near, far) = prefetch_distances::<V::Scalar>();
     while i + 2 * lanes <= body {
-        // The far prefetches go here, where the time is spent, not in the short first loop.
+        prefetch(ptr.wrapping_add(i + near));
+        prefetch(ptr.wrapping_add(i + lanes + near));
         prefetch_to_l2(ptr.wrapping_add(i + far));
         prefetch_to_l2(ptr.wrapping_add(i + lanes + far));
-        // SAFETY: as in the first pass; `exps` has room for the row.
-        let a = exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor);
-        let b = exp_of_clamped(V::load(ptr.add(i + lanes)).sub(shift_v), floor);
+        // SAFETY: i + 2·lanes ≤ body ≤ row.len(); `exps` has room for the row.
+        let a = row_term(V::load(ptr.add(i)), shift);
+        let b = row_term(V::load(ptr.add(i + lanes)), shift);
         if !exps.is_null() {
             a.store(exps.add(i));
             b.store(exps.add(i + lanes));
@@ -244,66 +341,68 @@ pub unsafe fn row_stats<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> Ro
         i += 2 * lanes;
     }
     if i < body {
-        // SAFETY: as in the first pass.
-        let a = exp_of_clamped(V::load(ptr.add(i)).sub(shift_v), floor);
+        // SAFETY: i + lanes = body ≤ row.len().
+        let a = row_term(V::load(ptr.add(i)), shift);
         if !exps.is_null() {
             a.store(exps.add(i));
         }
         sum_a = sum_a.add(a);
     }
+    let tail = row.len() - body;
     if tail > 0 {
-        // SAFETY: as above; each −inf fill lane adds e^floor (≈ 1e-38 in f32), far below the
-        // sum's rounding.
+        // SAFETY: the partial load and store touch row[body..] only.
         let x = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY);
-        let b = exp_of_clamped(x.sub(shift_v), floor);
+        let b = row_term(x, shift);
         if !exps.is_null() {
             b.store_partial(exps.add(body), tail);
         }
         sum_b = sum_b.add(b);
     }
-    RowStats {
-        max,
-        sum: sum_a.add(sum_b).reduce_sum(),
-    }
+    sum_a.add(sum_b).reduce_sum()
+}
+
+/// A row's terms exp(x − shift), clamped at the exp's flush bound. The argument is first clamped
+/// to [`Real::EXP_HIGH`], so that an element far above an anchor (or +inf) gives an infinite
+/// term, and so sum, never the exp's garbage beyond its domain (a cheaper guard than a maximum).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+unsafe fn row_term<V: Lanes>(x: V, shift: V) -> V {
+    // Operand order keeps a NaN argument.
+    let argument = V::splat(V::Scalar::EXP_HIGH).min(x.sub(shift));
+    exp_of_clamped(argument, V::splat(V::Scalar::EXP_NORMAL_LOW))
 }
 
 /// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
 /// `rows` (one call per frame: the dispatch and the call are paid once, not per row, which
 /// shows when rows are short), storing each row's terms at the same place in `exps` when it is
-/// given.
+/// given, short rows anchored where `anchors` says when it is given.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `rows.len() ≥ out.len() · len`, and so is
-/// `exps.len()` when given.
+/// `exps.len()` when given. (The anchors' columns are checked.)
 #[inline(always)]
 pub unsafe fn rows_stats<V: Lanes>(
     rows: &[V::Scalar],
     len: usize,
     out: &mut [RowStats],
     exps: Option<&mut [V::Scalar]>,
+    anchors: Option<AnchorColumns<'_>>,
 ) {
     debug_assert!(rows.len() >= out.len() * len);
     debug_assert!(exps.as_ref().is_none_or(|e| e.len() >= out.len() * len));
     let exps = exps.map_or(std::ptr::null_mut(), |e| e.as_mut_ptr());
-    let mut done = 0;
-    if len > 0 && len <= 2 * V::LANES {
-        for (g, group) in out.chunks_exact_mut(SHORT_ROWS).enumerate() {
-            let first = g * SHORT_ROWS * len;
-            // SAFETY: the group's rows lie within the out.len() rows of `len` the caller passes.
-            let (start, group_exps) = (rows.as_ptr().add(first), offset_or_null(exps, first));
-            short_rows_stats::<V>(
-                start,
-                len,
-                group.try_into().expect("a whole group"),
-                group_exps,
-            );
-        }
-        done = out.len() / SHORT_ROWS * SHORT_ROWS;
+    if let (Some(anchors), true) = (anchors, V::LANES < len && len < 2 * V::LANES) {
+        two_vector_rows_stats::<V>(rows.as_ptr(), len, out, exps, anchors);
+        return;
     }
-    for (r, stats) in out.iter_mut().enumerate().skip(done) {
+    let short = len <= 2 * V::LANES;
+    for (r, stats) in out.iter_mut().enumerate() {
         // SAFETY: the caller passes out.len() rows of `len`.
         let row = rows.get_unchecked(r * len..(r + 1) * len);
-        *stats = row_stats::<V>(row, offset_or_null(exps, r * len));
+        let anchor = anchors.filter(|_| short).map(|a| a.anchor(row, r));
+        *stats = row_stats::<V>(row, offset_or_null(exps, r * len), anchor);
     }
 }
 
@@ -317,110 +416,107 @@ fn offset_or_null<T>(ptr: *mut T, offset: usize) -> *mut T {
     }
 }
 
-/// Rows [`short_rows_stats`] takes together.
-const SHORT_ROWS: usize = 4;
-
-/// [`row_stats`] of [`SHORT_ROWS`] consecutive rows of `len` ≤ 2·LANES elements from `start`, the
-/// same operations in the same order (so the same bits), but the rows side by side: a short row's
-/// work is one chain of dependent steps (maximum, its horizontal reduction, the exp, the sum's
-/// reduction), and the independent rows fill each other's waits. Rows that are not finite
-/// throughout take [`row_stats`]'s path. Stores the terms in `exps` like [`row_stats`].
+/// [`rows_stats`] of anchored rows of one whole and one partial vector (LANES < `len` <
+/// 2·LANES: S1's rows of 29 f32), the same operations in the same order as [`row_stats`] (so
+/// the same bits), written out for that shape, [`STATS_ROWS`] rows side by side: a row's work is
+/// one chain of dependent steps (its loads, the anchor, the exps, the sum's horizontal
+/// reduction), and the independent rows fill each other's waits. Each row's anchor is read from
+/// its own lines after its vector loads (the larger of two elements without a branch). Rows
+/// without a finite anchor, or whose anchored sum is too large, take [`shifted_by_max`].
 ///
 /// # Safety
-/// The CPU must have `V`'s instruction set; `start` points to SHORT_ROWS · `len` readable
-/// elements, and `exps` is null or valid for as many writes; 0 < `len` ≤ 2·LANES.
+/// The CPU must have `V`'s instruction set; `rows` points to `out.len()` rows of `len`
+/// readable elements, and `exps` is null or valid for as many writes; LANES < `len` < 2·LANES.
 #[inline(always)]
-unsafe fn short_rows_stats<V: Lanes>(
-    start: *const V::Scalar,
+unsafe fn two_vector_rows_stats<V: Lanes>(
+    rows: *const V::Scalar,
     len: usize,
-    out: &mut [RowStats; SHORT_ROWS],
+    out: &mut [RowStats],
     exps: *mut V::Scalar,
+    anchors: AnchorColumns<'_>,
 ) {
     let lanes = V::LANES;
-    let ninf = V::splat(V::Scalar::NEG_INFINITY);
-    // Each row's first vector (whole when len ≥ LANES) and second (partial, whole or absent).
-    // (Loops, not closures: closures do not get the caller's `#[target_feature]`s.)
-    let mut vectors = [(ninf, ninf); SHORT_ROWS];
-    let mut maxima = [0.0; SHORT_ROWS];
-    for (r, (first, second)) in vectors.iter_mut().enumerate() {
-        let row = start.add(r * len);
-        // SAFETY: the loads touch row r's `len` elements only.
-        if len < lanes {
-            *second = V::load_partial(row, len, V::Scalar::NEG_INFINITY);
-        } else {
-            *first = V::load(row);
-            if len == 2 * lanes {
-                *second = V::load(row.add(lanes));
-            } else if len > lanes {
-                *second = V::load_partial(row.add(lanes), len - lanes, V::Scalar::NEG_INFINITY);
+    debug_assert!(lanes < len && len < 2 * lanes);
+    let (tail, zero) = (len - lanes, V::splat(V::Scalar::ZERO));
+    let groups = out.len() / STATS_ROWS;
+    for g in 0..groups {
+        let first = g * STATS_ROWS;
+        let group = rows.add(first * len);
+        // (Loops over the group, not closures: closures do not get the caller's
+        // `#[target_feature]`s.)
+        let mut vectors = [(zero, zero); STATS_ROWS];
+        for (r, (a, b)) in vectors.iter_mut().enumerate() {
+            // SAFETY: the loads touch row r's `len` elements only.
+            let row = group.add(r * len);
+            *a = V::load(row);
+            *b = V::load_partial(row.add(lanes), tail, V::Scalar::NEG_INFINITY);
+        }
+        // Each anchor splatted where it is read (an array of scalars read back as a vector
+        // would wait for the scalar stores: a failed store-to-load forwarding).
+        let mut shifts = [V::Scalar::ZERO; STATS_ROWS];
+        let mut splats = [zero; STATS_ROWS];
+        for (r, (shift, splat)) in shifts.iter_mut().zip(&mut splats).enumerate() {
+            // SAFETY: row r's `len` elements are readable.
+            let row = std::slice::from_raw_parts(group.add(r * len), len);
+            *shift = anchors.anchor(row, first + r);
+            *splat = V::splat(*shift);
+        }
+        if !shifts.iter().all(|a| a.to_f64().is_finite()) {
+            // Some row has no anchor: the group one row at a time.
+            // SAFETY: the group's rows are readable.
+            let rows = std::slice::from_raw_parts(group, STATS_ROWS * len);
+            for (r, stats) in out[first..first + STATS_ROWS].iter_mut().enumerate() {
+                let row = &rows[r * len..(r + 1) * len];
+                let anchor = Some(shifts[r]);
+                *stats = row_stats::<V>(row, offset_or_null(exps, (first + r) * len), anchor);
             }
+            continue;
         }
-        maxima[r] = first.max(ninf).max(second.max(ninf)).reduce_max().to_f64();
-    }
-    if !maxima.iter().all(|max| max.is_finite()) {
-        // A row with no finite maximum (−inf, +inf or NaN): every row of the group the long way.
-        for (r, stats) in out.iter_mut().enumerate() {
-            // SAFETY: the caller passes SHORT_ROWS rows of `len` from `start`.
-            let row = std::slice::from_raw_parts(start.add(r * len), len);
-            *stats = row_stats::<V>(row, offset_or_null(exps, r * len));
-        }
-        return;
-    }
-    // The rows' sums side by side, then their reductions, so that the exps' latencies overlap.
-    let floor = V::splat(V::Scalar::EXP_NORMAL_LOW);
-    let zero = V::splat(V::Scalar::ZERO);
-    let mut sums = [zero; SHORT_ROWS];
-    let second_len = len.saturating_sub(lanes);
-    for (r, ((sum, &(first, second)), &max)) in
-        sums.iter_mut().zip(&vectors).zip(&maxima).enumerate()
-    {
-        // `max` is one of the row's elements, so it converts back exactly.
-        let shift = V::splat(V::Scalar::from_f64(max));
-        let row_exps = offset_or_null(exps, r * len);
-        // As in `row_stats`: the first vector's sum only where the row fills it, the second's
-        // only where the row has one. (The stores touch row r's `len` elements only.)
-        let sum_a = if len >= lanes {
-            let a = exp_of_clamped(first.sub(shift), floor);
+        let mut sums = [zero; STATS_ROWS];
+        for (r, (sum, &(a, b))) in sums.iter_mut().zip(&vectors).enumerate() {
+            let (a, b) = (row_term(a, splats[r]), row_term(b, splats[r]));
             if !exps.is_null() {
+                // SAFETY: the stores touch row r's `len` elements only.
+                let row_exps = exps.add((first + r) * len);
                 a.store(row_exps);
+                b.store_partial(row_exps.add(lanes), tail);
             }
-            zero.add(a)
-        } else {
-            zero
-        };
-        let sum_b = if len != lanes {
-            let b = exp_of_clamped(second.sub(shift), floor);
-            if !exps.is_null() {
-                match len {
-                    _ if len < lanes => b.store_partial(row_exps, len),
-                    _ if second_len == lanes => b.store(row_exps.add(lanes)),
-                    _ => b.store_partial(row_exps.add(lanes), second_len),
+            // As `sum_of_exps` adds them, for the same bits.
+            *sum = zero.add(a).add(zero.add(b));
+        }
+        for (r, (stats, sum)) in out[first..].iter_mut().zip(sums).enumerate() {
+            let sum = sum.reduce_sum();
+            *stats = match RowStats::anchored(shifts[r].to_f64(), sum) {
+                Some(stats) => stats,
+                None => {
+                    // SAFETY: row r's `len` elements are readable.
+                    let row = std::slice::from_raw_parts(group.add(r * len), len);
+                    shifted_by_max::<V>(row, offset_or_null(exps, (first + r) * len))
                 }
-            }
-            zero.add(b)
-        } else {
-            zero
-        };
-        *sum = sum_a.add(sum_b);
+            };
+        }
     }
-    for ((stats, sum), &max) in out.iter_mut().zip(sums).zip(&maxima) {
-        *stats = RowStats {
-            max,
-            sum: sum.reduce_sum(),
-        };
+    for (r, stats) in out.iter_mut().enumerate().skip(groups * STATS_ROWS) {
+        // SAFETY: the caller passes out.len() rows of `len`.
+        let row = std::slice::from_raw_parts(rows.add(r * len), len);
+        let anchor = Some(anchors.anchor(row, r));
+        *stats = row_stats::<V>(row, offset_or_null(exps, r * len), anchor);
     }
 }
+
+/// Rows [`two_vector_rows_stats`] takes side by side.
+const STATS_ROWS: usize = 4;
 
 /// What the gradient pass writes into one row: out[k] = scale · clip(coef · softmax(x)[k] −
 /// arc(k)), with softmax(x)[k] = exp(x[k] − shift) · inv_sum, arc(k) the given occupancies at
 /// their indices and 0 elsewhere, and clip the clamp to [−clip, clip].
 ///
-/// `shift` is the row's maximum and `inv_sum` is 1 / Σ exp(x − shift), both from the front pass:
-/// the exponent x − shift is then ≤ 0 and exact near the maximum, and no log-sum-exp has to be
-/// subtracted in two parts.
+/// `shift` is the row's shift and `inv_sum` is 1 / Σ exp(x − shift), both from the front pass
+/// ([`RowStats`]): the exponent x − shift is then below 8 and exact where the softmax is large,
+/// and no log-sum-exp has to be subtracted in two parts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradRow {
-    /// The row's maximum (finite when `coef` > 0).
+    /// The row's shift (finite when `coef` > 0).
     pub shift: f64,
     /// 1 / Σ exp(x − shift) over the row.
     pub inv_sum: f64,
@@ -435,6 +531,16 @@ pub struct GradRow {
 }
 
 impl GradRow {
+    /// A placeholder (no softmax term, no arcs).
+    const NONE: GradRow = GradRow {
+        shift: 0.0,
+        inv_sum: 0.0,
+        coef: 0.0,
+        scale: 0.0,
+        clip: f64::INFINITY,
+        arcs: [(usize::MAX, 0.0); 2],
+    };
+
     /// Whether the vector kernel for element type `T` writes only zeros in this row: no softmax
     /// term above its flush bound and no arc above the normal range (on long items, most rows).
     #[inline]
@@ -487,6 +593,107 @@ impl GradRow {
     }
 }
 
+/// The gradient rows of one frame field by field: row u's [`GradRow`] is [`FrameRows::row`]. The
+/// in-place kernel of short rows plans its rows from these contiguous fields; from an array of
+/// `GradRow`s the same plan gathers each field across rows.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRows<'a> {
+    /// Each row's shift (see [`GradRow::shift`]).
+    pub shift: &'a [f64],
+    /// Each row's 1 / Σ exp(x − shift); as long as `shift` (as are the arcs).
+    pub inv_sum: &'a [f64],
+    /// The occupancy of each row's blank arc.
+    pub blank_arcs: &'a [f64],
+    /// The occupancy of each row's emission arc, FastEmit's scale included (0 where there is
+    /// none).
+    pub emit_arcs: &'a [f64],
+    /// The blank's column.
+    pub blank: usize,
+    /// Row u's label column, for the first `labels.len()` rows (the others emit nothing).
+    pub labels: &'a [u32],
+    /// Whether the rows have a softmax term (logits, not log-probs, as input).
+    pub softmax: bool,
+    /// The item's upstream gradient.
+    pub scale: f64,
+    /// The clip bound; +inf for none.
+    pub clip: f64,
+}
+
+impl FrameRows<'_> {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.shift.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.shift.is_empty()
+    }
+
+    /// Row u's parameters: its softmax term's weight is the sum of its arcs.
+    ///
+    /// # Panics
+    /// If u is not a row.
+    #[inline(always)]
+    pub fn row(&self, u: usize) -> GradRow {
+        let label = self.labels.get(u).map_or(NO_LABEL, |&y| y);
+        let fields = [
+            self.shift[u],
+            self.inv_sum[u],
+            self.blank_arcs[u],
+            self.emit_arcs[u],
+        ];
+        self.row_of(fields, label)
+    }
+
+    /// The parameters of the row with the fields [shift, 1 / Σ, blank arc, emission arc] and
+    /// the label column `label` ([`NO_LABEL`] for none).
+    #[inline(always)]
+    fn row_of(&self, [shift, inv_sum, blank_arc, emit_arc]: [f64; 4], label: u32) -> GradRow {
+        let emit = match label {
+            NO_LABEL => (usize::MAX, 0.0),
+            y => (y as usize, emit_arc),
+        };
+        GradRow {
+            shift,
+            inv_sum,
+            coef: if self.softmax {
+                blank_arc + emit_arc
+            } else {
+                0.0
+            },
+            scale: self.scale,
+            clip: self.clip,
+            arcs: [(self.blank, blank_arc), emit],
+        }
+    }
+
+    /// The [`RowWrite`]s of rows first.. (as many as `writes` holds, all of them rows), from the
+    /// fields' contiguous slices, with no bounds check or branch inside the loop: the compiler
+    /// vectorises it.
+    #[inline(always)]
+    fn plan_writes<T: Real>(&self, first: usize, len: usize, writes: &mut [RowWrite<T>]) {
+        let end = first + writes.len();
+        let mut labels = [NO_LABEL; PLANNED_ROWS];
+        let known = self.labels.len().clamp(first, end);
+        labels[..known - first].copy_from_slice(&self.labels[first..known]);
+        let fields = self.shift[first..end]
+            .iter()
+            .zip(&self.inv_sum[first..end])
+            .zip(&self.blank_arcs[first..end])
+            .zip(&self.emit_arcs[first..end]);
+        for ((write, (((&shift, &inv_sum), &blank_arc), &emit_arc)), &label) in
+            writes.iter_mut().zip(fields).zip(&labels)
+        {
+            let params = self.row_of([shift, inv_sum, blank_arc, emit_arc], label);
+            *write = RowWrite::new(&params, len);
+        }
+    }
+}
+
+/// The label column of a row without one.
+const NO_LABEL: u32 = u32::MAX;
+
 /// Writes the gradient row `out` (see [`GradRow`]) from the input row `row`. With `stream`, the
 /// aligned middle of the row is written with [`Lanes::stream`].
 ///
@@ -525,32 +732,46 @@ pub unsafe fn grad_rows<V: Lanes>(
     grad_rows_from::<V, GradSource<V>>(input.as_ptr(), out.as_mut_ptr(), len, params, stream);
 }
 
-/// [`grad_rows`] from the terms exp(x − shift) that [`rows_stats`] stored in `out` itself, in
-/// place of the input (unstreamed): where the gradient stays in cache, a store in the front
-/// pass is cheaper than a second exp. A row with a softmax term reads its terms before it
-/// writes its gradient over them; the flush bound applies to the term, with the same bound
-/// ([`RowPlan::exp_floor`]) as on the exp's argument from the input.
+/// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that [`rows_stats`] stored
+/// in `out` itself, in place of the input (unstreamed): where the gradient stays in cache, a
+/// store in the front pass is cheaper than a second exp. A row with a softmax term reads its
+/// terms before it writes its gradient over them; the flush bound applies to the term, with the
+/// same bound ([`RowPlan::exp_floor`]) as on the exp's argument from the input.
 ///
 /// # Safety
-/// The CPU must have `V`'s instruction set; `out` holds `params.len()` rows of `len`, with the
+/// The CPU must have `V`'s instruction set; `out` holds `rows.len()` rows of `len`, with the
 /// stored terms in every row with a softmax term.
 #[inline(always)]
-pub unsafe fn grad_rows_in_place<V: Lanes>(out: &mut [V::Scalar], len: usize, params: &[GradRow]) {
-    debug_assert!(out.len() >= params.len() * len);
+pub unsafe fn grad_rows_in_place<V: Lanes>(
+    out: &mut [V::Scalar],
+    len: usize,
+    rows: &FrameRows<'_>,
+) {
+    debug_assert!(out.len() >= rows.len() * len);
     let output = out.as_mut_ptr();
     if V::LANES < len && len <= 2 * V::LANES {
-        two_vector_rows_in_place::<V>(output, len, params);
+        two_vector_rows_in_place::<V>(output, len, rows);
         return;
     }
-    grad_rows_from::<V, StoredExpSource<V>>(output, output, len, params, false);
+    // Other lengths through the general kernel, a chunk of rows' parameters at a time.
+    for first in (0..rows.len()).step_by(PLANNED_ROWS) {
+        let count = PLANNED_ROWS.min(rows.len() - first);
+        let mut params = [GradRow::NONE; PLANNED_ROWS];
+        for (u, params) in params[..count].iter_mut().enumerate() {
+            *params = rows.row(first + u);
+        }
+        let at = output.add(first * len);
+        grad_rows_from::<V, StoredExpSource<V>>(at, at, len, &params[..count], false);
+    }
 }
 
 /// [`grad_rows_in_place`] of rows longer than one vector and at most two (S1's rows of 29 f32),
 /// [`PLANNED_ROWS`] at a time: first each row's scalar decisions ([`GradRow::plan`]) into a
-/// small [`RowWrite`] array, then the rows' two vectors each, the second ending at the row's end
-/// (overlapping the first: the overlap is computed twice, the same way), with the arcs
-/// subtracted through lane masks. The same arithmetic in the same order as the general kernel,
-/// so the same bits.
+/// small [`RowWrite`] array, from the rows' contiguous fields (vectorised by the compiler: from
+/// an array of `GradRow`s it gathered each field, and the array had to be built first), then the
+/// rows' two vectors each, the second ending at the row's end (overlapping the first: the
+/// overlap is computed twice, the same way), with the arcs subtracted through lane masks. The
+/// same arithmetic in the same order as the general kernel, so the same bits.
 ///
 /// Why not the general kernel (measured on S1's rows, criterion, 150 frames of 41 rows in L2:
 /// 58 → 39 µs an item): its second vector is a masked store, and a masked store holds up any
@@ -560,28 +781,29 @@ pub unsafe fn grad_rows_in_place<V: Lanes>(out: &mut [V::Scalar], len: usize, pa
 /// still: those loads wait for the vector stores.)
 ///
 /// # Safety
-/// The CPU must have `V`'s instruction set; `out` holds `params.len()` rows of `len`, with the
+/// The CPU must have `V`'s instruction set; `out` holds `rows.len()` rows of `len`, with the
 /// stored terms in every row with a softmax term; LANES < `len` ≤ 2·LANES.
 #[inline(always)]
-unsafe fn two_vector_rows_in_place<V: Lanes>(out: *mut V::Scalar, len: usize, params: &[GradRow]) {
+unsafe fn two_vector_rows_in_place<V: Lanes>(
+    out: *mut V::Scalar,
+    len: usize,
+    rows: &FrameRows<'_>,
+) {
     debug_assert!(V::LANES < len && len <= 2 * V::LANES);
     let second = len - V::LANES;
-    for (c, chunk) in params.chunks(PLANNED_ROWS).enumerate() {
+    let clipped = rows.clip < f64::INFINITY;
+    for first in (0..rows.len()).step_by(PLANNED_ROWS) {
+        let count = PLANNED_ROWS.min(rows.len() - first);
         let mut writes = [RowWrite::<V::Scalar>::NONE; PLANNED_ROWS];
-        for (write, row_params) in writes.iter_mut().zip(chunk) {
-            *write = RowWrite::new(row_params, len);
-        }
-        let writes = &writes[..chunk.len()];
-        let rows = out.add(c * PLANNED_ROWS * len);
+        let writes = &mut writes[..count];
+        rows.plan_writes(first, len, writes);
+        let at = out.add(first * len);
         // SAFETY: the chunk's rows lie within the rows the caller passes; `second` + LANES =
         // `len`.
-        if chunk
-            .iter()
-            .any(|row_params| row_params.clip < f64::INFINITY)
-        {
-            write_two_vector_rows::<V, true>(rows, len, second, writes);
+        if clipped {
+            write_two_vector_rows::<V, true>(at, len, second, writes);
         } else {
-            write_two_vector_rows::<V, false>(rows, len, second, writes);
+            write_two_vector_rows::<V, false>(at, len, second, writes);
         }
     }
 }
@@ -675,6 +897,9 @@ unsafe fn write_two_vector_rows<V: Lanes, const CLIPPED: bool>(
         tail.store(row.add(second));
     }
 }
+
+/// Short rows [`short_grad_rows`] takes together.
+const SHORT_ROWS: usize = 4;
 
 /// [`grad_rows`] with the softmax terms from `S` over the rows at `input`: short unstreamed
 /// rows four at a time, the others one by one.

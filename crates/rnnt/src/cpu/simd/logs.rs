@@ -6,7 +6,7 @@
 //! Like [`lanes`](super::lanes), every function is `#[inline(always)]` so that it compiles inside
 //! the caller's `#[target_feature]` entry point.
 
-use crate::cpu::simd::lanes::{exp_of_non_positive, map_in_place, LaneMap, Lanes};
+use crate::cpu::simd::lanes::{exp, exp_of_non_positive, map_in_place, LaneMap, Lanes};
 use crate::cpu::simd::scalar::Real;
 
 /// k·ln 2 + ln(1 + f) per lane, for integral k and f in [1/√2 − 1, ½] (so |s| ≤ ⅕ below),
@@ -208,48 +208,186 @@ pub unsafe fn normalise_scores<V: Lanes>(
     }
 }
 
-/// out[i] = a[i]·b[i] + c[i]·d[i] (one step of a recursion over probabilities); returns the
-/// largest out[i] (0 for none), all of them ≥ 0 for operands ≥ 0.
+/// The α and β walks over probabilities of a lattice of `positions` ≥ 1 label positions and
+/// `alpha_scale.len()` ≥ 1 frames, in frame-major node layout (node (t,u) at t·positions + u):
+/// `blank` and `emit` hold P(blank | t,u) and P(y[u+1] | t,u) (0 at u = U), all in [0, 1 + ε];
+/// on return frame t of `alpha` holds α(t,·)·2^−alpha_scale[t] and frame t of `beta` holds
+/// β(t,·)·2^−beta_scale[t], each frame's largest value in [1, 2) (or all 0).
 ///
-/// With at least a vector of elements the last vector is a whole one ending at `out`'s end,
-/// recomputing a few elements (the output overlaps no operand), rather than a masked store: the
-/// next step reads this output, and a masked store holds up any load from its 64 bytes until it
-/// reaches the cache.
+/// Frame by frame, α and β in lock-step (α forwards, β backwards, two independent chains that
+/// overlap): first the blank arcs from the frame before (after), a vector product, then the
+/// emission arcs along the frame, a chain of dependent multiply-adds, α(t,u) = α(t,u−1)·
+/// P(y | t,u−1) + α(t−1,u)·P(blank | t−1,u), with each frame's largest value tracked on the way;
+/// then each frame is brought to [1, 2) by a power of two, its exponent kept. The chains are
+/// the walk's cost (4 cycles a node for both walks), but they need no gathers, and the nodes
+/// stay in the layout of the scores and the gradient.
+///
+/// Returns false, leaving the outputs unspecified, where a frame would not keep f64 precision:
+/// its largest value below [`MIN_FRAME_PEAK`] or above 1/[`MIN_FRAME_PEAK`], or a nonzero value
+/// below [`MIN_RELATIVE`] of it. (With probabilities at least 2^−145 or 0, every product of the
+/// walk is then 0 or a normal number: see `lattice::scaled`.)
 ///
 /// # Safety
-/// The CPU must have `V`'s instruction set; `a`, `b`, `c` and `d` are at least as long as `out`.
+/// The CPU must have `V`'s instruction set; `blank`, `emit`, `alpha` and `beta` hold
+/// `alpha_scale.len() · positions` elements; `beta_scale` is as long as `alpha_scale`.
 #[inline(always)]
-pub unsafe fn products_sum<V: Lanes>(
-    a: &[V::Scalar],
-    b: &[V::Scalar],
-    c: &[V::Scalar],
-    d: &[V::Scalar],
+pub unsafe fn frame_walks<V: Lanes>(
+    blank: &[V::Scalar],
+    emit: &[V::Scalar],
+    positions: usize,
+    alpha: &mut [V::Scalar],
+    beta: &mut [V::Scalar],
+    scales: (&mut [i32], &mut [i32]),
+) -> bool {
+    let (alpha_scale, beta_scale) = scales;
+    let (frames, p) = (alpha_scale.len(), positions);
+    let last = p - 1;
+    debug_assert!(p >= 1 && frames >= 1 && beta_scale.len() == frames);
+    debug_assert!([blank.len(), emit.len(), alpha.len(), beta.len()] == [frames * p; 4]);
+    // α's first frame and β's last: emission arcs only, from α(0,0) = 1 and
+    // β(T−1,U) = P(blank | T−1,U).
+    let (first, end) = (0..p, (frames - 1) * p..frames * p);
+    let (a, b) = (&mut alpha[first.clone()], &mut beta[end.clone()]);
+    let (emit_first, emit_end) = (&emit[first], &emit[end.clone()]);
+    a[0] = V::Scalar::from_f64(1.0);
+    b[last] = blank[end.start + last];
+    let (mut peak_a, mut peak_b) = (a[0], b[last]);
+    for i in 1..p {
+        // (The scalars' own `Lanes` arithmetic: `V::Scalar` is any `Real`.)
+        a[i] = Lanes::mul(a[i - 1], emit_first[i - 1]);
+        b[last - i] = Lanes::mul(b[last - i + 1], emit_end[last - i]);
+        peak_a = Lanes::max(a[i], peak_a);
+        peak_b = Lanes::max(b[last - i], peak_b);
+    }
+    let (Some(ka), Some(kb)) = (
+        normalise_frame::<V>(a, peak_a),
+        normalise_frame::<V>(b, peak_b),
+    ) else {
+        return false;
+    };
+    alpha_scale[0] = ka;
+    beta_scale[frames - 1] = kb;
+    for step in 1..frames {
+        // α frame t from frame t − 1; β frame τ from frame τ + 1.
+        let (t, tau) = (step, frames - 1 - step);
+        let (done, rest) = alpha.split_at_mut(t * p);
+        let (a, a_before) = (&mut rest[..p], &done[(t - 1) * p..]);
+        let (rest, done) = beta.split_at_mut((tau + 1) * p);
+        let (b, b_after) = (&mut rest[tau * p..], &done[..p]);
+        products::<V>(a_before, &blank[(t - 1) * p..t * p], a);
+        products::<V>(b_after, &blank[tau * p..(tau + 1) * p], b);
+        let (emit_a, emit_b) = (&emit[t * p..(t + 1) * p], &emit[tau * p..(tau + 1) * p]);
+        let (mut x, mut y) = (a[0], b[last]);
+        let (mut peak_a, mut peak_b) = (x, y);
+        for i in 1..p {
+            // One instruction each where the set has FMA (both vector sets do).
+            x = Lanes::mul_add(x, emit_a[i - 1], a[i]);
+            a[i] = x;
+            y = Lanes::mul_add(y, emit_b[last - i], b[last - i]);
+            b[last - i] = y;
+            peak_a = Lanes::max(x, peak_a);
+            peak_b = Lanes::max(y, peak_b);
+        }
+        let (Some(ka), Some(kb)) = (
+            normalise_frame::<V>(a, peak_a),
+            normalise_frame::<V>(b, peak_b),
+        ) else {
+            return false;
+        };
+        alpha_scale[t] = alpha_scale[t - 1] + ka;
+        beta_scale[tau] = beta_scale[tau + 1] + kb;
+    }
+    true
+}
+
+/// out[i] = e^log_probs[i] ([`exp`]: 0 for −inf); returns whether every finite log-probability
+/// lies in [low, high] (the bounds of a walk over probabilities), checked on the way.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set; `out` is as long as `log_probs`.
+#[inline(always)]
+pub unsafe fn probabilities<V: Lanes>(
+    log_probs: &[V::Scalar],
     out: &mut [V::Scalar],
-) -> V::Scalar {
-    let n = out.len();
-    debug_assert!(a.len() >= n && b.len() >= n && c.len() >= n && d.len() >= n);
-    let [a, b, c, d] = [a, b, c, d].map(<[V::Scalar]>::as_ptr);
-    let out = out.as_mut_ptr();
-    let mut largest = V::splat(V::Scalar::ZERO);
+    low: V::Scalar,
+    high: V::Scalar,
+) -> bool {
+    let n = log_probs.len();
+    debug_assert!(out.len() == n);
+    let (x, out) = (log_probs.as_ptr(), out.as_mut_ptr());
+    let one = V::splat(V::Scalar::from_f64(1.0));
+    let (lowest, low, high) = (V::splat(V::Scalar::LOWEST), V::splat(low), V::splat(high));
+    let mut outside = V::splat(V::Scalar::ZERO);
     let mut i = 0;
     while i < n {
-        // SAFETY: elements at..at + len lie within the n of every slice.
+        // SAFETY: elements at..at + len lie within both slices (the output overlaps no input).
         let (at, len) = vector_at::<V>(i, n);
-        let value = load_upto::<V>(c, at, len).mul_add(
-            load_upto(d, at, len),
-            load_upto::<V>(a, at, len).mul(load_upto(b, at, len)),
-        );
-        largest = value.max(largest);
+        let value = load_upto::<V>(x, at, len);
+        store_upto(exp(value), out, at, len);
+        // 1 in the lanes of a finite value below `low` or of any value above `high`.
+        let finite = one.zero_where_below(value, lowest);
+        let too_low = finite.sub(finite.zero_where_below(value, low));
+        let too_high = one.sub(one.zero_where_below(high, value));
+        outside = outside.max(too_low).max(too_high);
+        i += V::LANES;
+    }
+    outside.reduce_max() == V::Scalar::ZERO
+}
+
+/// The smallest largest value of a frame walked by [`frame_walks`] (unless all are 0), 2^−300,
+/// and the inverse, the largest.
+pub const MIN_FRAME_PEAK: f64 = f64::from_bits((1023 - 300) << 52);
+
+/// The smallest nonzero value of a frame walked by [`frame_walks`], relative to its largest:
+/// 2^−400.
+pub const MIN_RELATIVE: f64 = f64::from_bits((1023 - 400) << 52);
+
+/// Brings `frame` (≥ 0, the largest `peak`) to [1, 2) by the power of two 2^−k, returning k (0 for
+/// all zeros); None where the frame is out of [`frame_walks`]'s bounds.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+unsafe fn normalise_frame<V: Lanes>(frame: &mut [V::Scalar], peak: V::Scalar) -> Option<i32> {
+    let peak = peak.to_f64();
+    if peak == 0.0 {
+        return Some(0);
+    }
+    if !(MIN_FRAME_PEAK..=1.0 / MIN_FRAME_PEAK).contains(&peak) {
+        return None;
+    }
+    let k = ((peak.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let factor = V::Scalar::from_f64(f64::from_bits(((1023 - k) as u64) << 52));
+    let bound = V::Scalar::from_f64(peak * MIN_RELATIVE);
+    (!scale_checked::<V>(frame, factor, bound)).then_some(k)
+}
+
+/// out[i] = a[i]·b[i] over `out` (a and b at least as long), the last vector a whole one ending
+/// at the end where there is one (see [`scale_checked`]).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+unsafe fn products<V: Lanes>(a: &[V::Scalar], b: &[V::Scalar], out: &mut [V::Scalar]) {
+    let n = out.len();
+    debug_assert!(a.len() >= n && b.len() >= n);
+    let (a, b, out) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    while i < n {
+        // SAFETY: elements at..at + len lie within the n of every slice (the output overlaps
+        // neither operand).
+        let (at, len) = vector_at::<V>(i, n);
+        let value = load_upto::<V>(a, at, len).mul(load_upto(b, at, len));
         store_upto(value, out, at, len);
         i += V::LANES;
     }
-    largest.reduce_max()
 }
 
 /// values[i] ×= factor; returns whether a nonzero value (≥ 0) was below `bound` before.
 ///
-/// Like [`products_sum`], the last vector is a whole one ending at the end, read before the
-/// vector it overlaps is written (so that no element is scaled twice).
+/// With at least a vector of elements the last vector is a whole one ending at the end, read
+/// before the vector it overlaps is written (so that no element is scaled twice), rather than a
+/// masked store: a masked store holds up any load from its 64 bytes until it reaches the cache.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.

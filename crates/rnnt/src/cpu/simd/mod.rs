@@ -36,17 +36,19 @@ macro_rules! entry_points {
     ($features:literal, $vector:ident) => {
         /// The kernels compiled for this instruction set (see `entry_points!` in `simd`).
         pub mod entry {
-            use crate::cpu::simd::lanes::{self, GradRow, RowStats};
+            use crate::cpu::simd::lanes::{self, AnchorColumns, FrameRows, GradRow, RowStats};
             use crate::cpu::simd::logs;
             use crate::cpu::simd::SimdFloat;
 
             entry_points!(@kernel $features, $vector,
-                lanes::rows_stats(
-                    rows: &[T], len: usize, out: &mut [RowStats], exps: Option<&mut [T]>));
+                lanes::row_stats(row: &[T], exps: *mut T, anchor: Option<T>) -> RowStats);
+            entry_points!(@kernel $features, $vector, lanes::rows_stats(
+                rows: &[T], len: usize, out: &mut [RowStats], exps: Option<&mut [T]>,
+                anchors: Option<AnchorColumns<'_>>));
             entry_points!(@kernel $features, $vector, lanes::grad_rows(
                 input: &[T], out: &mut [T], len: usize, params: &[GradRow], stream: bool));
             entry_points!(@kernel $features, $vector,
-                lanes::grad_rows_in_place(out: &mut [T], len: usize, params: &[GradRow]));
+                lanes::grad_rows_in_place(out: &mut [T], len: usize, rows: &FrameRows<'_>));
             entry_points!(@kernel $features, $vector, lanes::exp_in_place(values: &mut [T]));
             entry_points!(@kernel $features, $vector, logs::ln_in_place(values: &mut [T]));
             entry_points!(@kernel $features, $vector, logs::normalise_scores(
@@ -59,8 +61,11 @@ macro_rules! entry_points {
                 logs::log_add_exp_slices(a: &[T], b: &[T], out: &mut [T]));
             entry_points!(@kernel $features, $vector,
                 logs::log1p_unit_in_place(values: &mut [T]));
-            entry_points!(@kernel $features, $vector, logs::products_sum(
-                a: &[T], b: &[T], c: &[T], d: &[T], out: &mut [T]) -> T);
+            entry_points!(@kernel $features, $vector, logs::probabilities(
+                log_probs: &[T], out: &mut [T], low: T, high: T) -> bool);
+            entry_points!(@kernel $features, $vector, logs::frame_walks(
+                blank: &[T], emit: &[T], positions: usize, alpha: &mut [T], beta: &mut [T],
+                scales: (&mut [i32], &mut [i32])) -> bool);
             entry_points!(@kernel $features, $vector,
                 logs::scale_checked(values: &mut [T], factor: T, bound: T) -> bool);
         }
@@ -89,7 +94,7 @@ pub mod avx512;
 
 use std::sync::OnceLock;
 
-pub use lanes::{GradRow, Lanes, RowStats};
+pub use lanes::{AnchorColumns, FrameRows, GradRow, Lanes, RowStats, ANCHORED_SUM_HIGH};
 
 /// The instruction sets the kernels are written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,57 +194,68 @@ macro_rules! dispatch {
     };
 }
 
-/// Maximum and Σ exp(x − max) of a row with the instruction set `isa` (see
-/// [`lanes::row_stats`] for the NaN and infinity conventions).
+/// The statistics of a row with the instruction set `isa`, a short row shifted by `anchor` (one
+/// of its elements) where that allows (see [`RowStats`] and [`lanes::row_stats`] for the NaN
+/// and infinity conventions).
 ///
 /// # Panics
 /// If `isa` is not in [`Isa::available`].
-pub fn row_stats_with<T: SimdFloat>(isa: Isa, row: &[T]) -> RowStats {
-    let mut stats = [RowStats::EMPTY];
-    rows_stats_with(isa, row, row.len(), &mut stats, None);
-    stats[0]
+pub fn row_stats_with<T: SimdFloat>(isa: Isa, row: &[T], anchor: Option<T>) -> RowStats {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    dispatch!(isa, T, row_stats(row, std::ptr::null_mut(), anchor))
 }
 
 /// [`rows_stats`] with the instruction set `isa` (for tests).
 ///
 /// # Panics
-/// If `isa` is not in [`Isa::available`] or `rows` (or `exps`) holds fewer than `out.len()` rows.
+/// If `isa` is not in [`Isa::available`], `rows` (or `exps`) holds fewer than `out.len()` rows,
+/// or an anchor's column is outside the rows.
 pub fn rows_stats_with<T: SimdFloat>(
     isa: Isa,
     rows: &[T],
     len: usize,
     out: &mut [RowStats],
     exps: Option<&mut [T]>,
+    anchors: Option<AnchorColumns<'_>>,
 ) {
     assert!(Isa::available().contains(&isa), "{isa:?} is not available");
     rows_stats_checked(rows, len, out, exps.as_deref());
-    dispatch!(isa, T, rows_stats(rows, len, out, exps))
+    dispatch!(isa, T, rows_stats(rows, len, out, exps, anchors))
 }
 
 /// [`row_stats_with`] on the detected instruction set.
 #[inline]
-pub fn row_stats<T: SimdFloat>(row: &[T]) -> RowStats {
-    let mut stats = [RowStats::EMPTY];
-    rows_stats(row, row.len(), &mut stats, None);
-    stats[0]
+pub fn row_stats<T: SimdFloat>(row: &[T], anchor: Option<T>) -> RowStats {
+    dispatch!(
+        Isa::detected(),
+        T,
+        row_stats(row, std::ptr::null_mut(), anchor)
+    )
 }
 
 /// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
-/// `rows`, in one call (see [`lanes::rows_stats`]); with `exps`, each row's terms exp(x − max)
-/// are also stored at the row's place there (for a row with a finite maximum; clamped at the
-/// exp's flush bound, not flushed).
+/// `rows`, in one call (see [`lanes::rows_stats`]), short rows shifted by their anchors (where
+/// `anchors` says) where that allows; with `exps`, each row's terms exp(x − shift) are also
+/// stored at the row's place there (for a row with a finite shift; clamped at the exp's flush
+/// bound, not flushed).
 ///
 /// # Panics
-/// If `rows` (or `exps`) holds fewer than `out.len()` rows.
+/// If `rows` (or `exps`) holds fewer than `out.len()` rows, or an anchor's column is outside the
+/// rows.
 #[inline]
 pub fn rows_stats<T: SimdFloat>(
     rows: &[T],
     len: usize,
     out: &mut [RowStats],
     exps: Option<&mut [T]>,
+    anchors: Option<AnchorColumns<'_>>,
 ) {
     rows_stats_checked(rows, len, out, exps.as_deref());
-    dispatch!(Isa::detected(), T, rows_stats(rows, len, out, exps))
+    dispatch!(
+        Isa::detected(),
+        T,
+        rows_stats(rows, len, out, exps, anchors)
+    )
 }
 
 /// Panics unless `rows` and `exps` (when given) hold `out.len()` rows of `len`.
@@ -317,27 +333,45 @@ pub fn grad_rows<T: SimdFloat>(
     )
 }
 
-/// [`grad_rows`] from the terms exp(x − shift) that [`rows_stats`] stored in `out`, in place of
-/// the input, with the instruction set `isa` (see [`lanes::grad_rows_in_place`]).
+/// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that [`rows_stats`] stored in
+/// `out`, in place of the input, with the instruction set `isa` (see
+/// [`lanes::grad_rows_in_place`]).
 ///
 /// # Panics
-/// If `isa` is not in [`Isa::available`] or `out` holds fewer rows.
+/// If `isa` is not in [`Isa::available`], `out` holds fewer rows, or a field of `rows` is
+/// shorter than its shifts.
 pub fn grad_rows_in_place_with<T: SimdFloat>(
     isa: Isa,
     out: &mut [T],
     len: usize,
-    params: &[GradRow],
+    rows: &FrameRows<'_>,
 ) {
     assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    grad_rows_checked(out, out, len, params);
-    dispatch!(isa, T, grad_rows_in_place(out, len, params))
+    frame_rows_checked(out, len, rows);
+    dispatch!(isa, T, grad_rows_in_place(out, len, rows))
 }
 
 /// [`grad_rows_in_place_with`] on the detected instruction set.
 #[inline]
-pub fn grad_rows_in_place<T: SimdFloat>(out: &mut [T], len: usize, params: &[GradRow]) {
-    grad_rows_checked(out, out, len, params);
-    dispatch!(Isa::detected(), T, grad_rows_in_place(out, len, params))
+pub fn grad_rows_in_place<T: SimdFloat>(out: &mut [T], len: usize, rows: &FrameRows<'_>) {
+    frame_rows_checked(out, len, rows);
+    dispatch!(Isa::detected(), T, grad_rows_in_place(out, len, rows))
+}
+
+/// Panics unless `out` holds `rows.len()` rows of `len` and every field of `rows` has a value
+/// per row.
+fn frame_rows_checked<T>(out: &[T], len: usize, rows: &FrameRows<'_>) {
+    let n = rows.len();
+    assert!(
+        out.len() >= n * len
+            && [
+                rows.inv_sum.len(),
+                rows.blank_arcs.len(),
+                rows.emit_arcs.len()
+            ] == [n; 3],
+        "grad_rows_in_place: {n} rows of {len} in {} elements, or fields of other lengths",
+        out.len()
+    );
 }
 
 /// Panics unless `input` and `out` hold `params.len()` rows of `len`.
@@ -457,33 +491,88 @@ pub fn log_add_exp<T: SimdFloat>(a: &[T], b: &[T], out: &mut [T]) {
     dispatch!(Isa::detected(), T, logs::log_add_exp_slices(a, b, out))
 }
 
-/// out[i] = a[i]·b[i] + c[i]·d[i] on the detected instruction set (the operands may be longer
-/// than `out`); returns the largest out[i] (0 for none), for operands ≥ 0.
+/// out[i] = e^log_probs[i] on the detected instruction set (see [`logs::probabilities`]);
+/// whether every finite log-probability lies in [low, high].
 ///
 /// # Panics
-/// If an operand is shorter than `out`.
+/// If the slices differ in length.
 #[inline]
-pub fn products_sum<T: SimdFloat>([a, b, c, d]: [&[T]; 4], out: &mut [T]) -> T {
-    products_sum_checked([a, b, c, d], out);
-    dispatch!(Isa::detected(), T, logs::products_sum(a, b, c, d, out))
+pub fn probabilities<T: SimdFloat>(log_probs: &[T], out: &mut [T], [low, high]: [T; 2]) -> bool {
+    probabilities_with(Isa::detected(), log_probs, out, [low, high])
 }
 
-/// [`products_sum`] with the instruction set `isa`.
+/// [`probabilities`] with the instruction set `isa`.
 ///
 /// # Panics
-/// If `isa` is not in [`Isa::available`] or an operand is shorter than `out`.
+/// As [`probabilities`], and if `isa` is not in [`Isa::available`].
 #[inline]
-pub fn products_sum_with<T: SimdFloat>(isa: Isa, [a, b, c, d]: [&[T]; 4], out: &mut [T]) -> T {
-    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    products_sum_checked([a, b, c, d], out);
-    dispatch!(isa, T, logs::products_sum(a, b, c, d, out))
-}
-
-/// Panics unless every operand of a products_sum is at least as long as its output.
-fn products_sum_checked<T>(operands: [&[T]; 4], out: &[T]) {
-    for operand in operands {
-        assert!(operand.len() >= out.len(), "products_sum operand too short");
+pub fn probabilities_with<T: SimdFloat>(
+    isa: Isa,
+    log_probs: &[T],
+    out: &mut [T],
+    [low, high]: [T; 2],
+) -> bool {
+    if isa != Isa::detected() {
+        assert!(Isa::available().contains(&isa), "{isa:?} is not available");
     }
+    assert_eq!(log_probs.len(), out.len(), "probabilities: lengths differ");
+    dispatch!(isa, T, logs::probabilities(log_probs, out, low, high))
+}
+
+/// The α and β walks of a small lattice over probabilities, frame-major, on the detected
+/// instruction set (see [`logs::frame_walks`]): false where a frame leaves the bounds that keep
+/// f64 precision.
+///
+/// # Panics
+/// If `positions` or the frames (`scales`' length) are 0, or a slice does not hold
+/// frames · positions elements (each scale, one per frame).
+#[inline]
+pub fn frame_walks<T: SimdFloat>(
+    [blank, emit]: [&[T]; 2],
+    positions: usize,
+    [alpha, beta]: [&mut [T]; 2],
+    scales: (&mut [i32], &mut [i32]),
+) -> bool {
+    frame_walks_with(
+        Isa::detected(),
+        [blank, emit],
+        positions,
+        [alpha, beta],
+        scales,
+    )
+}
+
+/// [`frame_walks`] with the instruction set `isa`.
+///
+/// # Panics
+/// As [`frame_walks`], and if `isa` is not in [`Isa::available`] (checked only here: the
+/// detected set needs no check).
+#[inline]
+pub fn frame_walks_with<T: SimdFloat>(
+    isa: Isa,
+    [blank, emit]: [&[T]; 2],
+    positions: usize,
+    [alpha, beta]: [&mut [T]; 2],
+    scales: (&mut [i32], &mut [i32]),
+) -> bool {
+    if isa != Isa::detected() {
+        assert!(Isa::available().contains(&isa), "{isa:?} is not available");
+    }
+    let n = scales.0.len() * positions;
+    assert!(
+        positions > 0 && n > 0 && scales.1.len() == scales.0.len(),
+        "frame_walks: {} frames of {positions}",
+        scales.0.len()
+    );
+    assert!(
+        [blank.len(), emit.len(), alpha.len(), beta.len()] == [n; 4],
+        "frame_walks: slices of other than {n} elements"
+    );
+    dispatch!(
+        isa,
+        T,
+        logs::frame_walks(blank, emit, positions, alpha, beta, scales)
+    )
 }
 
 /// values[i] ×= factor on the detected instruction set; returns whether a nonzero value (all

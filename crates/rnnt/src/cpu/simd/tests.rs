@@ -5,8 +5,8 @@
 use super::scalar::Real;
 use super::{
     exp_with, grad_row_with, grad_rows_in_place_with, grad_rows_with, ln_with, log1p_unit_with,
-    log_add_exp_with, normalise_scores_with, row_stats_with, rows_stats_with, GradRow, Isa,
-    SimdFloat,
+    log_add_exp_with, normalise_scores_with, row_stats_with, rows_stats_with, AnchorColumns,
+    FrameRows, GradRow, Isa, SimdFloat, ANCHORED_SUM_HIGH,
 };
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
@@ -178,6 +178,15 @@ fn rows<T: SimdFloat>() -> Vec<Vec<T>> {
                     .collect(),
             );
         }
+        // Rows far from 0: anchored on any element but the largest, the 1e4 rows' spread is
+        // out of the anchored sum's bound (2^100 ≈ e^69.3); these are not.
+        for offset in [-50.0, 70.0] {
+            rows.push(
+                (0..len)
+                    .map(|_| T::from_f64(offset + rng.normal()))
+                    .collect(),
+            );
+        }
         rows.push(
             (0..len)
                 .map(|_| {
@@ -206,36 +215,115 @@ fn rows<T: SimdFloat>() -> Vec<Vec<T>> {
     rows
 }
 
+/// The anchors a row is tried with: none, its first element, its largest and its smallest (the
+/// last two as ordered by f64, so −inf is smallest; NaN is no anchor).
+fn anchors_of<T: SimdFloat>(row: &[T]) -> Vec<Option<T>> {
+    let by_value = |pick: fn(f64, f64) -> bool| {
+        row.iter()
+            .copied()
+            .filter(|x| !x.to_f64().is_nan())
+            .reduce(|a, b| if pick(b.to_f64(), a.to_f64()) { b } else { a })
+    };
+    let mut anchors = vec![None, row.first().copied()];
+    anchors.push(by_value(|a, b| a > b));
+    anchors.push(by_value(|a, b| a < b));
+    anchors
+}
+
+/// Elements per vector of `T` on `isa`: rows of at most twice as many are short (anchored).
+fn lanes<T>(isa: Isa) -> usize {
+    match isa {
+        Isa::Scalar => 1,
+        Isa::Avx2 => 32 / std::mem::size_of::<T>(),
+        Isa::Avx512 => 64 / std::mem::size_of::<T>(),
+    }
+}
+
+/// One row's statistics against f64 arithmetic, with each of [`anchors_of`]: a short row shifted
+/// by the anchor exactly where the anchored sum is small enough (but for rounding), else (and
+/// any longer row) by the maximum; the sum within `tolerance`.
 fn check_row_stats<T: SimdFloat>(tolerance: f64) {
     for row in rows::<T>() {
         let values: Vec<f64> = row.iter().map(|x| x.to_f64()).collect();
         let bad = values.iter().any(|x| x.is_nan() || *x == f64::INFINITY);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        for isa in Isa::available() {
-            let stats = row_stats_with(isa, &row);
+        for (anchor, isa) in anchors_of(&row)
+            .into_iter()
+            .flat_map(|a| Isa::available().into_iter().map(move |isa| (a, isa)))
+        {
+            let stats = row_stats_with(isa, &row, anchor);
+            let context = format!("{isa:?}, anchor {:?}: {values:?}", anchor.map(T::to_f64));
             if bad {
-                assert!(stats.sum.is_nan(), "{isa:?}: {values:?} gives {stats:?}");
+                assert!(stats.sum.is_nan(), "{context} gives {stats:?}");
                 continue;
             }
-            assert_eq!(stats.max, max, "{isa:?}: {values:?}");
-            let want: f64 = if max == f64::NEG_INFINITY {
+            let short = row.len() <= 2 * lanes::<T>(isa);
+            let anchor = anchor.map(T::to_f64).filter(|a| short && a.is_finite());
+            let anchored = anchor.map(|a| values.iter().map(|x| (x - a).exp()).sum::<f64>());
+            let high = ANCHORED_SUM_HIGH;
+            match anchored {
+                Some(sum) if sum <= high * (1.0 - tolerance) => {
+                    assert_eq!(Some(stats.shift), anchor, "{context}")
+                }
+                Some(sum) if sum <= high * (1.0 + tolerance) => {
+                    assert!(
+                        Some(stats.shift) == anchor || stats.shift == max,
+                        "{context}"
+                    )
+                }
+                _ => assert_eq!(stats.shift, max, "{context}"),
+            }
+            let want: f64 = if stats.shift == f64::NEG_INFINITY {
                 0.0
             } else {
-                values.iter().map(|x| (x - max).exp()).sum()
+                values.iter().map(|x| (x - stats.shift).exp()).sum()
             };
             assert!(
                 (stats.sum - want).abs() <= tolerance * want,
-                "{isa:?}: sum {} want {want} for {values:?}",
+                "{context}: sum {} want {want}",
                 stats.sum
             );
         }
     }
 }
 
+/// Anchor columns for `rows` rows of `len` (≥ 1): the blank column moves with the length, and
+/// each row's label column is, in turn, that of the row's largest element, its smallest, the
+/// blank's own, and another; the last few rows have no label.
+fn anchor_columns<T: SimdFloat>(picked: &[&Vec<T>], len: usize) -> (usize, Vec<u32>) {
+    let blank = (len * 5 / 7) % len;
+    let column_of = |row: &[T], pick: fn(f64, f64) -> bool| {
+        (0..len)
+            .filter(|&k| !row[k].to_f64().is_nan())
+            .reduce(|a, b| {
+                if pick(row[b].to_f64(), row[a].to_f64()) {
+                    b
+                } else {
+                    a
+                }
+            })
+            .unwrap_or(0)
+    };
+    let labels = picked[..picked.len().saturating_sub(3)]
+        .iter()
+        .enumerate()
+        .map(|(r, row)| {
+            (match r % 4 {
+                0 => column_of(row, |a, b| a > b),
+                1 => column_of(row, |a, b| a < b),
+                2 => blank,
+                _ => (r * 13) % len,
+            }) as u32
+        })
+        .collect();
+    (blank, labels)
+}
+
 /// Many rows at once (short rows side by side, the rest one by one) give the bits of one row at
 /// a time, for every row length up to 70, rows of normal, peaky, −inf-masked and non-finite
-/// values mixed; storing the terms changes no bit, and the stored terms are exp(x − max) within
-/// `tolerance` (e^floor, the exp's clamp, below its flush bound).
+/// values mixed, with and without anchors of every kind; storing the terms changes no bit, and
+/// the stored terms are exp(x − shift) within `tolerance` (e^floor, the exp's clamp, below its
+/// flush bound).
 fn check_rows_stats<T: SimdFloat>(tolerance: f64) {
     let pool = rows::<T>();
     for len in 1..70 {
@@ -244,12 +332,21 @@ fn check_rows_stats<T: SimdFloat>(tolerance: f64) {
         let count = 4 * of_len.len() + 3;
         let picked: Vec<&Vec<T>> = (0..count).map(|r| of_len[(r * 7) % of_len.len()]).collect();
         let flat: Vec<T> = picked.iter().flat_map(|row| row.iter().copied()).collect();
-        for isa in Isa::available() {
+        let (blank, labels) = anchor_columns(&picked, len);
+        let columns = AnchorColumns {
+            blank,
+            labels: &labels,
+        };
+        for (anchored, isa) in [false, true]
+            .into_iter()
+            .flat_map(|a| Isa::available().into_iter().map(move |isa| (a, isa)))
+        {
+            let anchors = anchored.then_some(columns);
             let mut out = vec![super::RowStats::EMPTY; count];
-            rows_stats_with(isa, &flat, len, &mut out, None);
+            rows_stats_with(isa, &flat, len, &mut out, None, anchors);
             let mut storing = vec![super::RowStats::EMPTY; count];
             let mut exps = vec![T::from_f64(-1.0); flat.len()];
-            rows_stats_with(isa, &flat, len, &mut storing, Some(&mut exps));
+            rows_stats_with(isa, &flat, len, &mut storing, Some(&mut exps), anchors);
             let low = T::EXP_NORMAL_LOW.to_f64();
             let half_ulp = if std::mem::size_of::<T>() == 4 {
                 6e-8
@@ -257,29 +354,30 @@ fn check_rows_stats<T: SimdFloat>(tolerance: f64) {
                 1.2e-16
             };
             for (r, ((stats, row), stored)) in out.iter().zip(&picked).zip(&storing).enumerate() {
-                let one = row_stats_with(isa, row);
+                let one = row_stats_with(isa, row, anchors.map(|a| a.anchor(row, r)));
+                let context = format!("{isa:?}, length {len}, anchored {anchored}, row {r}");
                 assert_eq!(
-                    (stats.max.to_bits(), stats.sum.to_bits()),
-                    (one.max.to_bits(), one.sum.to_bits()),
-                    "{isa:?}, length {len}: {stats:?} against {one:?}"
+                    (stats.shift.to_bits(), stats.sum.to_bits()),
+                    (one.shift.to_bits(), one.sum.to_bits()),
+                    "{context}: {stats:?} against {one:?}"
                 );
                 assert_eq!(
-                    (stored.max.to_bits(), stored.sum.to_bits()),
-                    (one.max.to_bits(), one.sum.to_bits()),
-                    "{isa:?}, length {len}, storing: {stored:?} against {one:?}"
+                    (stored.shift.to_bits(), stored.sum.to_bits()),
+                    (one.shift.to_bits(), one.sum.to_bits()),
+                    "{context}, storing: {stored:?} against {one:?}"
                 );
-                if !one.max.is_finite() || one.sum.is_nan() {
+                if !one.shift.is_finite() || one.sum.is_nan() {
                     // No terms are stored (or, beside a NaN, of use).
                     continue;
                 }
                 for (k, (&x, &e)) in row.iter().zip(&exps[r * len..(r + 1) * len]).enumerate() {
-                    let argument = x.to_f64() - one.max;
+                    let argument = x.to_f64() - one.shift;
                     let (e, want) = (e.to_f64(), argument.max(low).exp());
-                    // x − max is rounded to T first: half an ulp of the argument.
+                    // x − shift is rounded to T first: half an ulp of the argument.
                     let rounding = argument.abs() * half_ulp;
                     assert!(
                         (e - want).abs() <= (tolerance + rounding) * want,
-                        "{isa:?}, length {len}, row {r}, element {k}: {e} for exp({argument})"
+                        "{context}, element {k}: {e} for exp({argument})"
                     );
                 }
             }
@@ -435,12 +533,14 @@ fn check_grad_rows_in_place<T: SimdFloat>() {
     }
 }
 
-/// [`check_grad_rows_in_place`] with every third row clipped at `clip` (so, for +inf, with no
-/// clip: the rows then take the unclipped kernel).
+/// [`check_grad_rows_in_place`] with frames clipped at `clip` (so, for +inf, with no clip: the
+/// rows then take the unclipped kernel), frames of 37 rows (whole and partial chunks of
+/// planned rows) of every length up to 70, at upstream scales that put rows' terms below the
+/// flush bound, with and without softmax terms, rows without arcs or with negligible ones.
 fn check_grad_rows_in_place_with_clip<T: SimdFloat>(clip: f64) {
     let mut rng = Rng(11);
     for len in 1..70 {
-        let count = 13;
+        let count = 37;
         let input: Vec<T> = (0..count * len)
             .map(|i| {
                 let masked = i % 17 == 5;
@@ -451,41 +551,58 @@ fn check_grad_rows_in_place_with_clip<T: SimdFloat>(clip: f64) {
                 })
             })
             .collect();
+        let rows: Vec<Vec<T>> = input.chunks(len).map(<[T]>::to_vec).collect();
+        let (blank, labels) = anchor_columns(&rows.iter().collect::<Vec<_>>(), len);
+        let arc = |rng: &mut Rng, u: usize| match u % 7 {
+            3 => 0.0,
+            5 => 1e-40 * rng.next(),
+            _ => rng.next(),
+        };
+        let blank_arcs: Vec<f64> = (0..count).map(|u| arc(&mut rng, u)).collect();
+        let emit_arcs: Vec<f64> = (0..count)
+            .map(|u| match u % 4 {
+                3 => 0.0,
+                _ if u >= labels.len() => 0.0,
+                _ => arc(&mut rng, u + 1),
+            })
+            .collect();
         for isa in Isa::available() {
             let mut stats = vec![super::RowStats::EMPTY; count];
-            let mut in_place = vec![T::from_f64(-7.0); count * len];
-            rows_stats_with(isa, &input, len, &mut stats, Some(&mut in_place));
-            let params: Vec<GradRow> = stats
-                .iter()
-                .enumerate()
-                .map(|(r, stats)| {
-                    let pick = |rng: &mut Rng| (rng.next() * (len + 1) as f64) as usize;
-                    GradRow {
-                        shift: stats.max,
-                        inv_sum: stats.sum.recip(),
-                        coef: if r % 4 == 3 { 0.0 } else { rng.next() },
-                        scale: if r % 5 == 1 { 1e-36 } else { 0.5 + rng.next() },
-                        clip: if r % 3 == 0 { clip } else { f64::INFINITY },
-                        arcs: [
-                            (pick(&mut rng), rng.next()),
-                            (
-                                if r % 2 == 0 { pick(&mut rng) } else { len + 1 },
-                                rng.next(),
-                            ),
-                        ],
-                    }
-                })
-                .collect();
-            let mut from_logits = vec![T::from_f64(-7.0); count * len];
-            grad_rows_with(isa, &input, &mut from_logits, len, &params, false);
-            grad_rows_in_place_with(isa, &mut in_place, len, &params);
-            for (i, (&a, &b)) in in_place.iter().zip(&from_logits).enumerate() {
-                let (a, b) = (a.to_f64(), b.to_f64());
-                let at_bound = (a == 0.0 || b == 0.0) && a.abs().max(b.abs()) < 1e-30;
-                assert!(
-                    a.to_bits() == b.to_bits() || at_bound,
-                    "{isa:?}, length {len}, element {i}: {a} in place, {b} from the logits"
-                );
+            let mut terms = vec![T::from_f64(-7.0); count * len];
+            let anchors = AnchorColumns {
+                blank,
+                labels: &labels,
+            };
+            let (stats_out, exps) = (&mut stats, Some(&mut terms[..]));
+            rows_stats_with(isa, &input, len, stats_out, exps, Some(anchors));
+            let shift: Vec<f64> = stats.iter().map(|s| s.shift).collect();
+            let inv_sum: Vec<f64> = stats.iter().map(|s| s.sum.recip()).collect();
+            for (scale, softmax) in [(0.7, true), (1e-36, true), (3.0, true), (0.7, false)] {
+                let frame = FrameRows {
+                    shift: &shift,
+                    inv_sum: &inv_sum,
+                    blank_arcs: &blank_arcs,
+                    emit_arcs: &emit_arcs,
+                    blank,
+                    labels: &labels,
+                    softmax,
+                    scale,
+                    clip,
+                };
+                let params: Vec<GradRow> = (0..count).map(|u| frame.row(u)).collect();
+                let mut from_logits = vec![T::from_f64(-7.0); count * len];
+                grad_rows_with(isa, &input, &mut from_logits, len, &params, false);
+                let mut in_place = terms.clone();
+                grad_rows_in_place_with(isa, &mut in_place, len, &frame);
+                for (i, (&a, &b)) in in_place.iter().zip(&from_logits).enumerate() {
+                    let (a, b) = (a.to_f64(), b.to_f64());
+                    let at_bound = (a == 0.0 || b == 0.0) && a.abs().max(b.abs()) < 1e-30;
+                    assert!(
+                        a.to_bits() == b.to_bits() || at_bound,
+                        "{isa:?}, length {len}, scale {scale}, element {i}: {a} in place, {b} \
+                         from the logits"
+                    );
+                }
             }
         }
     }
@@ -784,30 +901,162 @@ fn normalise_scores_match_f64_on_every_instruction_set() {
 }
 
 /// The probability-space lattice's kernels on every instruction set against plain arithmetic:
-/// every length up to 40 (whole and partial vectors), zeros among the values.
+/// scale_checked at every length up to 40 (whole and partial vectors), zeros among the values;
+/// the frame-major walks at every number of label positions up to 40 (one chain or several
+/// vectors a frame), against the recursions in f64 over the unscaled values, with masked (0)
+/// probabilities among them, and the bounds (a frame's largest too small; a value too small
+/// beside it) refused.
 #[test]
-fn products_sum_and_scale_checked_match_plain_arithmetic() {
+fn frame_walks_and_scale_checked_match_plain_arithmetic() {
     let mut rng = Rng(17);
     for n in 0..40 {
-        let operand = |rng: &mut Rng| -> Vec<f64> {
-            (0..n + 1)
-                .map(|i| if i % 5 == 2 { 0.0 } else { rng.next() })
-                .collect()
-        };
-        let [a, b, c, d] = [0, 1, 2, 3].map(|_| operand(&mut rng));
-        let want: Vec<f64> = (0..n).map(|i| c[i].mul_add(d[i], a[i] * b[i])).collect();
-        let largest = want.iter().copied().fold(0.0, f64::max);
+        let want: Vec<f64> = (0..n)
+            .map(|i| if i % 5 == 2 { 0.0 } else { rng.next() })
+            .collect();
         for isa in Isa::available() {
-            let mut out = vec![-1.0; n];
-            let got = super::products_sum_with(isa, [&a, &b, &c, &d], &mut out);
-            assert_eq!(out, want, "{isa:?}, {n} values");
-            assert_eq!(got, largest, "{isa:?}, {n} values: largest");
             for (bound, below) in [(0.0, false), (2.0, want.iter().any(|&x| x > 0.0))] {
                 let mut scaled = want.clone();
                 let found = super::scale_checked_with(isa, &mut scaled, 0.25, bound);
                 assert_eq!(found, below, "{isa:?}, {n} values, bound {bound}");
                 let quartered: Vec<f64> = want.iter().map(|x| x * 0.25).collect();
                 assert_eq!(scaled, quartered, "{isa:?}, {n} values scaled");
+            }
+        }
+    }
+    for positions in 1..40 {
+        let frames = 1 + (positions * 7) % 23;
+        let n = frames * positions;
+        let probability = |rng: &mut Rng, i: usize| {
+            if i % 11 == 3 {
+                0.0
+            } else {
+                0.02 + 0.9 * rng.next()
+            }
+        };
+        let blank: Vec<f64> = (0..n).map(|i| probability(&mut rng, i)).collect();
+        let emit: Vec<f64> = (0..n)
+            .map(|i| match i % positions {
+                u if u + 1 == positions => 0.0,
+                _ => probability(&mut rng, i + 1),
+            })
+            .collect();
+        // The recursions, unscaled (the values stay well inside f64 here).
+        let (mut alpha, mut beta) = (vec![0.0; n], vec![0.0; n]);
+        for t in 0..frames {
+            for u in 0..positions {
+                let at = t * positions + u;
+                alpha[at] = if t == 0 && u == 0 { 1.0 } else { 0.0 };
+                if t > 0 {
+                    alpha[at] += alpha[at - positions] * blank[at - positions];
+                }
+                if u > 0 {
+                    alpha[at] += alpha[at - 1] * emit[at - 1];
+                }
+            }
+        }
+        for t in (0..frames).rev() {
+            for u in (0..positions).rev() {
+                let at = t * positions + u;
+                beta[at] = if t + 1 == frames && u + 1 == positions {
+                    blank[at]
+                } else {
+                    0.0
+                };
+                if t + 1 < frames {
+                    beta[at] += beta[at + positions] * blank[at];
+                }
+                if u + 1 < positions {
+                    beta[at] += beta[at + 1] * emit[at];
+                }
+            }
+        }
+        for isa in Isa::available() {
+            let (mut a, mut b) = (vec![-1.0; n], vec![-1.0; n]);
+            let (mut sa, mut sb) = (vec![0; frames], vec![0; frames]);
+            let walked = super::frame_walks_with(
+                isa,
+                [&blank, &emit],
+                positions,
+                [&mut a, &mut b],
+                (&mut sa, &mut sb),
+            );
+            assert!(walked, "{isa:?}, {frames} × {positions}");
+            for (name, got, scales, want) in [("α", &a, &sa, &alpha), ("β", &b, &sb, &beta)] {
+                for t in 0..frames {
+                    let frame = &got[t * positions..(t + 1) * positions];
+                    let peak = frame.iter().copied().fold(0.0, f64::max);
+                    assert!(
+                        peak == 0.0 || (1.0..2.0).contains(&peak),
+                        "{isa:?}: {name} peak"
+                    );
+                    for (u, &value) in frame.iter().enumerate() {
+                        let value = value * 2f64.powi(scales[t]);
+                        let want = want[t * positions + u];
+                        assert!(
+                            (value - want).abs() <= 1e-13 * want,
+                            "{isa:?}, {frames} × {positions}: {name}({t},{u}) = {value}, want {want}"
+                        );
+                    }
+                }
+            }
+            // Out of bounds: every blank arc improbable (α's second frame all tiny), and the
+            // first emission (α(0,1) far below α(0,0)).
+            let tiny_blank: Vec<f64> = blank.iter().map(|&x| x * 1e-100).collect();
+            let mut tiny_emit = emit.clone();
+            tiny_emit[0] = 1e-130;
+            for (case, (blank, emit)) in [
+                (frames > 1, (&tiny_blank, &emit)),
+                (positions > 1, (&blank, &tiny_emit)),
+            ] {
+                if !case {
+                    continue;
+                }
+                let walked = super::frame_walks_with(
+                    isa,
+                    [blank, emit],
+                    positions,
+                    [&mut a, &mut b],
+                    (&mut sa, &mut sb),
+                );
+                assert!(!walked, "{isa:?}, {frames} × {positions}: out of bounds");
+            }
+        }
+    }
+}
+
+/// The node probabilities on every instruction set: e^x within the exp's bound (0 for −inf), and
+/// the bounds check: a finite value below the low bound or any value above the high bound is
+/// found, at every position of every length up to 20, −inf never.
+#[test]
+fn probabilities_match_exp_and_check_their_bounds() {
+    let mut rng = Rng(23);
+    for n in 0..20 {
+        let log_probs: Vec<f64> = (0..n)
+            .map(|i| {
+                if i % 4 == 1 {
+                    f64::NEG_INFINITY
+                } else {
+                    -50.0 * rng.next()
+                }
+            })
+            .collect();
+        for isa in Isa::available() {
+            let mut out = vec![-1.0; n];
+            let within = super::probabilities_with(isa, &log_probs, &mut out, [-60.0, 0.0]);
+            assert!(within, "{isa:?}, {n} values");
+            for (&x, &p) in log_probs.iter().zip(&out) {
+                assert!(
+                    (p - x.exp()).abs() <= 4e-16 * x.exp(),
+                    "{isa:?}: e^{x} = {p}"
+                );
+            }
+            for at in 0..n {
+                for (bad, bounds) in [(-61.0, [-60.0, 0.0]), (0.5, [-60.0, 0.0])] {
+                    let mut outside = log_probs.clone();
+                    outside[at] = bad;
+                    let within = super::probabilities_with(isa, &outside, &mut out, bounds);
+                    assert!(!within, "{isa:?}, {n} values: {bad} at {at}");
+                }
             }
         }
     }
