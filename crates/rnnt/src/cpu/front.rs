@@ -9,7 +9,7 @@
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::recycle::NodeVec;
-use crate::cpu::simd::{self, AnchorColumns, RowStats};
+use crate::cpu::simd::{self, FrameScores, ScoreColumns};
 use crate::error::Result;
 
 /// Per-node scores of one item over its valid T_b × (U_b+1) nodes, row-major in (t, u).
@@ -114,44 +114,35 @@ impl FrameRun<'_> {
         let positions = labels.len() + 1;
         let v = batch.vocab;
         let frame_len = batch.label_positions * v;
-        let mut row_stats = vec![RowStats::EMPTY; positions];
         let nodes = self
             .blank
             .chunks_mut(positions)
             .zip(self.emit.chunks_mut(positions))
             .zip(self.shift.chunks_mut(positions))
             .zip(self.inv_sum.chunks_mut(positions));
+        // Each row's blank and next label scores, kept (−inf at u = U_b, where no label is
+        // left), and its anchor (see `RowStats`): where either dominates the row, the shift is
+        // then its maximum, found without a search.
+        let columns = ScoreColumns {
+            blank: batch.blank,
+            labels,
+        };
         for (i, (((blank, emit), shift), inv_sum)) in nodes.enumerate() {
             let t = self.first_frame + i;
             let frame = &logits[t * frame_len..];
             let frame_exps = exps
                 .as_deref_mut()
                 .map(|exps| &mut exps[i * frame_len..i * frame_len + positions * v]);
-            // Each row anchored on its blank and next label (see `RowStats`): where either
-            // dominates the row, the shift is then its maximum, found without a search.
-            let anchors = AnchorColumns {
-                blank: batch.blank,
-                labels,
+            let out = FrameScores {
+                blank: &mut *blank,
+                emit: &mut *emit,
+                shift: &mut *shift,
+                sum: &mut *inv_sum,
             };
-            F::rows_stats(frame, v, &mut row_stats, frame_exps, Some(anchors));
-            if let Some(u) = row_stats.iter().position(|stats| stats.sum.is_nan()) {
+            if !F::frame_scores(frame, v, out, frame_exps, columns) {
+                let u = inv_sum.iter().position(|sum| sum.is_nan()).unwrap_or(0);
                 let row = &frame[u * v..(u + 1) * v];
                 return Err(non_finite_logit(row, input_name, (b, t, u)));
-            }
-            // The scores of each row's blank and next label, before normalisation (−inf at
-            // u = U_b, where no label is left).
-            for (blank, row) in blank.iter_mut().zip(frame.chunks_exact(v)) {
-                *blank = row[batch.blank].to_f64();
-            }
-            for ((emit, row), &y) in emit.iter_mut().zip(frame.chunks_exact(v)).zip(labels) {
-                *emit = row[y as usize].to_f64();
-            }
-            emit[positions - 1] = f64::NEG_INFINITY;
-            for ((shift, inv_sum), stats) in
-                shift.iter_mut().zip(inv_sum.iter_mut()).zip(&row_stats)
-            {
-                *shift = stats.shift;
-                *inv_sum = stats.sum;
             }
             if fused_log_softmax {
                 simd::normalise_scores(blank, emit, shift, inv_sum);

@@ -5,35 +5,41 @@
 //! half-precision types; f32 and f64 override them with the vectorised kernels of
 //! [`crate::cpu::simd`], which are tested against these definitions.
 
-use crate::cpu::simd::{self, AnchorColumns, FrameRows, GradRow, RowStats};
+use crate::cpu::simd::{self, FrameRows, FrameScores, GradRow, RowStats, ScoreColumns};
 use crate::element::Element;
 
 /// Whole-row operations of the front and gradient passes, per element type.
 pub trait Kernels: Element {
-    /// The shift and Σ exp(x − shift) of each of the `out.len()` consecutive rows of `len`
-    /// elements at the start of `rows` (conventions of [`RowStats`]: the shift of a short row is
-    /// its anchor, where `anchors` says, where that allows, else the row's maximum; the sum is
-    /// NaN exactly when the row holds a NaN or +inf). With `exps`, the terms
-    /// exp(x − shift) of each row with a finite shift are also stored at the row's place there,
-    /// for [`Kernels::grad_rows_in_place`]. (This default, the half-precision types' kernel,
-    /// shifts by the maximum.)
-    fn rows_stats(
+    /// The front pass's kernel for one frame: for each of the `out.len()` consecutive rows of
+    /// `len` elements at the start of `rows`, its shift and Σ exp(x − shift) (conventions of
+    /// [`RowStats`]: the shift of a short row is its anchor, from its `columns`' scores, where
+    /// that allows, else the row's maximum; the sum is NaN exactly when the row holds a NaN or
+    /// +inf) and its blank and label scores, into `out`. With `exps`, the terms exp(x − shift) of
+    /// each row with a finite shift are also stored at the row's place there, for
+    /// [`Kernels::grad_rows_in_place`]. Returns false if a row holds a NaN or +inf. (This
+    /// default, the half-precision types' kernel, shifts by the maximum.)
+    fn frame_scores(
         rows: &[Self],
         len: usize,
-        out: &mut [RowStats],
+        out: FrameScores<'_>,
         mut exps: Option<&mut [Self]>,
-        anchors: Option<AnchorColumns<'_>>,
-    ) {
-        let _ = anchors;
-        for (r, stats) in out.iter_mut().enumerate() {
+        columns: ScoreColumns<'_>,
+    ) -> bool {
+        let mut finite = true;
+        for r in 0..out.len() {
             let row = &rows[r * len..(r + 1) * len];
-            *stats = scalar_row_stats(row);
+            let stats = scalar_row_stats(row);
             if let (Some(exps), true) = (exps.as_deref_mut(), stats.shift.is_finite()) {
                 for (e, &x) in exps[r * len..(r + 1) * len].iter_mut().zip(row) {
                     *e = Self::from_f64((x.to_f64() - stats.shift).exp());
                 }
             }
+            let [blank, label] = columns.scores_of(r, |k| row[k].to_f64());
+            (out.blank[r], out.emit[r]) = (blank, label);
+            (out.shift[r], out.sum[r]) = (stats.shift, stats.sum);
+            finite &= !stats.sum.is_nan();
         }
+        finite
     }
 
     /// Writes the gradient rows of the `params.len()` consecutive rows of `len` elements of
@@ -50,13 +56,13 @@ pub trait Kernels: Element {
     }
 
     /// Whether the gradient can be computed from softmax terms stored in the output by the front
-    /// pass ([`Kernels::rows_stats`] with `exps`, then [`Kernels::grad_rows_in_place`]): only
+    /// pass ([`Kernels::frame_scores`] with `exps`, then [`Kernels::grad_rows_in_place`]): only
     /// where the type holds a term as precisely as the pass computes it (f32 and f64, not the
     /// half-precision types).
     const STORES_SOFTMAX_TERMS: bool = false;
 
     /// [`Kernels::grad_rows`] with the softmax terms exp(x − shift) that
-    /// [`Kernels::rows_stats`] stored in `out`, in place of the input (unstreamed). Only called
+    /// [`Kernels::frame_scores`] stored in `out`, in place of the input (unstreamed). Only called
     /// where [`Kernels::STORES_SOFTMAX_TERMS`] holds.
     fn grad_rows_in_place(out: &mut [Self], len: usize, rows: &FrameRows<'_>) {
         let _ = (out, len, rows);
@@ -89,14 +95,14 @@ macro_rules! vector_kernels {
         impl Kernels for $float {
             const STORES_SOFTMAX_TERMS: bool = true;
             #[inline]
-            fn rows_stats(
+            fn frame_scores(
                 rows: &[$float],
                 len: usize,
-                out: &mut [RowStats],
+                out: FrameScores<'_>,
                 exps: Option<&mut [$float]>,
-                anchors: Option<AnchorColumns<'_>>,
-            ) {
-                simd::rows_stats(rows, len, out, exps, anchors);
+                columns: ScoreColumns<'_>,
+            ) -> bool {
+                simd::frame_scores(rows, len, out, exps, columns)
             }
             #[inline]
             fn grad_rows_in_place(out: &mut [$float], len: usize, rows: &FrameRows<'_>) {

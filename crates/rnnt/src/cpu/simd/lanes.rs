@@ -164,8 +164,8 @@ fn prefetch_distances<T>() -> (usize, usize) {
 /// The front pass's statistics of one row: its terms exp(x − shift), summed.
 ///
 /// For a short row (at most two vectors: S1's 29 f32), the shift is the row's anchor, the larger
-/// of two of its elements that the caller names ([`AnchorColumns`]: the front pass names the
-/// blank and the next label), wherever Σ exp(x − anchor) is at most [`ANCHORED_SUM_HIGH`]: one
+/// of two of its elements that the caller names ([`ScoreColumns`]: the blank and the next
+/// label), wherever Σ exp(x − anchor) is at most [`ANCHORED_SUM_HIGH`]: one
 /// pass over the row, with no maximum to find (its horizontal reduction is much of a short row's
 /// work). Elsewhere (longer rows, no anchor, another element well above it, masked rows,
 /// non-finite values) it is the row's maximum, the classic two passes. Either way the shift's
@@ -205,32 +205,81 @@ impl RowStats {
 /// that rounding grow with the spread: 4e-6 at e^69.)
 pub const ANCHORED_SUM_HIGH: f64 = 2048.0;
 
-/// Where the rows' anchors are (see [`RowStats`]): row r's anchor is the larger of its elements at
-/// `blank` and at `labels[r]` (a NaN loses; `blank`'s alone for rows beyond the labels).
+/// The two columns of each row whose scores the front pass keeps, its blank and its next label,
+/// which are also the row's anchor candidates (see [`RowStats`]): row r's anchor is the larger of
+/// its elements at `blank` and at `labels[r]` (a NaN loses; `blank`'s alone for rows beyond the
+/// labels).
 #[derive(Debug, Clone, Copy)]
-pub struct AnchorColumns<'a> {
-    /// The column of every row's first candidate.
+pub struct ScoreColumns<'a> {
+    /// The blank's column, in every row.
     pub blank: usize,
-    /// Row r's second candidate's column, for the first `labels.len()` rows.
+    /// Row r's label column, for the first `labels.len()` rows.
     pub labels: &'a [u32],
 }
 
-impl AnchorColumns<'_> {
-    /// Row r's anchor, from its elements `row`.
+impl ScoreColumns<'_> {
+    /// Row r's scores from its elements `row`: [blank, label] (−inf for a row without label).
     ///
     /// # Panics
     /// If a column is outside `row`.
     #[inline(always)]
-    pub fn anchor<T: Real>(&self, row: &[T], r: usize) -> T {
-        let blank = row[self.blank].to_f64();
+    pub fn scores<T: Real>(&self, row: &[T], r: usize) -> [f64; 2] {
+        self.scores_of(r, |k| row[k].to_f64())
+    }
+
+    /// Row r's scores [blank, label] with `element`(k) its element k as f64 (for element types
+    /// without vector kernels).
+    #[inline(always)]
+    pub fn scores_of(&self, r: usize, element: impl Fn(usize) -> f64) -> [f64; 2] {
         let label = self
             .labels
             .get(r)
-            .map_or(blank, |&y| row[y as usize].to_f64());
-        // `f64::max`, not a comparison and a branch: which one wins is as good as random from
-        // row to row, and a mispredicted branch costs as much as the row's exps. (A NaN loses;
-        // either value converts back exactly.)
+            .map_or(f64::NEG_INFINITY, |&y| element(y as usize));
+        [element(self.blank), label]
+    }
+
+    /// The anchor of a row with the scores `[blank, label]`: `f64::max`, not a comparison and a
+    /// branch, since which one wins is as good as random from row to row, and a mispredicted
+    /// branch costs as much as the row's exps. (A NaN loses; either value converts back
+    /// exactly.)
+    #[inline(always)]
+    pub fn anchor<T: Real>([blank, label]: [f64; 2]) -> T {
         T::from_f64(blank.max(label))
+    }
+}
+
+/// Where the front pass's frame kernel ([`frame_scores`]) writes each row's results, one slot
+/// per row in each.
+#[derive(Debug)]
+pub struct FrameScores<'a> {
+    /// The row's blank score x[blank].
+    pub blank: &'a mut [f64],
+    /// The row's label score x[y] (−inf for a row without label).
+    pub emit: &'a mut [f64],
+    /// [`RowStats::shift`].
+    pub shift: &'a mut [f64],
+    /// [`RowStats::sum`].
+    pub sum: &'a mut [f64],
+}
+
+impl FrameScores<'_> {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.shift.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.shift.is_empty()
+    }
+
+    /// Writes row r's results.
+    #[inline(always)]
+    fn set(&mut self, r: usize, [blank, label]: [f64; 2], stats: RowStats) {
+        self.blank[r] = blank;
+        self.emit[r] = label;
+        self.shift[r] = stats.shift;
+        self.sum[r] = stats.sum;
     }
 }
 
@@ -374,36 +423,53 @@ unsafe fn row_term<V: Lanes>(x: V, shift: V) -> V {
     exp_of_clamped(argument, V::splat(V::Scalar::EXP_NORMAL_LOW))
 }
 
-/// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
-/// `rows` (one call per frame: the dispatch and the call are paid once, not per row, which
-/// shows when rows are short), storing each row's terms at the same place in `exps` when it is
-/// given, short rows anchored where `anchors` says when it is given.
+/// The front pass's kernel for one frame: for each of the `out.len()` consecutive rows of `len`
+/// elements at the start of `rows`, its [`row_stats`] (short rows anchored as `columns` says) and
+/// its two scores, written into `out`; with `exps`, each row's terms are also stored at the
+/// row's place there. One call per frame (the dispatch and the call are paid once, not per row,
+/// which shows when rows are short), and the row's results go where the front pass keeps them,
+/// with no array of per-row statistics between. Returns false if a row holds a NaN or +inf (its
+/// sum is NaN).
+///
+/// The scores of a long row are read after its statistics, from the lines they brought into L1
+/// (read first, each would wait for memory); a short row's are its anchor, read first.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `rows.len() ≥ out.len() · len`, and so is
-/// `exps.len()` when given. (The anchors' columns are checked.)
+/// `exps.len()` when given; `out`'s slices are equally long. (The columns are checked.)
 #[inline(always)]
-pub unsafe fn rows_stats<V: Lanes>(
+pub unsafe fn frame_scores<V: Lanes>(
     rows: &[V::Scalar],
     len: usize,
-    out: &mut [RowStats],
+    mut out: FrameScores<'_>,
     exps: Option<&mut [V::Scalar]>,
-    anchors: Option<AnchorColumns<'_>>,
-) {
-    debug_assert!(rows.len() >= out.len() * len);
-    debug_assert!(exps.as_ref().is_none_or(|e| e.len() >= out.len() * len));
+    columns: ScoreColumns<'_>,
+) -> bool {
+    let n = out.len();
+    debug_assert!(rows.len() >= n * len);
+    debug_assert!(exps.as_ref().is_none_or(|e| e.len() >= n * len));
     let exps = exps.map_or(std::ptr::null_mut(), |e| e.as_mut_ptr());
-    if let (Some(anchors), true) = (anchors, V::LANES < len && len < 2 * V::LANES) {
-        two_vector_rows_stats::<V>(rows.as_ptr(), len, out, exps, anchors);
-        return;
+    if V::LANES < len && len < 2 * V::LANES {
+        return two_vector_frame_scores::<V>(rows.as_ptr(), len, out, exps, columns);
     }
     let short = len <= 2 * V::LANES;
-    for (r, stats) in out.iter_mut().enumerate() {
-        // SAFETY: the caller passes out.len() rows of `len`.
+    let mut finite = true;
+    for r in 0..n {
+        // SAFETY: the caller passes n rows of `len`.
         let row = rows.get_unchecked(r * len..(r + 1) * len);
-        let anchor = anchors.filter(|_| short).map(|a| a.anchor(row, r));
-        *stats = row_stats::<V>(row, offset_or_null(exps, r * len), anchor);
+        let row_exps = offset_or_null(exps, r * len);
+        let (scores, stats) = if short {
+            let scores = columns.scores(row, r);
+            let anchor = Some(ScoreColumns::anchor(scores));
+            (scores, row_stats::<V>(row, row_exps, anchor))
+        } else {
+            let stats = row_stats::<V>(row, row_exps, None);
+            (columns.scores(row, r), stats)
+        };
+        finite &= !stats.sum.is_nan();
+        out.set(r, scores, stats);
     }
+    finite
 }
 
 /// `ptr` + `offset`, or null for a null `ptr` (no place to store).
@@ -416,29 +482,31 @@ fn offset_or_null<T>(ptr: *mut T, offset: usize) -> *mut T {
     }
 }
 
-/// [`rows_stats`] of anchored rows of one whole and one partial vector (LANES < `len` <
-/// 2·LANES: S1's rows of 29 f32), the same operations in the same order as [`row_stats`] (so
-/// the same bits), written out for that shape, [`STATS_ROWS`] rows side by side: a row's work is
-/// one chain of dependent steps (its loads, the anchor, the exps, the sum's horizontal
-/// reduction), and the independent rows fill each other's waits. Each row's anchor is read from
-/// its own lines after its vector loads (the larger of two elements without a branch). Rows
-/// without a finite anchor, or whose anchored sum is too large, take [`shifted_by_max`].
+/// [`frame_scores`] of rows of one whole and one partial vector (LANES < `len` < 2·LANES: S1's
+/// rows of 29 f32), the same operations in the same order as [`row_stats`] (so the same bits),
+/// written out for that shape, [`STATS_ROWS`] rows side by side: a row's work is one chain of
+/// dependent steps (its loads, the anchor, the exps, the sum's horizontal reduction), and the
+/// independent rows fill each other's waits. Each row's scores (its anchor) are read from its
+/// own lines after its vector loads. Rows without a finite anchor, or whose anchored sum is too
+/// large, take [`shifted_by_max`].
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `rows` points to `out.len()` rows of `len`
 /// readable elements, and `exps` is null or valid for as many writes; LANES < `len` < 2·LANES.
 #[inline(always)]
-unsafe fn two_vector_rows_stats<V: Lanes>(
+unsafe fn two_vector_frame_scores<V: Lanes>(
     rows: *const V::Scalar,
     len: usize,
-    out: &mut [RowStats],
+    mut out: FrameScores<'_>,
     exps: *mut V::Scalar,
-    anchors: AnchorColumns<'_>,
-) {
+    columns: ScoreColumns<'_>,
+) -> bool {
     let lanes = V::LANES;
     debug_assert!(lanes < len && len < 2 * lanes);
     let (tail, zero) = (len - lanes, V::splat(V::Scalar::ZERO));
-    let groups = out.len() / STATS_ROWS;
+    let n = out.len();
+    let mut finite = true;
+    let groups = n / STATS_ROWS;
     for g in 0..groups {
         let first = g * STATS_ROWS;
         let group = rows.add(first * len);
@@ -453,22 +521,30 @@ unsafe fn two_vector_rows_stats<V: Lanes>(
         }
         // Each anchor splatted where it is read (an array of scalars read back as a vector
         // would wait for the scalar stores: a failed store-to-load forwarding).
+        let mut scores = [[0.0; 2]; STATS_ROWS];
         let mut shifts = [V::Scalar::ZERO; STATS_ROWS];
         let mut splats = [zero; STATS_ROWS];
-        for (r, (shift, splat)) in shifts.iter_mut().zip(&mut splats).enumerate() {
+        for (r, ((row_scores, shift), splat)) in scores
+            .iter_mut()
+            .zip(&mut shifts)
+            .zip(&mut splats)
+            .enumerate()
+        {
             // SAFETY: row r's `len` elements are readable.
             let row = std::slice::from_raw_parts(group.add(r * len), len);
-            *shift = anchors.anchor(row, first + r);
+            *row_scores = columns.scores(row, first + r);
+            *shift = ScoreColumns::anchor(*row_scores);
             *splat = V::splat(*shift);
         }
         if !shifts.iter().all(|a| a.to_f64().is_finite()) {
             // Some row has no anchor: the group one row at a time.
-            // SAFETY: the group's rows are readable.
-            let rows = std::slice::from_raw_parts(group, STATS_ROWS * len);
-            for (r, stats) in out[first..first + STATS_ROWS].iter_mut().enumerate() {
-                let row = &rows[r * len..(r + 1) * len];
-                let anchor = Some(shifts[r]);
-                *stats = row_stats::<V>(row, offset_or_null(exps, (first + r) * len), anchor);
+            for (r, &row_scores) in scores.iter().enumerate() {
+                // SAFETY: row r's `len` elements are readable.
+                let row = std::slice::from_raw_parts(group.add(r * len), len);
+                let row_exps = offset_or_null(exps, (first + r) * len);
+                let stats = row_stats::<V>(row, row_exps, Some(shifts[r]));
+                finite &= !stats.sum.is_nan();
+                out.set(first + r, row_scores, stats);
             }
             continue;
         }
@@ -481,12 +557,12 @@ unsafe fn two_vector_rows_stats<V: Lanes>(
                 a.store(row_exps);
                 b.store_partial(row_exps.add(lanes), tail);
             }
-            // As `sum_of_exps` adds them, for the same bits.
-            *sum = zero.add(a).add(zero.add(b));
+            // `sum_of_exps` adds each to 0 first: the same bits, the terms being ≥ 0 (or NaN).
+            *sum = a.add(b);
         }
-        for (r, (stats, sum)) in out[first..].iter_mut().zip(sums).enumerate() {
+        for (r, (&sum, &row_scores)) in sums.iter().zip(&scores).enumerate() {
             let sum = sum.reduce_sum();
-            *stats = match RowStats::anchored(shifts[r].to_f64(), sum) {
+            let stats = match RowStats::anchored(shifts[r].to_f64(), sum) {
                 Some(stats) => stats,
                 None => {
                     // SAFETY: row r's `len` elements are readable.
@@ -494,17 +570,23 @@ unsafe fn two_vector_rows_stats<V: Lanes>(
                     shifted_by_max::<V>(row, offset_or_null(exps, (first + r) * len))
                 }
             };
+            finite &= !stats.sum.is_nan();
+            out.set(first + r, row_scores, stats);
         }
     }
-    for (r, stats) in out.iter_mut().enumerate().skip(groups * STATS_ROWS) {
-        // SAFETY: the caller passes out.len() rows of `len`.
+    for r in groups * STATS_ROWS..n {
+        // SAFETY: the caller passes n rows of `len`.
         let row = std::slice::from_raw_parts(rows.add(r * len), len);
-        let anchor = Some(anchors.anchor(row, r));
-        *stats = row_stats::<V>(row, offset_or_null(exps, r * len), anchor);
+        let row_scores = columns.scores(row, r);
+        let anchor = Some(ScoreColumns::anchor(row_scores));
+        let stats = row_stats::<V>(row, offset_or_null(exps, r * len), anchor);
+        finite &= !stats.sum.is_nan();
+        out.set(r, row_scores, stats);
     }
+    finite
 }
 
-/// Rows [`two_vector_rows_stats`] takes side by side.
+/// Rows [`two_vector_frame_scores`] takes side by side.
 const STATS_ROWS: usize = 4;
 
 /// What the gradient pass writes into one row: out[k] = scale · clip(coef · softmax(x)[k] −
@@ -716,7 +798,7 @@ pub unsafe fn grad_row<V: Lanes>(
 
 /// [`grad_row`] of each of the `params.len()` consecutive rows of `len` elements of `input` into
 /// the same rows of `out`: short unstreamed rows (≤ 2·LANES) four at a time, side by side (as
-/// in [`rows_stats`]; the same bits as one at a time), the others one by one.
+/// in [`frame_scores`]; the same bits as one at a time), the others one by one.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `input` and `out` hold `params.len()` rows of `len`.
@@ -732,7 +814,7 @@ pub unsafe fn grad_rows<V: Lanes>(
     grad_rows_from::<V, GradSource<V>>(input.as_ptr(), out.as_mut_ptr(), len, params, stream);
 }
 
-/// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that [`rows_stats`] stored
+/// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that [`frame_scores`] stored
 /// in `out` itself, in place of the input (unstreamed): where the gradient stays in cache, a
 /// store in the front pass is cheaper than a second exp. A row with a softmax term reads its
 /// terms before it writes its gradient over them; the flush bound applies to the term, with the

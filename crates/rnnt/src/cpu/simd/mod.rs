@@ -36,15 +36,15 @@ macro_rules! entry_points {
     ($features:literal, $vector:ident) => {
         /// The kernels compiled for this instruction set (see `entry_points!` in `simd`).
         pub mod entry {
-            use crate::cpu::simd::lanes::{self, AnchorColumns, FrameRows, GradRow, RowStats};
+            use crate::cpu::simd::lanes::{self, FrameRows, FrameScores, GradRow, RowStats, ScoreColumns};
             use crate::cpu::simd::logs;
             use crate::cpu::simd::SimdFloat;
 
             entry_points!(@kernel $features, $vector,
                 lanes::row_stats(row: &[T], exps: *mut T, anchor: Option<T>) -> RowStats);
-            entry_points!(@kernel $features, $vector, lanes::rows_stats(
-                rows: &[T], len: usize, out: &mut [RowStats], exps: Option<&mut [T]>,
-                anchors: Option<AnchorColumns<'_>>));
+            entry_points!(@kernel $features, $vector, lanes::frame_scores(
+                rows: &[T], len: usize, out: FrameScores<'_>, exps: Option<&mut [T]>,
+                columns: ScoreColumns<'_>) -> bool);
             entry_points!(@kernel $features, $vector, lanes::grad_rows(
                 input: &[T], out: &mut [T], len: usize, params: &[GradRow], stream: bool));
             entry_points!(@kernel $features, $vector,
@@ -94,7 +94,9 @@ pub mod avx512;
 
 use std::sync::OnceLock;
 
-pub use lanes::{AnchorColumns, FrameRows, GradRow, Lanes, RowStats, ANCHORED_SUM_HIGH};
+pub use lanes::{
+    FrameRows, FrameScores, GradRow, Lanes, RowStats, ScoreColumns, ANCHORED_SUM_HIGH,
+};
 
 /// The instruction sets the kernels are written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,22 +207,22 @@ pub fn row_stats_with<T: SimdFloat>(isa: Isa, row: &[T], anchor: Option<T>) -> R
     dispatch!(isa, T, row_stats(row, std::ptr::null_mut(), anchor))
 }
 
-/// [`rows_stats`] with the instruction set `isa` (for tests).
+/// [`frame_scores`] with the instruction set `isa` (for tests).
 ///
 /// # Panics
 /// If `isa` is not in [`Isa::available`], `rows` (or `exps`) holds fewer than `out.len()` rows,
-/// or an anchor's column is outside the rows.
-pub fn rows_stats_with<T: SimdFloat>(
+/// `out`'s slices differ in length, or a column is outside the rows.
+pub fn frame_scores_with<T: SimdFloat>(
     isa: Isa,
     rows: &[T],
     len: usize,
-    out: &mut [RowStats],
+    out: FrameScores<'_>,
     exps: Option<&mut [T]>,
-    anchors: Option<AnchorColumns<'_>>,
-) {
+    columns: ScoreColumns<'_>,
+) -> bool {
     assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    rows_stats_checked(rows, len, out, exps.as_deref());
-    dispatch!(isa, T, rows_stats(rows, len, out, exps, anchors))
+    frame_scores_checked(rows, len, &out, exps.as_deref());
+    dispatch!(isa, T, frame_scores(rows, len, out, exps, columns))
 }
 
 /// [`row_stats_with`] on the detected instruction set.
@@ -233,38 +235,43 @@ pub fn row_stats<T: SimdFloat>(row: &[T], anchor: Option<T>) -> RowStats {
     )
 }
 
-/// [`row_stats`] of each of the `out.len()` consecutive rows of `len` elements at the start of
-/// `rows`, in one call (see [`lanes::rows_stats`]), short rows shifted by their anchors (where
-/// `anchors` says) where that allows; with `exps`, each row's terms exp(x − shift) are also
-/// stored at the row's place there (for a row with a finite shift; clamped at the exp's flush
-/// bound, not flushed).
+/// The front pass's kernel for one frame of `out.len()` rows of `len` elements at the start of
+/// `rows` (see [`lanes::frame_scores`]): each row's statistics (a short row anchored on its
+/// scores where that allows) and its blank and label scores into `out`; with `exps`, each row's
+/// terms exp(x − shift) are also stored at the row's place there (for a row with a finite
+/// shift; clamped at the exp's flush bound, not flushed). Returns false if a row holds a NaN or
+/// +inf.
 ///
 /// # Panics
-/// If `rows` (or `exps`) holds fewer than `out.len()` rows, or an anchor's column is outside the
-/// rows.
+/// If `rows` (or `exps`) holds fewer than `out.len()` rows, `out`'s slices differ in length, or
+/// a column is outside the rows.
 #[inline]
-pub fn rows_stats<T: SimdFloat>(
+pub fn frame_scores<T: SimdFloat>(
     rows: &[T],
     len: usize,
-    out: &mut [RowStats],
+    out: FrameScores<'_>,
     exps: Option<&mut [T]>,
-    anchors: Option<AnchorColumns<'_>>,
-) {
-    rows_stats_checked(rows, len, out, exps.as_deref());
+    columns: ScoreColumns<'_>,
+) -> bool {
+    frame_scores_checked(rows, len, &out, exps.as_deref());
     dispatch!(
         Isa::detected(),
         T,
-        rows_stats(rows, len, out, exps, anchors)
+        frame_scores(rows, len, out, exps, columns)
     )
 }
 
-/// Panics unless `rows` and `exps` (when given) hold `out.len()` rows of `len`.
-fn rows_stats_checked<T>(rows: &[T], len: usize, out: &[RowStats], exps: Option<&[T]>) {
-    let needed = out.len() * len;
+/// Panics unless `rows` and `exps` (when given) hold `out.len()` rows of `len` and `out`'s
+/// slices are equally long.
+fn frame_scores_checked<T>(rows: &[T], len: usize, out: &FrameScores<'_>, exps: Option<&[T]>) {
+    let n = out.len();
     assert!(
-        rows.len() >= needed && exps.is_none_or(|e| e.len() >= needed),
-        "rows_stats: {} rows of {len} in {} elements (exps {:?})",
-        out.len(),
+        [out.blank.len(), out.emit.len(), out.sum.len()] == [n; 3],
+        "frame_scores: output slices of different lengths"
+    );
+    assert!(
+        rows.len() >= n * len && exps.is_none_or(|e| e.len() >= n * len),
+        "frame_scores: {n} rows of {len} in {} elements (exps {:?})",
         rows.len(),
         exps.map(<[T]>::len)
     );

@@ -5,8 +5,8 @@
 use super::scalar::Real;
 use super::{
     exp_with, grad_row_with, grad_rows_in_place_with, grad_rows_with, ln_with, log1p_unit_with,
-    log_add_exp_with, normalise_scores_with, row_stats_with, rows_stats_with, AnchorColumns,
-    FrameRows, GradRow, Isa, SimdFloat, ANCHORED_SUM_HIGH,
+    log_add_exp_with, normalise_scores_with, row_stats_with, FrameRows, FrameScores, GradRow, Isa,
+    ScoreColumns, SimdFloat, ANCHORED_SUM_HIGH,
 };
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
@@ -319,12 +319,41 @@ fn anchor_columns<T: SimdFloat>(picked: &[&Vec<T>], len: usize) -> (usize, Vec<u
     (blank, labels)
 }
 
-/// Many rows at once (short rows side by side, the rest one by one) give the bits of one row at
-/// a time, for every row length up to 70, rows of normal, peaky, −inf-masked and non-finite
-/// values mixed, with and without anchors of every kind; storing the terms changes no bit, and
-/// the stored terms are exp(x − shift) within `tolerance` (e^floor, the exp's clamp, below its
-/// flush bound).
-fn check_rows_stats<T: SimdFloat>(tolerance: f64) {
+/// [`super::frame_scores_with`] of `count` rows of `len` into fresh slices: each row's statistics
+/// and scores, and the kernel's answer (no NaN or +inf).
+fn frame_scores_of<T: SimdFloat>(
+    isa: Isa,
+    (rows, len, count): (&[T], usize, usize),
+    exps: Option<&mut [T]>,
+    columns: ScoreColumns<'_>,
+) -> (Vec<super::RowStats>, Vec<[f64; 2]>, bool) {
+    let [mut blank, mut emit, mut shift, mut sum] = [0; 4].map(|_| vec![f64::NAN; count]);
+    let out = FrameScores {
+        blank: &mut blank,
+        emit: &mut emit,
+        shift: &mut shift,
+        sum: &mut sum,
+    };
+    let finite = super::frame_scores_with(isa, rows, len, out, exps, columns);
+    let stats = shift
+        .iter()
+        .zip(&sum)
+        .map(|(&shift, &sum)| super::RowStats { shift, sum })
+        .collect();
+    (
+        stats,
+        blank.into_iter().zip(emit).map(|(b, e)| [b, e]).collect(),
+        finite,
+    )
+}
+
+/// A frame's rows at once (short rows side by side, the rest one by one) give the bits of one row
+/// at a time, for every row length up to 70, rows of normal, peaky, −inf-masked and non-finite
+/// values mixed, anchored on columns of every kind; each row's scores are its elements at the
+/// columns (−inf beyond the labels), and a NaN or +inf row is reported; storing the terms
+/// changes no bit, and the stored terms are exp(x − shift) within `tolerance` (e^floor, the exp's
+/// clamp, below its flush bound).
+fn check_frame_scores<T: SimdFloat>(tolerance: f64) {
     let pool = rows::<T>();
     for len in 1..70 {
         let of_len: Vec<&Vec<T>> = pool.iter().filter(|row| row.len() == len).collect();
@@ -333,29 +362,37 @@ fn check_rows_stats<T: SimdFloat>(tolerance: f64) {
         let picked: Vec<&Vec<T>> = (0..count).map(|r| of_len[(r * 7) % of_len.len()]).collect();
         let flat: Vec<T> = picked.iter().flat_map(|row| row.iter().copied()).collect();
         let (blank, labels) = anchor_columns(&picked, len);
-        let columns = AnchorColumns {
+        let columns = ScoreColumns {
             blank,
             labels: &labels,
         };
-        for (anchored, isa) in [false, true]
-            .into_iter()
-            .flat_map(|a| Isa::available().into_iter().map(move |isa| (a, isa)))
-        {
-            let anchors = anchored.then_some(columns);
-            let mut out = vec![super::RowStats::EMPTY; count];
-            rows_stats_with(isa, &flat, len, &mut out, None, anchors);
-            let mut storing = vec![super::RowStats::EMPTY; count];
+        for isa in Isa::available() {
+            let frame = (&flat[..], len, count);
+            let (out, scores, finite) = frame_scores_of(isa, frame, None, columns);
             let mut exps = vec![T::from_f64(-1.0); flat.len()];
-            rows_stats_with(isa, &flat, len, &mut storing, Some(&mut exps), anchors);
+            let (storing, _, _) = frame_scores_of(isa, frame, Some(&mut exps), columns);
+            let short = len <= 2 * lanes::<T>(isa);
             let low = T::EXP_NORMAL_LOW.to_f64();
             let half_ulp = if std::mem::size_of::<T>() == 4 {
                 6e-8
             } else {
                 1.2e-16
             };
+            let mut any_bad = false;
             for (r, ((stats, row), stored)) in out.iter().zip(&picked).zip(&storing).enumerate() {
-                let one = row_stats_with(isa, row, anchors.map(|a| a.anchor(row, r)));
-                let context = format!("{isa:?}, length {len}, anchored {anchored}, row {r}");
+                let context = format!("{isa:?}, length {len}, row {r}");
+                let label = labels
+                    .get(r)
+                    .map_or(f64::NEG_INFINITY, |&y| row[y as usize].to_f64());
+                let want_scores = [row[blank].to_f64(), label];
+                assert_eq!(
+                    scores[r].map(f64::to_bits),
+                    want_scores.map(f64::to_bits),
+                    "{context}: scores"
+                );
+                let anchor = short.then(|| ScoreColumns::anchor(want_scores));
+                let one = row_stats_with(isa, row, anchor);
+                any_bad |= one.sum.is_nan();
                 assert_eq!(
                     (stats.shift.to_bits(), stats.sum.to_bits()),
                     (one.shift.to_bits(), one.sum.to_bits()),
@@ -381,14 +418,18 @@ fn check_rows_stats<T: SimdFloat>(tolerance: f64) {
                     );
                 }
             }
+            assert_eq!(
+                finite, !any_bad,
+                "{isa:?}, length {len}: the kernel's answer"
+            );
         }
     }
 }
 
 #[test]
-fn rows_stats_match_row_stats_bit_for_bit() {
-    check_rows_stats::<f32>(1e-6);
-    check_rows_stats::<f64>(1e-14);
+fn frame_scores_match_row_stats_bit_for_bit() {
+    check_frame_scores::<f32>(1e-6);
+    check_frame_scores::<f64>(1e-14);
 }
 
 #[test]
@@ -567,14 +608,13 @@ fn check_grad_rows_in_place_with_clip<T: SimdFloat>(clip: f64) {
             })
             .collect();
         for isa in Isa::available() {
-            let mut stats = vec![super::RowStats::EMPTY; count];
             let mut terms = vec![T::from_f64(-7.0); count * len];
-            let anchors = AnchorColumns {
+            let columns = ScoreColumns {
                 blank,
                 labels: &labels,
             };
-            let (stats_out, exps) = (&mut stats, Some(&mut terms[..]));
-            rows_stats_with(isa, &input, len, stats_out, exps, Some(anchors));
+            let frame = (&input[..], len, count);
+            let (stats, _, _) = frame_scores_of(isa, frame, Some(&mut terms), columns);
             let shift: Vec<f64> = stats.iter().map(|s| s.shift).collect();
             let inv_sum: Vec<f64> = stats.iter().map(|s| s.sum.recip()).collect();
             for (scale, softmax) in [(0.7, true), (1e-36, true), (3.0, true), (0.7, false)] {
