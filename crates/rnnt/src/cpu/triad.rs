@@ -4,7 +4,7 @@
 //!
 //! Two variants are timed, plain stores (each written line is first read into the cache) and, on
 //! x86-64, non-temporal stores; the faster one is reported, so the floor is the stricter of the
-//! two.
+//! two. [`Triad`] keeps its arrays, so that a benchmark can measure it between its own runs.
 
 use rayon::prelude::*;
 
@@ -17,25 +17,52 @@ pub const BYTES_PER_ELEMENT: usize = 12;
 /// Elements per parallel work unit (a multiple of 16, so NT stores stay aligned).
 const CHUNK: usize = 1 << 16;
 
-/// The best triad bandwidth in bytes per second over `repeats` runs on arrays of `elements` f32,
-/// with `threads` workers (0: `RNNT_NUM_THREADS`, else every core).
-///
-/// # Errors
-/// [`crate::Error::Value`] for a bad `RNNT_NUM_THREADS`, [`crate::Error::Unavailable`] if the
-/// threads cannot start.
-pub fn triad_bandwidth(threads: usize, elements: usize, repeats: usize) -> Result<f64> {
-    run_in_pool(threads, || {
-        let mut a = vec![0f32; elements];
-        let mut b = vec![0f32; elements];
-        let mut c = vec![0f32; elements];
-        // First touch on the pool, so pages are mapped (and placed) before timing.
-        for (i, array) in [&mut a, &mut b, &mut c].into_iter().enumerate() {
-            array
-                .par_chunks_mut(CHUNK)
-                .for_each(|chunk| chunk.fill(i as f32));
-        }
-        let mut best = f64::INFINITY;
-        for _ in 0..repeats.max(1) {
+/// The triad's arrays, allocated once and mapped on the pool that measures them, so that it can
+/// be measured again and again in a run, between the runs of what it is the floor of (on a
+/// shared machine both then see the same moments; `rnnt bench` reports the best of each).
+pub struct Triad {
+    threads: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl Triad {
+    /// Arrays of `elements` f32 each, first touched on a pool of `threads` workers (0:
+    /// `RNNT_NUM_THREADS`, else every core), so that their pages are mapped (and placed) before
+    /// any timing.
+    ///
+    /// # Errors
+    /// [`crate::Error::Value`] for a bad `RNNT_NUM_THREADS`, [`crate::Error::Unavailable`] if the
+    /// threads cannot start.
+    pub fn new(threads: usize, elements: usize) -> Result<Triad> {
+        let mut triad = Triad {
+            threads,
+            a: vec![0f32; elements],
+            b: vec![0f32; elements],
+            c: vec![0f32; elements],
+        };
+        let Triad { a, b, c, .. } = &mut triad;
+        run_in_pool(threads, || {
+            for (i, array) in [a, b, c].into_iter().enumerate() {
+                array
+                    .par_chunks_mut(CHUNK)
+                    .for_each(|chunk| chunk.fill(i as f32));
+            }
+        })?;
+        Ok(triad)
+    }
+
+    /// One run with plain stores and one with non-temporal stores: the faster one's bandwidth in
+    /// bytes per second.
+    ///
+    /// # Errors
+    /// As [`Triad::new`].
+    pub fn bandwidth(&mut self) -> Result<f64> {
+        let Triad { threads, a, b, c } = self;
+        let elements = a.len();
+        run_in_pool(*threads, || {
+            let mut best = f64::INFINITY;
             for stream in [false, true] {
                 let start = std::time::Instant::now();
                 a.par_chunks_mut(CHUNK)
@@ -44,10 +71,10 @@ pub fn triad_bandwidth(threads: usize, elements: usize, repeats: usize) -> Resul
                     .for_each(|((a, b), c)| triad(a, b, c, 3.0, stream));
                 best = best.min(start.elapsed().as_secs_f64());
             }
-        }
-        std::hint::black_box(&a);
-        (BYTES_PER_ELEMENT * elements) as f64 / best
-    })
+            std::hint::black_box(&a);
+            (BYTES_PER_ELEMENT * elements) as f64 / best
+        })
+    }
 }
 
 /// a = b + scale·c over one chunk, with non-temporal stores when `stream` and the CPU allows.
