@@ -15,9 +15,11 @@ mod loss;
 use pyo3::prelude::*;
 
 /// The native module: `forward`, `backward` and the `ForwardState` they share,
-/// `loss_and_grad_into` (both in one call); `align`.
+/// `loss_and_grad_into` (both in one call) and `STREAM_MIN_BYTES` (below which that call keeps
+/// the softmax terms in the gradient between its passes); `align`.
 #[pymodule]
 fn _rnnt(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add("STREAM_MIN_BYTES", rnnt::STREAM_MIN_BYTES)?;
     module.add_class::<loss::ForwardState>()?;
     module.add_function(wrap_pyfunction!(loss::forward, module)?)?;
     module.add_function(wrap_pyfunction!(loss::backward, module)?)?;

@@ -43,5 +43,7 @@ pub use align::{align, align_item, Alignment, ArcKind, BestPath, FrameSpread};
 pub use batch::{Batch, LossInput, Targets};
 pub use element::{Element, Index};
 pub use error::{Error, Result};
-pub use loss::{backward, forward, loss_and_grad, loss_and_grad_into, Forward, LossAndGrad};
+pub use loss::{
+    backward, forward, loss_and_grad, loss_and_grad_into, Forward, LossAndGrad, STREAM_MIN_BYTES,
+};
 pub use options::{Options, Reduction};

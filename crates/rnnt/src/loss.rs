@@ -276,8 +276,10 @@ fn grad_settings<F>(options: &Options, out: &[F]) -> GradSettings {
 
 /// Gradients at least this large (in bytes) are written with non-temporal stores: they would not
 /// stay in cache anyway, and streaming them saves reading each line before writing it. (Short
-/// rows are staged and streamed several at a time, see `cpu::grad`.)
-const STREAM_MIN_BYTES: usize = 64 << 20;
+/// rows are staged and streamed several at a time, see `cpu::grad`.) Below it,
+/// [`loss_and_grad_into`] keeps the softmax terms in the gradient between its passes, which
+/// makes it faster than [`forward`] then [`backward`].
+pub const STREAM_MIN_BYTES: usize = 64 << 20;
 
 /// Items whose logits block is at most this large (in bytes) are done one at a time by
 /// [`loss_and_grad_into`], when the batch has at least two per thread: the front pass, the

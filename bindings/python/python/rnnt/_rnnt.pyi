@@ -8,6 +8,11 @@ Descriptor = tuple[int, tuple[int, ...], str, bool]
 Inputs = tuple[Descriptor, Descriptor, Descriptor, Descriptor]
 """(logits, targets, logit_lengths, target_lengths)"""
 
+STREAM_MIN_BYTES: int
+"""Gradients at least this large are streamed past the caches; below, ``loss_and_grad_into``
+keeps the softmax terms in the gradient between its passes (faster than forward then
+backward)."""
+
 class ForwardState:
     """Per-item losses and the O(B*T*U) lattice state kept between forward and backward."""
 

@@ -3,10 +3,14 @@
 Shape letters, as everywhere in rnnt: B items, T frames, U labels (U+1 label positions), V symbols
 including ``blank``.
 
-The autograd function returns the (B,) per-item losses and keeps only the O(B*T*U) lattice state
-between forward and backward; the reduction is an ordinary torch op outside it, so backward receives
-one upstream weight per item and writes the gradient, already scaled, into a fresh tensor. No
-B*T*(U+1)*V buffer lives between forward and backward (torchaudio keeps one). Large gradients reuse
+The autograd function returns the loss (reduced inside it) and, for a large gradient, keeps only
+the O(B*T*U) lattice state between forward and backward: backward reads the logits again and
+writes the gradient, already scaled, into a fresh tensor. No B*T*(U+1)*V buffer lives between
+forward and backward then (torchaudio keeps one). A gradient small enough to stay in cache
+(below ``_rnnt.STREAM_MIN_BYTES``, 64 MiB: S1 is 11 MB) is instead computed in the forward call
+when the logits need one, in one pass with the softmax terms kept in it (the core's one-shot
+``loss_and_grad_into``), and handed to backward: the cost of autograd's two calls is then the
+cost of one, for a buffer of at most the logits' own size held in between. Large gradients reuse
 the memory of earlier ones that nothing refers to any more (:func:`rnnt.reuse_gradient_memory`).
 """
 
@@ -68,7 +72,8 @@ def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
 
 
 class _RNNTLossFunction(torch.autograd.Function):
-    """Per-item RNN-T losses of a batch; backward writes d objective / d logits."""
+    """The RNN-T loss of a batch (reduced as ``reduction`` says); backward writes d objective /
+    d logits."""
 
     @staticmethod
     def forward(
@@ -78,21 +83,51 @@ class _RNNTLossFunction(torch.autograd.Function):
         logit_lengths: torch.Tensor,
         target_lengths: torch.Tensor,
         options: dict[str, Any],
+        wants_grad: bool,
     ) -> torch.Tensor:
         arrays = (logits, targets, logit_lengths, target_lengths)
-        state = _rnnt.forward(_describe_inputs(*arrays), reduction="none", **options)
+        inputs = _describe_inputs(*arrays)
+        one_shot = wants_grad and logits.numel() * logits.element_size() < _rnnt.STREAM_MIN_BYTES
+        if one_shot:
+            grad = _gradient_like(logits)
+            state = _rnnt.loss_and_grad_into(inputs, _describe(grad), **options)
+            ctx.grad = grad  # type: ignore[attr-defined]
+        else:
+            state = _rnnt.forward(inputs, **options)
         ctx.state = state  # type: ignore[attr-defined]
+        ctx.reduction = options["reduction"]  # type: ignore[attr-defined]
         ctx.save_for_backward(*arrays)
-        return torch.tensor(state.losses(), dtype=logits.dtype)
+        if options["reduction"] == "none":
+            return torch.tensor(state.losses(), dtype=logits.dtype)
+        return torch.tensor(state.loss(), dtype=logits.dtype)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_losses: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_loss = grad_loss.detach().to(torch.float64)
+        # Read in either case: autograd's version counter then refuses logits modified in place
+        # since forward, whether or not their gradient was computed there.
         arrays = ctx.saved_tensors
+        grad = getattr(ctx, "grad", None)
+        if grad is not None:
+            # The gradient of the forward call, for an upstream gradient of 1; handed over (kept
+            # here, it would be copied into .grad instead of becoming it). A second backward
+            # (retain_graph) computes it again below.
+            del ctx.grad
+            if ctx.reduction == "none":
+                if bool((grad_loss != 1.0).any()):
+                    scale = grad_loss.to(grad.dtype).reshape(-1, *([1] * (grad.dim() - 1)))
+                    grad.mul_(scale)
+            elif float(grad_loss) != 1.0:
+                grad.mul_(float(grad_loss))
+            return grad, None, None, None, None, None
         grad = _gradient_like(arrays[0])
-        weights = grad_losses.detach().to(torch.float64).tolist()
+        if ctx.reduction == "none":
+            weights = grad_loss.tolist()
+        else:
+            weights = ctx.state.item_weights(float(grad_loss))
         _rnnt.backward(ctx.state, _describe_inputs(*arrays), weights, _describe(grad))
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def rnnt_loss(
@@ -158,19 +193,18 @@ def rnnt_loss(
         indices = [t.to(torch.int64) for t in indices]
     options = {
         "blank": blank,
+        "reduction": reduction,
         "clamp": float(clamp),
         "fused_log_softmax": fused_log_softmax,
         "fastemit_lambda": fastemit_lambda,
         "zero_infinity": zero_infinity,
     }
-    losses: torch.Tensor = _RNNTLossFunction.apply(  # type: ignore[no-untyped-call]
-        logits, *indices, options
+    # Whether backward will be asked for (forward runs without grad mode, so it cannot tell).
+    wants_grad = torch.is_grad_enabled() and logits.requires_grad
+    loss: torch.Tensor = _RNNTLossFunction.apply(  # type: ignore[no-untyped-call]
+        logits, *indices, options, wants_grad
     )
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    return losses
+    return loss
 
 
 class RNNTLoss(torch.nn.Module):
