@@ -3,11 +3,12 @@
 //! a STREAM-triad bandwidth measured in the same run.
 //!
 //! The triad is measured between each shape's blocks of timed runs ([`TRIAD_SAMPLES`] times a
-//! shape), and the best bandwidth of the whole run is the floor's, as the best time is each
-//! shape's: on a shared machine whose speed comes and goes, a single triad at the start measured
-//! other moments than the shapes, and the ratio moved with them (S1: 1.05–1.81× over five runs
-//! of one build). After each triad the shape runs once untimed, so that its data is back in the
-//! caches the triad swept.
+//! shape), and the best of those is that shape's floor, as its best run is its time: on a shared
+//! machine whose speed comes and goes over seconds, a single triad at the start measured other
+//! moments than the shapes, and the ratio moved with them (S1: 1.05–1.81× over five runs of one
+//! build); so did the best triad of the whole run, against a shape timed in a slow spell. After
+//! each triad the shape runs once untimed, so that its data is back in the caches the triad
+//! swept.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -103,12 +104,19 @@ struct Timing {
     shape: Shape,
     forward_s: f64,
     forward_backward_s: f64,
+    /// The best triad bandwidth measured between the shape's runs, bytes per second.
+    triad: f64,
 }
 
 impl Timing {
-    /// The floor: the bytes a forward + backward must move over the `triad` bandwidth.
-    fn floor_s(&self, dtype: Dtype, triad: f64) -> f64 {
-        (3 * dtype.bytes() * self.shape.elements()) as f64 / triad
+    /// The floor: the bytes a forward + backward must move over the shape's triad bandwidth.
+    fn floor_s(&self, dtype: Dtype) -> f64 {
+        (3 * dtype.bytes() * self.shape.elements()) as f64 / self.triad
+    }
+
+    /// The time over the floor.
+    fn ratio(&self, dtype: Dtype) -> f64 {
+        self.forward_backward_s / self.floor_s(dtype)
     }
 }
 
@@ -142,7 +150,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     );
     progress.set_message("STREAM triad: mapping its arrays");
     let mut triad = Triad::new(args.threads, TRIAD_ELEMENTS)?;
-    let mut best_triad = triad.bandwidth()?;
     progress.inc(1);
     let mut timings = Vec::new();
     for NamedShape { name, shape } in shapes {
@@ -153,24 +160,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         };
         progress.inc(1);
         progress.set_message(format!("{name}: timing"));
-        let mut sampled = |bandwidth: f64| best_triad = best_triad.max(bandwidth);
         let runs = (args, &mut triad, &progress);
-        let (forward_s, forward_backward_s) = match args.dtype {
-            Dtype::F32 => time_shape(&case, logits, runs, &mut sampled)?,
-            Dtype::F64 => time_shape(&case, &logits.mapv(f64::from), runs, &mut sampled)?,
+        let (forward_s, forward_backward_s, triad) = match args.dtype {
+            Dtype::F32 => time_shape(&case, logits, runs)?,
+            Dtype::F64 => time_shape(&case, &logits.mapv(f64::from), runs)?,
         };
         timings.push(Timing {
             name,
             shape,
             forward_s,
             forward_backward_s,
+            triad,
         });
     }
     progress.finish_and_clear();
     if args.json {
-        print_json(&timings, args.dtype, threads, best_triad);
+        print_json(&timings, args.dtype, threads);
     } else {
-        print_table(&timings, args.dtype, threads, best_triad);
+        print_table(&timings, args.dtype, threads);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -179,15 +186,14 @@ fn rayon_threads() -> usize {
     rayon::current_num_threads()
 }
 
-/// Best forward time and best forward + backward time over the repeats, in up to
-/// [`TRIAD_SAMPLES`] blocks, each after a triad measurement (handed to `sampled`) and one untimed
-/// run (which also maps the gradient's pages the first time).
+/// Best forward time, best forward + backward time and best triad bandwidth over the repeats,
+/// in up to [`TRIAD_SAMPLES`] blocks, each after a triad measurement and one untimed run (which
+/// also maps the gradient's pages the first time).
 fn time_shape<F: Kernels>(
     case: &Case,
     logits: &Array4<F>,
     (args, triad, progress): (&Args, &mut Triad, &ProgressBar),
-    sampled: &mut impl FnMut(f64),
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, f64)> {
     let logits = AlignedBlock::copy_of(logits);
     let input = loss_input(case, logits.view());
     let options = Options {
@@ -206,8 +212,9 @@ fn time_shape<F: Kernels>(
     let blocks = TRIAD_SAMPLES.min(repeat);
     let mut best_forward = f64::INFINITY;
     let mut best_both = f64::INFINITY;
+    let mut best_triad = 0.0f64;
     for block in 0..blocks {
-        sampled(triad.bandwidth()?);
+        best_triad = best_triad.max(triad.bandwidth()?);
         forward_backward(&mut grad)?;
         if block == 0 {
             progress.inc(1);
@@ -221,21 +228,20 @@ fn time_shape<F: Kernels>(
             progress.inc(1);
         }
     }
-    Ok((best_forward, best_both))
+    Ok((best_forward, best_both, best_triad))
 }
 
-fn print_table(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
+fn print_table(timings: &[Timing], dtype: Dtype, threads: usize) {
     println!(
-        "rnnt bench: {} CPU thread(s), {}, STREAM triad {:.1} GB/s (best of its runs between \
-         the shapes'), SIMD {}; times are the best run",
+        "rnnt bench: {} CPU thread(s), {}, SIMD {}; times are the best run, the triad each \
+         shape's best between its runs",
         threads,
         dtype.name(),
-        triad / 1e9,
         rnnt::cpu::simd::Isa::detected().name()
     );
     println!(
-        "{:<16} {:>12} {:>14} {:>8} {:>10} {:>7}",
-        "shape", "forward ms", "fwd+bwd ms", "GB/s", "floor ms", "ratio"
+        "{:<16} {:>12} {:>14} {:>8} {:>8} {:>10} {:>7}",
+        "shape", "forward ms", "fwd+bwd ms", "GB/s", "triad", "floor ms", "ratio"
     );
     for timing in timings {
         let shape = timing.shape;
@@ -245,7 +251,7 @@ fn print_table(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
         );
         let bytes = (3 * dtype.bytes() * shape.elements()) as f64;
         println!(
-            "{:<16} {:>12.2} {:>14.2} {:>8.1} {:>10.2} {:>6.2}x",
+            "{:<16} {:>12.2} {:>14.2} {:>8.1} {:>8.1} {:>10.2} {:>6.2}x",
             if label.len() > 16 {
                 &timing.name
             } else {
@@ -254,13 +260,14 @@ fn print_table(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
             timing.forward_s * 1e3,
             timing.forward_backward_s * 1e3,
             bytes / timing.forward_backward_s / 1e9,
-            timing.floor_s(dtype, triad) * 1e3,
-            timing.forward_backward_s / timing.floor_s(dtype, triad)
+            timing.triad / 1e9,
+            timing.floor_s(dtype) * 1e3,
+            timing.ratio(dtype)
         );
     }
 }
 
-fn print_json(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
+fn print_json(timings: &[Timing], dtype: Dtype, threads: usize) {
     let list: Vec<serde_json::Value> = timings
         .iter()
         .map(|timing| {
@@ -271,9 +278,9 @@ fn print_json(timings: &[Timing], dtype: Dtype, threads: usize, triad: f64) {
                 "threads": threads,
                 "forward_s": timing.forward_s,
                 "forward_backward_s": timing.forward_backward_s,
-                "triad_gb_s": triad / 1e9,
-                "floor_s": timing.floor_s(dtype, triad),
-                "ratio": timing.forward_backward_s / timing.floor_s(dtype, triad),
+                "triad_gb_s": timing.triad / 1e9,
+                "floor_s": timing.floor_s(dtype),
+                "ratio": timing.ratio(dtype),
             })
         })
         .collect();
