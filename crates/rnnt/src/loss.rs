@@ -72,7 +72,7 @@ pub fn forward<F: Kernels, I: Index>(
     forward_storing(input, options, None)
 }
 
-/// [`forward`], also storing each valid row's softmax terms exp(x − max) at its place in
+/// [`forward`], also storing each valid row's softmax terms exp(x − shift) at its place in
 /// `terms` (a C-contiguous buffer of the input's shape) when given.
 fn forward_storing<F: Kernels, I: Index>(
     input: &LossInput<'_, F, I>,
@@ -387,7 +387,7 @@ pub fn loss_and_grad<F: Kernels, I: Index>(
 /// (reduced) loss in `grad`.
 ///
 /// Where the gradient stays in cache (unstreamed, below 64 MiB) and the input is logits, the
-/// front pass stores each row's softmax terms exp(x − max) in `grad` as it sums them, and the
+/// front pass stores each row's softmax terms exp(x − shift) in `grad` as it sums them, and the
 /// gradient pass turns them into the gradient in place: a store and a load per element instead
 /// of a second exp, which is most of the gradient pass's work when the data is in cache.
 /// Elsewhere it is [`forward`] then [`backward`].

@@ -23,9 +23,9 @@ pub struct NodeScores {
     pub blank: NodeVec,
     /// log P(y[u+1] | t, u); −inf at u = U_b, where no label is left.
     pub emit: NodeVec,
-    /// The row's shift (see [`RowStats`]: the larger of x[t,u,blank] and x[t,u,y[u+1]], or the
-    /// row's maximum over k; 0 in log-probs mode, where the input is used as it is): the
-    /// gradient pass's softmax is exp(x − shift) · inv_sum.
+    /// The row's shift (see [`RowStats`](crate::cpu::simd::RowStats): the larger of
+    /// x[t,u,blank] and x[t,u,y[u+1]], or the row's maximum over k; 0 in log-probs mode, where
+    /// the input is used as it is): the gradient pass's softmax is exp(x − shift) · inv_sum.
     pub shift: NodeVec,
     /// 1 / Σ_k exp(x[t,u,k] − shift), at most 1 (0 in log-probs mode and for a row that is all
     /// −inf).

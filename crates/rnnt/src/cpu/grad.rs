@@ -49,7 +49,7 @@ pub struct ItemState<'a> {
 pub enum SoftmaxTerms<'a, F> {
     /// Computed again from the item's (T, U+1, V) logits block.
     FromLogits(&'a [F]),
-    /// Stored in the output by the front pass ([`Kernels::rows_stats`] with `exps`), for a type
+    /// Stored in the output by the front pass ([`Kernels::frame_scores`] with `exps`), for a type
     /// with [`Kernels::STORES_SOFTMAX_TERMS`] and unstreamed settings.
     Stored,
 }

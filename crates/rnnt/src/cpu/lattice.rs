@@ -111,18 +111,19 @@ impl Lattice {
     }
 }
 
-/// Runs the α and β recursions of DESIGN.md §2 over `scores`: over probabilities for a small
-/// tall lattice within the bounds that keep that exact (module `lattice::scaled`), else in log
-/// space, α and β each a `DiagonalWalk` (they only share the read-only scores) with the
-/// vectorised log-space sum:
+/// Runs the α and β recursions of DESIGN.md §2 over `scores`: over probabilities, frame by
+/// frame, for a lattice of at most 16 Ki nodes within the bounds that keep that exact (module
+/// `lattice::scaled`), else in log space, α and β each a `DiagonalWalk` (they only share the
+/// read-only scores) with the vectorised log-space sum:
 /// α(t,u) = logaddexp(α(t−1,u) + blank(t−1,u), α(t,u−1) + emit(t,u−1)) from α(0,0) = 0, and
 /// β(t,u) = logaddexp(β(t+1,u) + blank(t,u), β(t,u+1) + emit(t,u)) from β(T−1,U) = blank(T−1,U).
 ///
-/// A lattice walked as one band goes α and β in lock-step on this thread, both walks' steps
-/// through one call of the log-space sum: a small lattice is not worth handing to another
-/// thread (one S1 item: 50 µs this way, 72 µs as two concurrent walks, criterion
-/// `lattice_item0/S1`), and the two walks' independent vectors can overlap. Larger lattices
-/// walk α and β at once on the current rayon pool.
+/// In log space, a lattice walked as one band goes α and β in lock-step on this thread, both
+/// walks' steps through one call of the log-space sum: a small lattice is not worth handing to
+/// another thread (one S1 item: 50 µs this way, 72 µs as two concurrent walks, criterion
+/// `lattice_item0/S1`, before S1's lattices went over probabilities), and the two walks'
+/// independent vectors can overlap. Larger lattices walk α and β at once on the current rayon
+/// pool.
 pub fn alpha_beta(scores: &NodeScores) -> Lattice {
     if scaled::fits(scores.frames, scores.positions) {
         if let Some(scaled) = scaled::alpha_beta(scores) {

@@ -7,8 +7,9 @@
 //!
 //! Whole-row arithmetic is confined to [`kernels`], which calls the runtime-dispatched SIMD code
 //! of [`simd`] for f32 and f64. The front and gradient passes split their work into runs of frames
-//! across the whole batch (so one long item still uses every thread); the lattice runs per item,
-//! α and β concurrently (or in lock-step on one thread for a small lattice), each along
+//! across the whole batch (so one long item still uses every thread); the lattice runs per item:
+//! a small one over probabilities frame by frame, α and β in lock-step, a larger one in log
+//! space, α and β concurrently (or in lock-step on one thread for a single band), each along
 //! anti-diagonals through vector instructions. For batches of
 //! small items whose gradient stays in cache, `loss_and_grad_into` runs the three passes item by
 //! item instead, each item's on one thread. [`memory`] holds

@@ -89,8 +89,8 @@ pub unsafe fn exp<V: Lanes>(x: V) -> V {
 }
 
 /// eˣ per lane for x ≤ [`Real::EXP_HIGH`] (−inf and NaN included), with [`exp`]'s accuracy and
-/// flush to 0; the gradient and front passes call it directly, their arguments x − max being
-/// ≤ 0, saving the upper clamp.
+/// flush to 0; the gradient pass calls it directly, its arguments x − shift being below 8 (see
+/// [`RowStats`]), saving the upper clamp.
 ///
 /// Cody–Waite reduction x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so that n·ln2_hi is
 /// exact; n rounded by adding and subtracting [`Real::ROUNDING_SHIFT`], two operations where a

@@ -159,9 +159,10 @@ pub unsafe fn ln_in_place<V: Lanes>(values: &mut [V::Scalar]) {
 
 /// A frame's node scores from its rows' statistics, in place. On entry `blank` and `emit` hold
 /// each row's raw scores x[blank] and x[y] (−inf where there is no label), `shift` the row's
-/// maximum and `inv_sum` its Σ exp(x − max); on return they hold the log-probabilities
-/// x − max − ln Σ, the shift (the maximum) and 1 / Σ. A masked row (maximum −inf, all −inf)
-/// gets shift and 1 / Σ of 0, and its scores stay −inf.
+/// shift (its anchor or its maximum, see [`RowStats`](crate::cpu::simd::RowStats)) and `inv_sum`
+/// its Σ exp(x − shift), at least 1; on return they hold the log-probabilities x − shift − ln Σ,
+/// the shift and 1 / Σ. A masked row (shift −inf, all −inf) gets shift and 1 / Σ of 0, and its
+/// scores stay −inf.
 ///
 /// Vectorised, not left to the compiler: the crate's baseline target has no wide vectors, and a
 /// logarithm and a division per row, done one row at a time, cost about as much as the row's
@@ -191,7 +192,7 @@ pub unsafe fn normalise_scores<V: Lanes>(
         let [blank, emit, max, sum] = pointers.map(|p| load_upto::<V>(p, i, len));
         let one = V::splat(V::Scalar::from_f64(1.0));
         let lowest = V::splat(V::Scalar::LOWEST);
-        // A live row's sum is at least 1 (its maximum's term); a masked row's 0 becomes 1.
+        // A live row's sum is at least 1 (its shift's term); a masked row's 0 becomes 1.
         let sum = sum.max(one);
         let live_max = max.zero_where_below(max, lowest);
         let lse = live_max.add(ln(sum));

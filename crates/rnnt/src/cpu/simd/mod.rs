@@ -16,8 +16,8 @@
 //! opaque call per element. Why f32 arithmetic for f32 input: the passes are memory-bound only if
 //! the arithmetic keeps up with 16 bytes per cycle per core, which f64 exps on f32 data do not.
 //! The accuracy this costs is bounded by the exp's error (a few ulp, tested) and the f32 rounding
-//! of `x − max` (exact near the maximum, where the softmax is large), below 1e-6 absolute on a
-//! gradient element.
+//! of `x − shift` (exact near the shift, within 2^−22 up to 8 above it: see [`RowStats`]), below
+//! 1e-6 absolute on a gradient element.
 //!
 //! Why the passes are written for fewer instructions rather than fewer bytes: on the 2-core
 //! AVX-512 machine of the benchmarks each pass is bound per core (one thread to two halves its
@@ -340,7 +340,7 @@ pub fn grad_rows<T: SimdFloat>(
     )
 }
 
-/// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that [`rows_stats`] stored in
+/// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that [`frame_scores`] stored in
 /// `out`, in place of the input, with the instruction set `isa` (see
 /// [`lanes::grad_rows_in_place`]).
 ///
@@ -438,8 +438,8 @@ pub fn ln_with<T: SimdFloat>(isa: Isa, x: &[T], out: &mut [T]) {
 }
 
 /// A frame's node scores from its rows' statistics, in place (see [`logs::normalise_scores`]):
-/// `blank` and `emit` from the raw scores to log-probabilities, `shift` (the rows' maxima) and
-/// `inv_sum` (from Σ exp(x − max) to its inverse), 0 for masked rows.
+/// `blank` and `emit` from the raw scores to log-probabilities, `shift` (the rows' shifts) and
+/// `inv_sum` (from Σ exp(x − shift) to its inverse), 0 for masked rows.
 ///
 /// # Panics
 /// If the slices differ in length.
