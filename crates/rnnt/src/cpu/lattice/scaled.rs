@@ -12,22 +12,25 @@
 //! L2: 43 → 36 µs; the gradient pass in place on it, whose arcs now read contiguous nodes, and
 //! whose rows' parameters come from contiguous fields: 78 → 44 µs).
 //!
-//! Exactness: each frame is rescaled by an exact power of two so that its largest value lies in
-//! [1, 2); the exponents are kept apart. The lattice is only walked this way when every finite
-//! log-probability lies in [[`MIN_LOG_PROB`], [`MAX_LOG_PROB`]] and every frame's largest value
-//! lies within [2^−300, 2^300] and its nonzero values within 2^−400 of it
-//! ([`simd::frame_walks`]). Then every product of the walk is 0 or a normal number: a blank arc
-//! from a rescaled frame is at least 2^−400 · e^−100 > 2^−545; along a frame, a value that
-//! passes its frame's check is at least 2^−700, and times a probability at least 2^−845. So a
-//! value is 0 exactly when no path reaches the node, and every value carries f64 precision.
-//! Otherwise [`alpha_beta`] gives up and the caller walks the lattice in log space.
+//! Exactness: the blank arcs into each frame are rescaled by an exact power of two so that the
+//! largest lies in [1, 2) before the frame's chain; the exponents are kept apart. The lattice is
+//! only walked this way when every finite log-probability lies in [[`MIN_LOG_PROB`],
+//! [`MAX_LOG_PROB`]] and every frame's nonzero values lie within 2^−700 of its largest, which is
+//! at most 2^60 ([`simd::frame_walks`]). Then every product of the walk is 0 or a normal number:
+//! a frame's largest is at least 1 (its largest blank arc, rescaled, is), so its nonzero values
+//! are at least 2^−700, and times a probability (at least e^−200 ≈ 2^−288.5) at least 2^−989;
+//! a blank arc into the next frame is such a product, and at least 2^−989.5 of the largest of
+//! them, so it stays normal through the rescaling too. So a value is 0 exactly when no path
+//! reaches the node, and every value carries f64 precision. (Each product is checked after the
+//! fact: one that would have underflowed had an operand that fails the check.) Otherwise
+//! [`alpha_beta`] gives up and the caller walks the lattice in log space.
 
 use crate::cpu::front::NodeScores;
 use crate::cpu::recycle::NodeVec;
 use crate::cpu::simd;
 
-/// The lowest finite log-probability walked in probability space (e^−100 ≈ 2^−144.3).
-const MIN_LOG_PROB: f64 = -100.0;
+/// The lowest finite log-probability walked in probability space (e^−200 ≈ 2^−288.5).
+const MIN_LOG_PROB: f64 = -200.0;
 
 /// The highest log-probability walked in probability space, 2^−10: log-probabilities given as
 /// input need not be ≤ 0, but along a frame of P positions the values may grow by e^(P·this),

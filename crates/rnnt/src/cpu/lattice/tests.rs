@@ -201,10 +201,16 @@ fn tall_lattice(low: f64) -> NodeScores {
 
 #[test]
 fn tall_lattices_walk_in_probability_space_within_its_bounds_only() {
-    // Ordinary and −inf scores: in probability space; a score below its bound, or one that
-    // spreads a diagonal's values beyond 2^700: in log space. Either way the same as the
-    // row-by-row recursions.
-    for (low, scaled) in [(-3.0, true), (f64::NEG_INFINITY, true), (-250.0, false)] {
+    // Ordinary, very low (within the bound of −200) and −inf scores: in probability space; a
+    // score below its bound, or one that spreads a frame's values beyond 2^700: in log space.
+    // Either way the same as the row-by-row recursions.
+    let cases = [
+        (-3.0, true),
+        (-150.0, true),
+        (f64::NEG_INFINITY, true),
+        (-250.0, false),
+    ];
+    for (low, scaled) in cases {
         let scores = tall_lattice(low);
         assert_eq!(
             alpha_beta(&scores).is_scaled(),

@@ -213,20 +213,21 @@ pub unsafe fn normalise_scores<V: Lanes>(
 /// `alpha_scale.len()` ≥ 1 frames, in frame-major node layout (node (t,u) at t·positions + u):
 /// `blank` and `emit` hold P(blank | t,u) and P(y[u+1] | t,u) (0 at u = U), all in [0, 1 + ε];
 /// on return frame t of `alpha` holds α(t,·)·2^−alpha_scale[t] and frame t of `beta` holds
-/// β(t,·)·2^−beta_scale[t], each frame's largest value in [1, 2) (or all 0).
+/// β(t,·)·2^−beta_scale[t], each frame's largest value at least 1 (or all 0).
 ///
 /// Frame by frame, α and β in lock-step (α forwards, β backwards, two independent chains that
-/// overlap): first the blank arcs from the frame before (after), a vector product, then the
-/// emission arcs along the frame, a chain of dependent multiply-adds, α(t,u) = α(t,u−1)·
-/// P(y | t,u−1) + α(t−1,u)·P(blank | t−1,u), with each frame's largest value tracked on the way;
-/// then each frame is brought to [1, 2) by a power of two, its exponent kept. The chains are
-/// the walk's cost (4 cycles a node for both walks), but they need no gathers, and the nodes
-/// stay in the layout of the scores and the gradient.
+/// overlap): first the blank arcs into the frame from the frame before (after), a vector product
+/// that also finds their largest, which a power of two then brings to [1, 2) (its exponent
+/// kept); then the emission arcs along the frame, a chain of dependent multiply-adds,
+/// α(t,u) = α(t,u−1)·P(y | t,u−1) + α(t−1,u)·P(blank | t−1,u), the blank arcs rescaled on the
+/// way in, and the frame's largest and smallest nonzero values tracked. The chains are the
+/// walk's cost (4 cycles a node for both walks), but they need no gathers, and the nodes stay in
+/// the layout of the scores and the gradient.
 ///
 /// Returns false, leaving the outputs unspecified, where a frame would not keep f64 precision:
-/// its largest value below [`MIN_FRAME_PEAK`] or above 1/[`MIN_FRAME_PEAK`], or a nonzero value
-/// below [`MIN_RELATIVE`] of it. (With probabilities at least 2^−145 or 0, every product of the
-/// walk is then 0 or a normal number: see `lattice::scaled`.)
+/// a nonzero value below [`MIN_RELATIVE`] of its frame's largest, or a largest above
+/// [`MAX_FRAME_PEAK`]. (With probabilities at least e^−200 or 0, every product of the walk is
+/// then 0 or a normal number: see `lattice::scaled`.)
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `blank`, `emit`, `alpha` and `beta` hold
@@ -245,60 +246,145 @@ pub unsafe fn frame_walks<V: Lanes>(
     let last = p - 1;
     debug_assert!(p >= 1 && frames >= 1 && beta_scale.len() == frames);
     debug_assert!([blank.len(), emit.len(), alpha.len(), beta.len()] == [frames * p; 4]);
-    // α's first frame and β's last: emission arcs only, from α(0,0) = 1 and
-    // β(T−1,U) = P(blank | T−1,U).
-    let (first, end) = (0..p, (frames - 1) * p..frames * p);
-    let (a, b) = (&mut alpha[first.clone()], &mut beta[end.clone()]);
-    let (emit_first, emit_end) = (&emit[first], &emit[end.clone()]);
-    a[0] = V::Scalar::from_f64(1.0);
-    b[last] = blank[end.start + last];
-    let (mut peak_a, mut peak_b) = (a[0], b[last]);
-    for i in 1..p {
-        // (The scalars' own `Lanes` arithmetic: `V::Scalar` is any `Real`.)
-        a[i] = Lanes::mul(a[i - 1], emit_first[i - 1]);
-        b[last - i] = Lanes::mul(b[last - i + 1], emit_end[last - i]);
-        peak_a = Lanes::max(a[i], peak_a);
-        peak_b = Lanes::max(b[last - i], peak_b);
-    }
-    let (Some(ka), Some(kb)) = (
-        normalise_frame::<V>(a, peak_a),
-        normalise_frame::<V>(b, peak_b),
-    ) else {
-        return false;
-    };
-    alpha_scale[0] = ka;
-    beta_scale[frames - 1] = kb;
-    for step in 1..frames {
-        // α frame t from frame t − 1; β frame τ from frame τ + 1.
+    let zero = V::Scalar::ZERO;
+    for step in 0..frames {
+        // α frame t from frame t − 1 (from α(0,0) = 1 for the first); β frame τ from frame
+        // τ + 1 (from β(T−1,U) = P(blank | T−1,U) for the last).
         let (t, tau) = (step, frames - 1 - step);
         let (done, rest) = alpha.split_at_mut(t * p);
-        let (a, a_before) = (&mut rest[..p], &done[(t - 1) * p..]);
-        let (rest, done) = beta.split_at_mut((tau + 1) * p);
-        let (b, b_after) = (&mut rest[tau * p..], &done[..p]);
-        products::<V>(a_before, &blank[(t - 1) * p..t * p], a);
-        products::<V>(b_after, &blank[tau * p..(tau + 1) * p], b);
-        let (emit_a, emit_b) = (&emit[t * p..(t + 1) * p], &emit[tau * p..(tau + 1) * p]);
-        let (mut x, mut y) = (a[0], b[last]);
-        let (mut peak_a, mut peak_b) = (x, y);
-        for i in 1..p {
-            // One instruction each where the set has FMA (both vector sets do).
-            x = Lanes::mul_add(x, emit_a[i - 1], a[i]);
-            a[i] = x;
-            y = Lanes::mul_add(y, emit_b[last - i], b[last - i]);
-            b[last - i] = y;
-            peak_a = Lanes::max(x, peak_a);
-            peak_b = Lanes::max(y, peak_b);
-        }
-        let (Some(ka), Some(kb)) = (
-            normalise_frame::<V>(a, peak_a),
-            normalise_frame::<V>(b, peak_b),
-        ) else {
-            return false;
+        let a = &mut rest[..p];
+        let (rest, done_b) = beta.split_at_mut((tau + 1) * p);
+        let b = &mut rest[tau * p..];
+        let (arcs_a, arcs_b) = if step == 0 {
+            a.fill(zero);
+            a[0] = V::Scalar::from_f64(1.0);
+            b.fill(zero);
+            b[last] = blank[tau * p + last];
+            (a[0], b[last])
+        } else {
+            let into_a = products::<V>(&done[(t - 1) * p..], &blank[(t - 1) * p..t * p], a);
+            let into_b = products::<V>(&done_b[..p], &blank[tau * p..(tau + 1) * p], b);
+            (into_a, into_b)
         };
-        alpha_scale[t] = alpha_scale[t - 1] + ka;
-        beta_scale[tau] = beta_scale[tau + 1] + kb;
+        let (ka, kb) = (binary_exponent(arcs_a), binary_exponent(arcs_b));
+        let (scale_a, scale_b) = (
+            power_of_two::<V::Scalar>(-ka),
+            power_of_two::<V::Scalar>(-kb),
+        );
+        let (emit_a, emit_b) = (&emit[t * p..(t + 1) * p], &emit[tau * p..(tau + 1) * p]);
+        // (The scalars' own `Lanes` arithmetic: `V::Scalar` is any `Real`; each multiply-add is
+        // one instruction where the set has FMA, as both vector sets do.)
+        let (mut x, mut y) = (Lanes::mul(a[0], scale_a), Lanes::mul(b[last], scale_b));
+        (a[0], b[last]) = (x, y);
+        let (mut extremes_a, mut extremes_b) = (Extremes::of(x), Extremes::of(y));
+        for i in 1..p {
+            x = Lanes::mul_add(x, emit_a[i - 1], Lanes::mul(a[i], scale_a));
+            a[i] = x;
+            y = Lanes::mul_add(y, emit_b[last - i], Lanes::mul(b[last - i], scale_b));
+            b[last - i] = y;
+            extremes_a.add(x);
+            extremes_b.add(y);
+        }
+        if !(extremes_a.within_bounds() && extremes_b.within_bounds()) {
+            return false;
+        }
+        alpha_scale[t] = ka + if step == 0 { 0 } else { alpha_scale[t - 1] };
+        beta_scale[tau] = kb + if step == 0 { 0 } else { beta_scale[tau + 1] };
     }
     true
+}
+
+/// The largest nonzero value of a frame walked by [`frame_walks`], 2^60 (its blank arcs in
+/// [1, 2), each value at most a frame's length of them, grown by e^(2^−10) a step).
+pub const MAX_FRAME_PEAK: f64 = f64::from_bits((1023 + 60) << 52);
+
+/// The smallest nonzero value of a frame walked by [`frame_walks`], relative to its largest:
+/// 2^−700.
+pub const MIN_RELATIVE: f64 = f64::from_bits((1023 - 700) << 52);
+
+/// The largest and the smallest nonzero of a frame's values, tracked along its chain (two
+/// scalar operations a value, beside the chain).
+struct Extremes<T> {
+    largest: T,
+    smallest: T,
+}
+
+impl<T: Real> Extremes<T> {
+    /// The extremes of one value.
+    #[inline(always)]
+    fn of(x: T) -> Self {
+        let mut extremes = Extremes {
+            largest: T::ZERO,
+            smallest: T::from_f64(f64::INFINITY),
+        };
+        extremes.add(x);
+        extremes
+    }
+
+    /// Takes in a value ≥ 0.
+    #[inline(always)]
+    fn add(&mut self, x: T) {
+        // SAFETY: scalar arithmetic.
+        unsafe {
+            self.largest = Lanes::max(x, self.largest);
+            let nonzero = if x > T::ZERO {
+                x
+            } else {
+                T::from_f64(f64::INFINITY)
+            };
+            self.smallest = Lanes::min(nonzero, self.smallest);
+        }
+    }
+
+    /// Whether the frame keeps f64 precision (see [`frame_walks`]); a frame of zeros does.
+    #[inline(always)]
+    fn within_bounds(&self) -> bool {
+        let (largest, smallest) = (self.largest.to_f64(), self.smallest.to_f64());
+        largest == 0.0 || (largest <= MAX_FRAME_PEAK && smallest >= largest * MIN_RELATIVE)
+    }
+}
+
+/// The binary exponent k of a positive normal `x` (x in [2^k, 2^(k+1))), 0 for 0.
+#[inline(always)]
+fn binary_exponent<T: Real>(x: T) -> i32 {
+    let x = x.to_f64();
+    if x == 0.0 {
+        return 0;
+    }
+    ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023
+}
+
+/// 2^k for |k| < 1000, exactly.
+#[inline(always)]
+fn power_of_two<T: Real>(k: i32) -> T {
+    T::from_f64(f64::from_bits(((1023 + k) as u64) << 52))
+}
+
+/// out[i] = a[i]·b[i] over `out` (a and b at least as long); returns the largest out[i] (0 for
+/// none), for operands ≥ 0. With at least a vector of elements the last vector is a whole one
+/// ending at the end (the output overlaps no operand), rather than a masked store: the frame's
+/// chain reads this output next, and a masked store holds up any load from its 64 bytes until
+/// it reaches the cache.
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+unsafe fn products<V: Lanes>(a: &[V::Scalar], b: &[V::Scalar], out: &mut [V::Scalar]) -> V::Scalar {
+    let n = out.len();
+    debug_assert!(a.len() >= n && b.len() >= n);
+    let (a, b, out) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+    let mut largest = V::splat(V::Scalar::ZERO);
+    let mut i = 0;
+    while i < n {
+        // SAFETY: elements at..at + len lie within the n of every slice (the output overlaps
+        // neither operand).
+        let (at, len) = vector_at::<V>(i, n);
+        let value = load_upto::<V>(a, at, len).mul(load_upto(b, at, len));
+        largest = value.max(largest);
+        store_upto(value, out, at, len);
+        i += V::LANES;
+    }
+    largest.reduce_max()
 }
 
 /// out[i] = e^log_probs[i] ([`exp`]: 0 for −inf); returns whether every finite log-probability
@@ -333,92 +419,6 @@ pub unsafe fn probabilities<V: Lanes>(
         i += V::LANES;
     }
     outside.reduce_max() == V::Scalar::ZERO
-}
-
-/// The smallest largest value of a frame walked by [`frame_walks`] (unless all are 0), 2^−300,
-/// and the inverse, the largest.
-pub const MIN_FRAME_PEAK: f64 = f64::from_bits((1023 - 300) << 52);
-
-/// The smallest nonzero value of a frame walked by [`frame_walks`], relative to its largest:
-/// 2^−400.
-pub const MIN_RELATIVE: f64 = f64::from_bits((1023 - 400) << 52);
-
-/// Brings `frame` (≥ 0, the largest `peak`) to [1, 2) by the power of two 2^−k, returning k (0 for
-/// all zeros); None where the frame is out of [`frame_walks`]'s bounds.
-///
-/// # Safety
-/// The CPU must have `V`'s instruction set.
-#[inline(always)]
-unsafe fn normalise_frame<V: Lanes>(frame: &mut [V::Scalar], peak: V::Scalar) -> Option<i32> {
-    let peak = peak.to_f64();
-    if peak == 0.0 {
-        return Some(0);
-    }
-    if !(MIN_FRAME_PEAK..=1.0 / MIN_FRAME_PEAK).contains(&peak) {
-        return None;
-    }
-    let k = ((peak.to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    let factor = V::Scalar::from_f64(f64::from_bits(((1023 - k) as u64) << 52));
-    let bound = V::Scalar::from_f64(peak * MIN_RELATIVE);
-    (!scale_checked::<V>(frame, factor, bound)).then_some(k)
-}
-
-/// out[i] = a[i]·b[i] over `out` (a and b at least as long), the last vector a whole one ending
-/// at the end where there is one (see [`scale_checked`]).
-///
-/// # Safety
-/// The CPU must have `V`'s instruction set.
-#[inline(always)]
-unsafe fn products<V: Lanes>(a: &[V::Scalar], b: &[V::Scalar], out: &mut [V::Scalar]) {
-    let n = out.len();
-    debug_assert!(a.len() >= n && b.len() >= n);
-    let (a, b, out) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
-    let mut i = 0;
-    while i < n {
-        // SAFETY: elements at..at + len lie within the n of every slice (the output overlaps
-        // neither operand).
-        let (at, len) = vector_at::<V>(i, n);
-        let value = load_upto::<V>(a, at, len).mul(load_upto(b, at, len));
-        store_upto(value, out, at, len);
-        i += V::LANES;
-    }
-}
-
-/// values[i] ×= factor; returns whether a nonzero value (≥ 0) was below `bound` before.
-///
-/// With at least a vector of elements the last vector is a whole one ending at the end, read
-/// before the vector it overlaps is written (so that no element is scaled twice), rather than a
-/// masked store: a masked store holds up any load from its 64 bytes until it reaches the cache.
-///
-/// # Safety
-/// The CPU must have `V`'s instruction set.
-#[inline(always)]
-pub unsafe fn scale_checked<V: Lanes>(
-    values: &mut [V::Scalar],
-    factor: V::Scalar,
-    bound: V::Scalar,
-) -> bool {
-    let (factor, bound) = (V::splat(factor), V::splat(bound));
-    let n = values.len();
-    let p = values.as_mut_ptr();
-    let mut below = V::splat(V::Scalar::ZERO);
-    // SAFETY (all loads and stores): within the n elements.
-    let (last, last_len) = vector_at::<V>(n.saturating_sub(1), n);
-    let tail = load_upto::<V>(p, last, last_len);
-    let mut i = 0;
-    while i < n {
-        let (at, len) = vector_at::<V>(i, n);
-        let value = if at == last {
-            tail
-        } else {
-            load_upto(p, at, len)
-        };
-        // The nonzero values below the bound, the others 0.
-        below = value.sub(value.zero_where_below(value, bound)).max(below);
-        store_upto(value.mul(factor), p, at, len);
-        i += V::LANES;
-    }
-    below.reduce_max() > V::Scalar::ZERO
 }
 
 /// The vector of a loop over n elements in steps of LANES that starts at element i < n: (start,

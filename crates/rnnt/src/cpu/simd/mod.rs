@@ -66,8 +66,6 @@ macro_rules! entry_points {
             entry_points!(@kernel $features, $vector, logs::frame_walks(
                 blank: &[T], emit: &[T], positions: usize, alpha: &mut [T], beta: &mut [T],
                 scales: (&mut [i32], &mut [i32])) -> bool);
-            entry_points!(@kernel $features, $vector,
-                logs::scale_checked(values: &mut [T], factor: T, bound: T) -> bool);
         }
     };
     (@kernel $features:literal, $vector:ident,
@@ -580,27 +578,6 @@ pub fn frame_walks_with<T: SimdFloat>(
         T,
         logs::frame_walks(blank, emit, positions, alpha, beta, scales)
     )
-}
-
-/// values[i] ×= factor on the detected instruction set; returns whether a nonzero value (all
-/// ≥ 0) was below `bound` before.
-#[inline]
-pub fn scale_checked<T: SimdFloat>(values: &mut [T], factor: T, bound: T) -> bool {
-    dispatch!(
-        Isa::detected(),
-        T,
-        logs::scale_checked(values, factor, bound)
-    )
-}
-
-/// [`scale_checked`] with the instruction set `isa`.
-///
-/// # Panics
-/// If `isa` is not in [`Isa::available`].
-#[inline]
-pub fn scale_checked_with<T: SimdFloat>(isa: Isa, values: &mut [T], factor: T, bound: T) -> bool {
-    assert!(Isa::available().contains(&isa), "{isa:?} is not available");
-    dispatch!(isa, T, logs::scale_checked(values, factor, bound))
 }
 
 /// Panics unless the operands and the output of a log_add_exp have one length.
