@@ -21,7 +21,7 @@ pub trait Kernels: Element {
     fn frame_scores(
         rows: &[Self],
         len: usize,
-        out: FrameScores<'_>,
+        mut out: FrameScores<'_>,
         mut exps: Option<&mut [Self]>,
         columns: ScoreColumns<'_>,
     ) -> bool {
@@ -34,10 +34,8 @@ pub trait Kernels: Element {
                     *e = Self::from_f64((x.to_f64() - stats.shift).exp());
                 }
             }
-            let [blank, label] = columns.scores_of(r, |k| row[k].to_f64());
-            (out.blank[r], out.emit[r]) = (blank, label);
-            (out.shift[r], out.sum[r]) = (stats.shift, stats.sum);
-            finite &= !stats.sum.is_nan();
+            let scores = columns.scores_of(r, |k| row[k].to_f64());
+            finite &= out.set(r, scores, stats);
         }
         finite
     }

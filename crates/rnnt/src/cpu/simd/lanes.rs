@@ -273,13 +273,14 @@ impl FrameScores<'_> {
         self.shift.is_empty()
     }
 
-    /// Writes row r's results.
+    /// Writes row r's results; returns whether the row was finite (its sum not NaN).
     #[inline(always)]
-    fn set(&mut self, r: usize, [blank, label]: [f64; 2], stats: RowStats) {
+    pub(crate) fn set(&mut self, r: usize, [blank, label]: [f64; 2], stats: RowStats) -> bool {
         self.blank[r] = blank;
         self.emit[r] = label;
         self.shift[r] = stats.shift;
         self.sum[r] = stats.sum;
+        !stats.sum.is_nan()
     }
 }
 
@@ -459,17 +460,32 @@ pub unsafe fn frame_scores<V: Lanes>(
         let row = rows.get_unchecked(r * len..(r + 1) * len);
         let row_exps = offset_or_null(exps, r * len);
         let (scores, stats) = if short {
-            let scores = columns.scores(row, r);
-            let anchor = Some(ScoreColumns::anchor(scores));
-            (scores, row_stats::<V>(row, row_exps, anchor))
+            anchored_row_stats::<V>(row, r, row_exps, columns)
         } else {
             let stats = row_stats::<V>(row, row_exps, None);
             (columns.scores(row, r), stats)
         };
-        finite &= !stats.sum.is_nan();
-        out.set(r, scores, stats);
+        finite &= out.set(r, scores, stats);
     }
     finite
+}
+
+/// Row r's scores and its [`row_stats`] anchored on them (a short row's, one at a time).
+///
+/// # Safety
+/// As [`row_stats`].
+#[inline(always)]
+unsafe fn anchored_row_stats<V: Lanes>(
+    row: &[V::Scalar],
+    r: usize,
+    exps: *mut V::Scalar,
+    columns: ScoreColumns<'_>,
+) -> ([f64; 2], RowStats) {
+    let scores = columns.scores(row, r);
+    (
+        scores,
+        row_stats::<V>(row, exps, Some(ScoreColumns::anchor(scores))),
+    )
 }
 
 /// `ptr` + `offset`, or null for a null `ptr` (no place to store).
@@ -543,8 +559,7 @@ unsafe fn two_vector_frame_scores<V: Lanes>(
                 let row = std::slice::from_raw_parts(group.add(r * len), len);
                 let row_exps = offset_or_null(exps, (first + r) * len);
                 let stats = row_stats::<V>(row, row_exps, Some(shifts[r]));
-                finite &= !stats.sum.is_nan();
-                out.set(first + r, row_scores, stats);
+                finite &= out.set(first + r, row_scores, stats);
             }
             continue;
         }
@@ -570,18 +585,15 @@ unsafe fn two_vector_frame_scores<V: Lanes>(
                     shifted_by_max::<V>(row, offset_or_null(exps, (first + r) * len))
                 }
             };
-            finite &= !stats.sum.is_nan();
-            out.set(first + r, row_scores, stats);
+            finite &= out.set(first + r, row_scores, stats);
         }
     }
     for r in groups * STATS_ROWS..n {
         // SAFETY: the caller passes n rows of `len`.
         let row = std::slice::from_raw_parts(rows.add(r * len), len);
-        let row_scores = columns.scores(row, r);
-        let anchor = Some(ScoreColumns::anchor(row_scores));
-        let stats = row_stats::<V>(row, offset_or_null(exps, r * len), anchor);
-        finite &= !stats.sum.is_nan();
-        out.set(r, row_scores, stats);
+        let (scores, stats) =
+            anchored_row_stats::<V>(row, r, offset_or_null(exps, r * len), columns);
+        finite &= out.set(r, scores, stats);
     }
     finite
 }
