@@ -63,11 +63,20 @@ def test_numpy_packed_targets(name: str) -> None:
     assert_grad_close(grad, case.arrays["grad_logits"], case.tolerance("float64", True))
 
 
+@pytest.mark.parametrize("one_shot", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", case_names())
-def test_torch(name: str, mode: str, dtype: str) -> None:
+def test_torch(
+    name: str, mode: str, dtype: str, one_shot: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both of the torch front end's ways to a gradient: computed in forward (every golden case
+    is below ``_rnnt.STREAM_MIN_BYTES``) and, with that bound at 0, recomputed in backward."""
     torch = pytest.importorskip("torch")
+    if not one_shot:
+        from rnnt import torch as front_end
+
+        monkeypatch.setattr(front_end._rnnt, "STREAM_MIN_BYTES", 0)
     case = load(name)
     fused = mode == "logits"
     logits, targets, logit_lengths, target_lengths = (
