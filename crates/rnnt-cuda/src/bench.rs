@@ -4,13 +4,11 @@
 
 use std::time::Instant;
 
-use cudarc::driver::{CudaSlice, DevicePtr};
-use rnnt::loss::input_name;
-use rnnt::{Batch, Index, LossInput, Options, Result};
+use rnnt::{Index, LossInput, Options, Result};
 
 use crate::context::{cuda_error, CudaContext};
 use crate::element::DeviceElement;
-use crate::passes::DeviceScores;
+use crate::host::OnDevice;
 
 /// The best of `repeats` device-to-device copies of `bytes` bytes, as bytes moved per second
 /// (each copy reads and writes `bytes`, so 2·`bytes` are counted).
@@ -45,35 +43,13 @@ pub fn time_loss_and_grad<F: DeviceElement, I: Index>(
     options: &Options,
     repeats: usize,
 ) -> Result<Vec<f64>> {
-    options.validate()?;
-    let batch = Batch::new(input, options.blank, input_name(options))?;
-    let stream = gpu.device.default_stream();
-    let failed = cuda_error("time the loss");
-    let host_scores = input
-        .logits
-        .as_slice()
-        .expect("Batch::new checked the layout");
-    let scores: CudaSlice<F> = stream.clone_htod(host_scores).map_err(&failed)?;
-    // SAFETY: the gradient pass writes every element before anything reads it.
-    let grad = unsafe { stream.alloc::<F>(host_scores.len()) }.map_err(&failed)?;
-    let (scores_ptr, _scores_guard) = scores.device_ptr(&stream);
-    let (grad_ptr, _grad_guard) = grad.device_ptr(&stream);
-    let device_scores = DeviceScores {
-        ptr: scores_ptr,
-        shape: input.logits.dim(),
-    };
-    let weights = options.reduction.item_weights(1.0, batch.batch_size);
+    let mut buffers = OnDevice::upload(gpu, input, options)?;
+    let labels = input.labels();
     let mut times = Vec::with_capacity(repeats);
     for run in 0..repeats + 1 {
         let start = Instant::now();
-        // SAFETY: both buffers hold the batch's N elements on this device, do not overlap, and
-        // live until the stream is synchronised below.
-        unsafe {
-            let forward =
-                gpu.forward_batch::<F>(batch.clone(), scores_ptr, options, stream.clone())?;
-            gpu.backward::<F>(device_scores, &forward, &weights, grad_ptr)?;
-        }
-        stream.synchronize().map_err(&failed)?;
+        buffers.loss_and_grad(&labels, options)?;
+        buffers.synchronize()?;
         if run > 0 {
             times.push(start.elapsed().as_secs_f64());
         }

@@ -16,10 +16,14 @@
 //! driver or device is present, [`CudaContext::new`] returns [`rnnt::Error::Unavailable`] with the
 //! reason.
 //!
-//! Entry points: [`CudaContext::loss_and_grad`] on host `ndarray` inputs (tests, CLI), and
-//! [`CudaContext::forward`] / [`CudaContext::backward`] on device pointers and a CUDA stream (for
-//! the Python bindings, which pass torch's `data_ptr()` and current stream).
+//! The passes are a [`rnnt::Backend`], [`CudaBackend`], so the bookkeeping around them (validation,
+//! losses, reductions, the checks of a backward call) is the core's. Entry points:
+//! [`CudaContext::loss_and_grad`] on host `ndarray` inputs (tests, CLI), and the core's
+//! [`rnnt::forward_with`] / [`rnnt::backward_with`] on a [`CudaBackend`] (from
+//! [`CudaContext::backend_on_stream`]) with [`DeviceScores`] and [`DeviceGrad`] over device
+//! pointers (for callers such as torch, which pass `data_ptr()` and the current stream).
 
+pub mod backend;
 pub mod bench;
 pub mod context;
 pub mod element;
@@ -27,11 +31,10 @@ pub mod host;
 pub mod launch;
 pub mod module;
 pub mod nvrtc;
-pub mod passes;
 pub mod source;
 
+pub use backend::{CudaBackend, DeviceGrad, DeviceScores, DeviceState};
 pub use context::CudaContext;
 /// The cudarc version this crate is built against, for callers that manage device memory.
 pub use cudarc;
 pub use element::DeviceElement;
-pub use passes::{DeviceForward, DeviceScores, LabelsInput};

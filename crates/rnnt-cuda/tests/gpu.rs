@@ -285,23 +285,24 @@ fn device_pointer_api_runs_on_a_caller_stream() {
     let grad = stream.alloc_zeros::<f32>(scores.len()).unwrap();
     let (scores_ptr, _s) = rnnt_cuda::cudarc::driver::DevicePtr::device_ptr(&scores, &stream);
     let (grad_ptr, _g) = rnnt_cuda::cudarc::driver::DevicePtr::device_ptr(&grad, &stream);
-    let device_scores = rnnt_cuda::DeviceScores {
-        ptr: scores_ptr,
-        shape: input.logits.dim(),
+    let dims = input.logits.dim();
+    // SAFETY: both buffers live on `stream` for the whole test, hold the batch's N floats and do
+    // not overlap; the stream outlives the backend.
+    let (backend, device_scores, device_grad) = unsafe {
+        (
+            gpu.backend_on_stream(stream.cu_stream() as u64),
+            rnnt_cuda::DeviceScores::<f32>::new(scores_ptr, dims),
+            rnnt_cuda::DeviceGrad::<f32>::new(grad_ptr, dims),
+        )
     };
-    let labels = rnnt_cuda::LabelsInput {
+    let labels = rnnt::Labels {
         targets: rnnt::Targets::Padded(input.padded.as_ref().unwrap().view()),
         logit_lengths: input.logit_lengths.view(),
         target_lengths: input.target_lengths.view(),
     };
-    // SAFETY: both buffers live on `stream` for the whole test and hold the batch's N floats.
-    let forward = unsafe {
-        gpu.forward::<f32, i32>(device_scores, &labels, &options, stream.cu_stream() as u64)
-            .unwrap()
-    };
+    let forward = rnnt::forward_with(&backend, device_scores, &labels, &options).unwrap();
     let weights = vec![0.5; 4];
-    // SAFETY: as above; `grad` does not overlap `scores`.
-    unsafe { gpu.backward::<f32>(device_scores, &forward, &weights, grad_ptr) }.unwrap();
+    rnnt::backward_with(&backend, device_scores, &forward, &weights, device_grad).unwrap();
     let grad = stream.clone_dtoh(&grad).unwrap();
     for (b, (&ours, &want)) in forward.losses().iter().zip(&cpu.losses).enumerate() {
         assert!(
@@ -317,7 +318,13 @@ fn device_pointer_api_runs_on_a_caller_stream() {
     assert!(worst < 1e-5, "gradient off by {worst:e}");
     // A backward call with another dtype or shape is refused.
     // SAFETY: the call is refused before any device work.
-    let wrong = unsafe { gpu.backward::<f64>(device_scores, &forward, &weights, grad_ptr) };
+    let (wrong_scores, wrong_grad) = unsafe {
+        (
+            rnnt_cuda::DeviceScores::<f64>::new(scores_ptr, dims),
+            rnnt_cuda::DeviceGrad::<f64>::new(grad_ptr, dims),
+        )
+    };
+    let wrong = rnnt::backward_with(&backend, wrong_scores, &forward, &weights, wrong_grad);
     assert!(matches!(wrong, Err(Error::DType(_))));
 }
 
@@ -343,19 +350,23 @@ fn more_than_2_pow_31_elements() {
         Array1::from_elem(1, frames as i32),
         Array1::from_elem(1, labels_count as i32),
     );
-    let labels = rnnt_cuda::LabelsInput {
+    let labels = rnnt::Labels {
         targets: rnnt::Targets::Padded(targets.view()),
         logit_lengths: logit_lengths.view(),
         target_lengths: target_lengths.view(),
     };
     let shape = (1, frames, positions, vocab);
-    let device_scores = rnnt_cuda::DeviceScores {
-        ptr: scores_ptr,
-        shape,
+    // SAFETY: both buffers hold N floats on the default stream, do not overlap and live until
+    // the end of the test.
+    let (device_scores, device_grad) = unsafe {
+        (
+            rnnt_cuda::DeviceScores::<f32>::new(scores_ptr, shape),
+            rnnt_cuda::DeviceGrad::<f32>::new(grad_ptr, shape),
+        )
     };
+    let backend = gpu.backend();
     let options = Options::default();
-    // SAFETY: both buffers hold N floats on `stream` and live until the end of the test.
-    let forward = unsafe { gpu.forward::<f32, i32>(device_scores, &labels, &options, 0) }.unwrap();
+    let forward = rnnt::forward_with(&backend, device_scores, &labels, &options).unwrap();
     // Uniform probabilities: P = C(T−1+U, U) · V^−(T+U).
     let (t, u) = ((frames - 1) as f64, labels_count as f64);
     let ln_paths = ln_gamma(t + u + 1.0) - ln_gamma(t + 1.0) - ln_gamma(u + 1.0);
@@ -365,8 +376,7 @@ fn more_than_2_pow_31_elements() {
         (got - want).abs() < 1e-3 * want.abs().max(1.0),
         "loss {got}, want {want}"
     );
-    // SAFETY: as above.
-    unsafe { gpu.backward::<f32>(device_scores, &forward, &[1.0], grad_ptr) }.unwrap();
+    rnnt::backward_with(&backend, device_scores, &forward, &[1.0], device_grad).unwrap();
     // The last row lies past element 2^31: its gradient sums to ~0 like every valid row.
     let last = grad.slice(n - vocab..n);
     let row = stream.clone_dtoh(&last).unwrap();

@@ -121,7 +121,7 @@ fn passes(c: &mut Criterion) {
             b.iter(|| rnnt::backward(&input, &forward, &weights, grad.view_mut()).unwrap())
         });
         group.bench_function(BenchmarkId::new("lattice_item0", name), |b| {
-            let scores = forward.item(0).0;
+            let scores = forward.state().item(0).0;
             b.iter(|| alpha_beta(scores))
         });
     }

@@ -134,7 +134,7 @@ pub fn align<F: Kernels, I: Index>(
         (0..lattices.batch().batch_size)
             .into_par_iter()
             .map(|b| {
-                let (scores, lattice) = lattices.item(b);
+                let (scores, lattice) = lattices.state().item(b);
                 align_item(scores, lattice, lattices.batch().labels(b))
             })
             .collect()

@@ -33,6 +33,29 @@ pub struct LossInput<'a, F, I> {
     pub target_lengths: ArrayView1<'a, I>,
 }
 
+/// The labels and lengths of a loss call: everything but the scores, which may live elsewhere
+/// (a GPU's memory, for example).
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a, I> {
+    /// Labels, padded (B, U) or packed (ΣU_b).
+    pub targets: Targets<'a, I>,
+    /// (B,) frames per item, T_b with 1 ≤ T_b ≤ T.
+    pub logit_lengths: ArrayView1<'a, I>,
+    /// (B,) labels per item, U_b with 0 ≤ U_b ≤ U.
+    pub target_lengths: ArrayView1<'a, I>,
+}
+
+impl<'a, F, I: Copy> LossInput<'a, F, I> {
+    /// The input's labels and lengths.
+    pub fn labels(&self) -> Labels<'a, I> {
+        Labels {
+            targets: self.targets,
+            logit_lengths: self.logit_lengths,
+            target_lengths: self.target_lengths,
+        }
+    }
+}
+
 /// A validated batch description shared by every backend: sizes, per-item lengths and labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -51,6 +74,22 @@ pub struct Batch {
     labels: Vec<u32>,
 }
 
+/// The sizes of host `scores` (named `name` in messages), once checked to be C-contiguous.
+///
+/// # Errors
+/// [`Error::Layout`] for strided or non-row-major scores.
+pub(crate) fn contiguous_dims<F>(
+    scores: &ArrayView4<'_, F>,
+    name: &str,
+) -> Result<(usize, usize, usize, usize)> {
+    if !scores.is_standard_layout() {
+        return Err(Error::Layout(format!(
+            "{name} must be C-contiguous (row-major, no strides); make a contiguous copy"
+        )));
+    }
+    Ok(scores.dim())
+}
+
 impl Batch {
     /// Validates `input` with the given (possibly negative) `blank` and describes it.
     ///
@@ -60,13 +99,8 @@ impl Batch {
         blank: i64,
         input_name: &str,
     ) -> Result<Batch> {
-        if !input.logits.is_standard_layout() {
-            return Err(Error::Layout(format!(
-                "{input_name} must be C-contiguous (row-major, no strides); make a contiguous copy"
-            )));
-        }
         Batch::for_shape(
-            input.logits.dim(),
+            contiguous_dims(&input.logits, input_name)?,
             &input.targets,
             (input.logit_lengths, input.target_lengths),
             blank,

@@ -30,6 +30,7 @@
 //! [`cpu`] (the fast backend), [`loss`] (entry points), [`align`](mod@align) (best path and occupancy).
 
 pub mod align;
+pub mod backend;
 pub mod batch;
 pub mod cpu;
 pub mod element;
@@ -40,10 +41,13 @@ pub mod options;
 pub mod reference;
 
 pub use align::{align, align_item, Alignment, ArcKind, BestPath, FrameSpread};
-pub use batch::{Batch, LossInput, Targets};
+pub use backend::{Backend, Cpu};
+pub use batch::{Batch, Labels, LossInput, Targets};
+pub use cpu::backend::STREAM_MIN_BYTES;
 pub use element::{Element, Index};
 pub use error::{Error, Result};
 pub use loss::{
-    backward, forward, loss_and_grad, loss_and_grad_into, Forward, LossAndGrad, STREAM_MIN_BYTES,
+    backward, backward_with, forward, forward_with, loss_and_grad, loss_and_grad_into,
+    loss_and_grad_with, Forward, LossAndGrad,
 };
 pub use options::{Options, Reduction};

@@ -215,7 +215,7 @@ mod tests {
                 target_lengths: target_lengths.view(),
             };
             let state = forward(&input, &Options::default()).unwrap();
-            let (scores, lattice) = state.item(0);
+            let (scores, lattice) = state.state().item(0);
             let item = ItemState {
                 scores,
                 lattice,

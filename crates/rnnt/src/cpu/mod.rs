@@ -17,6 +17,7 @@
 //! calls, [`pool`] the thread pools, and [`triad`] the bandwidth measurement that the cost floor
 //! is quoted against.
 
+pub mod backend;
 pub mod front;
 pub mod grad;
 pub mod kernels;
