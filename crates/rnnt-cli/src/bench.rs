@@ -3,10 +3,9 @@
 //! a STREAM-triad bandwidth measured in the same run.
 //!
 //! The triad is measured between each shape's blocks of timed runs ([`TRIAD_SAMPLES`] times a
-//! shape), and the best of those is that shape's floor, as its best run is its time: on a shared
-//! machine whose speed comes and goes over seconds, a single triad at the start measured other
-//! moments than the shapes, and the ratio moved with them (S1: 1.05–1.81× over five runs of one
-//! build); so did the best triad of the whole run, against a shape timed in a slow spell. After
+//! shape), and the best of those is that shape's floor, as its best run is its time: on a machine
+//! whose speed varies over seconds (a shared VM), a triad measured at other moments than the
+//! shape's runs would move the ratio with the machine's load rather than with the code. After
 //! each triad the shape runs once untimed, so that its data is back in the caches the triad
 //! swept.
 
