@@ -39,25 +39,12 @@ def _gradient_like(like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(raw).view(like.dtype).view(like.shape)
 
 
-def _describe(tensor: torch.Tensor) -> _rnnt.Descriptor:
-    """The descriptor the native module reads ``tensor`` through (no copy)."""
-    dtype = str(tensor.dtype).removeprefix("torch.")
-    return (tensor.data_ptr(), tuple(tensor.shape), dtype, tensor.is_contiguous())
-
-
-def _describe_inputs(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    logit_lengths: torch.Tensor,
-    target_lengths: torch.Tensor,
-) -> _rnnt.Inputs:
-    """The descriptors of the four arrays of a loss call."""
-    return (
-        _describe(logits),
-        _describe(targets),
-        _describe(logit_lengths),
-        _describe(target_lengths),
-    )
+def _lent(arrays: tuple[torch.Tensor, ...]) -> _rnnt.Inputs:
+    """The four arrays of a loss call as the native module takes them: it reads them through
+    DLPack, without a copy, which torch refuses for tensors that require grad (their detached
+    views share the memory)."""
+    logits, targets, logit_lengths, target_lengths = arrays
+    return (logits.detach(), targets.detach(), logit_lengths.detach(), target_lengths.detach())
 
 
 def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
@@ -86,11 +73,11 @@ class _RNNTLossFunction(torch.autograd.Function):
         wants_grad: bool,
     ) -> torch.Tensor:
         arrays = (logits, targets, logit_lengths, target_lengths)
-        inputs = _describe_inputs(*arrays)
+        inputs = _lent(arrays)
         one_shot = wants_grad and logits.numel() * logits.element_size() < _rnnt.STREAM_MIN_BYTES
         if one_shot:
             grad = _gradient_like(logits)
-            state = _rnnt.loss_and_grad_into(inputs, _describe(grad), **options)
+            state = _rnnt.loss_and_grad_into(inputs, grad, **options)
             ctx.grad = grad  # type: ignore[attr-defined]
         else:
             state = _rnnt.forward(inputs, **options)
@@ -126,7 +113,7 @@ class _RNNTLossFunction(torch.autograd.Function):
             weights = grad_loss.tolist()
         else:
             weights = ctx.state.item_weights(float(grad_loss))
-        _rnnt.backward(ctx.state, _describe_inputs(*arrays), weights, _describe(grad))
+        _rnnt.backward(ctx.state, _lent(arrays), weights, grad)
         return grad, None, None, None, None, None
 
 
@@ -148,7 +135,7 @@ def rnnt_loss(
     Args:
         logits: (B, T, U+1, V) joiner output on the CPU: float32, float64, float16 or bfloat16.
             With ``fused_log_softmax=False`` it holds log-probabilities. Positions past an item's
-            lengths are padding and never read. Read through ``data_ptr`` without a copy when
+            lengths are padding and never read. Read through DLPack without a copy when
             contiguous.
         targets: (B, U) labels padded past ``target_lengths`` (or (sum of U_b,) labels packed end
             to end); int32 or int64.
