@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use rnnt::{Alignment, Options};
 
 use crate::errors::to_py_err;
-use crate::loss::{input_name, with_dtypes, InputObjects, Inputs};
+use crate::loss::{input_name, with_dtypes, Blank, InputObjects, Inputs};
 
 /// The alignment of one item; the Python package turns it into NumPy arrays.
 #[pyclass(frozen, module = "rnnt._rnnt")]
@@ -77,11 +77,11 @@ impl ItemAlignment {
 pub fn align<'py>(
     py: Python<'py>,
     inputs: InputObjects<'py>,
-    blank: i64,
+    blank: Blank,
     fused_log_softmax: bool,
 ) -> PyResult<Vec<ItemAlignment>> {
     let options = Options {
-        blank,
+        blank: blank.0,
         fused_log_softmax,
         ..Options::default()
     };

@@ -1,7 +1,7 @@
 //! `forward` and `backward` over arrays lent through DLPack, and the state kept between them.
 
 use ndarray::{Ix1, Ix2, Ix4};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use rnnt::{LossInput, Options, Reduction, Targets};
 
@@ -172,7 +172,7 @@ impl ForwardState {
 pub fn forward<'py>(
     py: Python<'py>,
     inputs: InputObjects<'py>,
-    blank: i64,
+    blank: Blank,
     reduction: &str,
     fused_log_softmax: bool,
     clamp: f64,
@@ -180,7 +180,7 @@ pub fn forward<'py>(
     zero_infinity: bool,
 ) -> PyResult<ForwardState> {
     let options = loss_options(
-        blank,
+        blank.0,
         reduction,
         fused_log_softmax,
         clamp,
@@ -200,6 +200,24 @@ pub fn forward<'py>(
         fused_log_softmax,
         reduction: options.reduction,
     })
+}
+
+/// The blank id, any Python integer: one outside `i64` is a `ValueError` (the core then rejects
+/// any id outside the vocabulary) rather than an `OverflowError`.
+pub(crate) struct Blank(pub(crate) i64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Blank {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        obj.extract::<i64>().map(Blank).map_err(|error| {
+            if error.is_instance_of::<PyOverflowError>(obj.py()) {
+                PyValueError::new_err(format!("blank = {} is out of range", obj.to_owned()))
+            } else {
+                error
+            }
+        })
+    }
 }
 
 /// The core's options from the Python API's keywords.
@@ -234,7 +252,7 @@ pub fn loss_and_grad_into<'py>(
     py: Python<'py>,
     inputs: InputObjects<'py>,
     grad: Bound<'py, PyAny>,
-    blank: i64,
+    blank: Blank,
     reduction: &str,
     fused_log_softmax: bool,
     clamp: f64,
@@ -242,7 +260,7 @@ pub fn loss_and_grad_into<'py>(
     zero_infinity: bool,
 ) -> PyResult<ForwardState> {
     let options = loss_options(
-        blank,
+        blank.0,
         reduction,
         fused_log_softmax,
         clamp,
