@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.utils.dlpack import to_dlpack
 
 from rnnt import _rnnt
 from rnnt._dtypes import common_index_dtype
@@ -39,23 +40,31 @@ def _gradient_like(like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(raw).view(like.dtype).view(like.shape)
 
 
-def _lent(arrays: tuple[torch.Tensor, ...]) -> _rnnt.Inputs:
-    """The four arrays of a loss call as the native module takes them: it reads them through
-    DLPack, without a copy, which torch refuses for tensors that require grad (their detached
-    views share the memory)."""
+def _lent(tensor: torch.Tensor) -> Any:
+    """A DLPack capsule of ``tensor``, which the native module reads without a copy.
+
+    ``to_dlpack`` rather than the tensor itself (whose ``__dlpack__`` the module would call): the
+    same capsule for a tenth of the cost (0.2 against 3 us, five times a call), and for tensors
+    that require grad too (``__dlpack__`` refuses them; the module only reads them)."""
+    return to_dlpack(tensor)
+
+
+def _lent_inputs(arrays: tuple[torch.Tensor, ...]) -> _rnnt.Inputs:
+    """The four arrays of a loss call as the native module takes them (see :func:`_lent`)."""
     logits, targets, logit_lengths, target_lengths = arrays
-    return (logits.detach(), targets.detach(), logit_lengths.detach(), target_lengths.detach())
+    return (_lent(logits), _lent(targets), _lent(logit_lengths), _lent(target_lengths))
 
 
 def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
-    """``value`` checked to be a CPU tensor, made contiguous only if it is not."""
+    """``value`` checked to be a CPU tensor, made contiguous only if it is not (and its values
+    materialised if it is a lazily negated view, whose memory holds them unnegated)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.device.type != "cpu":
         raise ValueError(
             f"{name} is on {value.device}: rnnt has no GPU backend yet; pass CPU tensors"
         )
-    return value.contiguous()
+    return value.resolve_neg().contiguous()
 
 
 class _RNNTLossFunction(torch.autograd.Function):
@@ -73,11 +82,11 @@ class _RNNTLossFunction(torch.autograd.Function):
         wants_grad: bool,
     ) -> torch.Tensor:
         arrays = (logits, targets, logit_lengths, target_lengths)
-        inputs = _lent(arrays)
+        inputs = _lent_inputs(arrays)
         one_shot = wants_grad and logits.numel() * logits.element_size() < _rnnt.STREAM_MIN_BYTES
         if one_shot:
             grad = _gradient_like(logits)
-            state = _rnnt.loss_and_grad_into(inputs, grad, **options)
+            state = _rnnt.loss_and_grad_into(inputs, _lent(grad), **options)
             ctx.grad = grad  # type: ignore[attr-defined]
         else:
             state = _rnnt.forward(inputs, **options)
@@ -113,7 +122,7 @@ class _RNNTLossFunction(torch.autograd.Function):
             weights = grad_loss.tolist()
         else:
             weights = ctx.state.item_weights(float(grad_loss))
-        _rnnt.backward(ctx.state, _lent(arrays), weights, grad)
+        _rnnt.backward(ctx.state, _lent_inputs(arrays), weights, _lent(grad))
         return grad, None, None, None, None, None
 
 
