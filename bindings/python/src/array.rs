@@ -22,15 +22,15 @@ use std::ops::Range;
 use std::ptr::NonNull;
 
 use ndarray::{ArrayView, ArrayViewMut, Dimension, IntoDimension};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 use pyo3::{ffi, intern};
 
 use crate::dlpack::{
-    DLDataType, DLManagedTensor, DLManagedTensorVersioned, DLTensor, CODE_BFLOAT, CODE_FLOAT,
-    CODE_INT, DEVICE_CPU, FLAG_READ_ONLY, LEGACY, MAJOR_VERSION, USED_LEGACY, USED_VERSIONED,
-    VERSIONED,
+    DLDataType, DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor, CODE_BFLOAT,
+    CODE_FLOAT, CODE_INT, DEVICE_CPU, FLAG_READ_ONLY, LEGACY, MAJOR_VERSION, USED_LEGACY,
+    USED_VERSIONED, VERSIONED,
 };
 
 /// The most axes an array may declare (NumPy's limit); more is a corrupt description.
@@ -133,16 +133,19 @@ impl Owner {
         match self {
             Owner::Versioned(managed) => {
                 // SAFETY: the capsule named "dltensor_versioned" holds a DLManagedTensorVersioned,
-                // alive until its deleter runs (when `self` drops). Its version (first field) is
-                // laid out the same in every major version; the rest only once it is checked.
-                let managed = unsafe { managed.as_ref() };
-                if managed.version.major != MAJOR_VERSION {
+                // alive until its deleter runs (when `self` drops). Its first field, the version,
+                // is laid out the same in every major version: only it is read (at offset 0 of a
+                // `repr(C)` struct) until it is known to be this module's.
+                let version = unsafe { managed.cast::<DLPackVersion>().read() };
+                if version.major != MAJOR_VERSION {
                     return Err(PyValueError::new_err(format!(
                         "{name} is a DLPack {}.{} tensor; this module reads version \
                          {MAJOR_VERSION}.x",
-                        managed.version.major, managed.version.minor
+                        version.major, version.minor
                     )));
                 }
+                // SAFETY: as above, and the version says the whole struct is laid out as declared.
+                let managed = unsafe { managed.as_ref() };
                 Ok((&managed.dl_tensor, managed.flags))
             }
             // SAFETY: the capsule named "dltensor" holds a DLManagedTensor, alive until its
@@ -155,17 +158,20 @@ impl Owner {
 impl Drop for Owner {
     fn drop(&mut self) {
         // SAFETY: this owner took the tensor from its capsule (renamed as used, so the capsule
-        // will not release it) and is dropped once, so the deleter runs exactly once. The GIL is
-        // held: arrays are dropped by the native functions after the detached part returns.
+        // will not release it) and is dropped once, so the deleter runs exactly once. Only the
+        // `deleter` field is read, through a raw place (DLPack keeps `version`, `manager_ctx` and
+        // `deleter` where they are in every major version, so this holds for a tensor whose
+        // version was refused too). The GIL is held: arrays are dropped by the native functions
+        // after the detached part returns.
         unsafe {
             match self {
                 Owner::Versioned(managed) => {
-                    if let Some(deleter) = managed.as_ref().deleter {
+                    if let Some(deleter) = (*managed.as_ptr()).deleter {
                         deleter(managed.as_ptr());
                     }
                 }
                 Owner::Legacy(managed) => {
-                    if let Some(deleter) = managed.as_ref().deleter {
+                    if let Some(deleter) = (*managed.as_ptr()).deleter {
                         deleter(managed.as_ptr());
                     }
                 }
@@ -227,6 +233,9 @@ impl Array {
             other => other,
         }
         .map_err(|error| {
+            if !error.is_instance_of::<PyException>(py) {
+                return error; // KeyboardInterrupt, SystemExit: not the array's fault
+            }
             let wrapped = PyValueError::new_err(format!(
                 "{name} ({}) cannot lend its memory through DLPack: {error}",
                 type_name(obj)

@@ -493,6 +493,49 @@ def run_cases(target: str, first: int) -> None:
         print(f"done\t{index}\t{label}\t{outcome}\t{message}", flush=True)
 
 
+class UnversionedProducer:
+    """An array whose ``__dlpack__`` predates ``max_version`` (NumPy < 2.1, torch < 2.4)."""
+
+    def __init__(self, array: np.ndarray[Any, Any]) -> None:
+        self.array = array
+
+    def __dlpack__(self, *, stream: Any = None) -> Any:
+        return self.array.__dlpack__()
+
+
+def test_unversioned_producers_and_capsules_are_read_as_the_arrays() -> None:
+    from rnnt import _rnnt
+
+    arrays = good_arrays()
+    want = _rnnt.forward(tuple(arrays), **OPTIONS).losses()
+    for lend in (
+        UnversionedProducer,
+        lambda a: a.__dlpack__(),
+        lambda a: a.__dlpack__(max_version=(1, 0)),
+    ):
+        lent = tuple(lend(a) for a in arrays)
+        assert _rnnt.forward(lent, **OPTIONS).losses() == want
+
+
+def test_each_array_is_released_exactly_once() -> None:
+    """The module holds each array through its capsule during the call and lets go of it after,
+    whether the call succeeds or fails past the import."""
+    from rnnt import _rnnt
+
+    arrays = good_arrays()
+    grad = np.empty_like(arrays[0])
+    wrong_dtype = arrays[0].astype(np.float64)
+    before = [sys.getrefcount(a) for a in (*arrays, grad, wrong_dtype)]
+    for _ in range(100):
+        _rnnt.loss_and_grad_into(tuple(arrays), grad, **OPTIONS)
+        with pytest.raises(TypeError):
+            _rnnt.loss_and_grad_into(tuple(arrays), wrong_dtype, **OPTIONS)
+        with pytest.raises(ValueError):
+            _rnnt.loss_and_grad_into(tuple(arrays), arrays[0], **OPTIONS)
+    after = [sys.getrefcount(a) for a in (*arrays, grad, wrong_dtype)]
+    assert after == before
+
+
 def native_callables() -> set[str]:
     """The public functions and classes of the native module."""
     from rnnt import _rnnt
