@@ -515,6 +515,12 @@ def test_unversioned_producers_and_capsules_are_read_as_the_arrays() -> None:
     ):
         lent = tuple(lend(a) for a in arrays)
         assert _rnnt.forward(lent, **OPTIONS).losses() == want
+    torch = pytest.importorskip("torch")
+    tensors = tuple(torch.from_numpy(a) for a in arrays)
+    assert _rnnt.forward(tensors, **OPTIONS).losses() == want
+    bf16 = torch.from_numpy(arrays[0]).to(torch.bfloat16)
+    want_bf16 = _rnnt.forward((bf16.float().numpy(), *arrays[1:]), **OPTIONS).losses()
+    assert _rnnt.forward((bf16, *tensors[1:]), **OPTIONS).losses() == pytest.approx(want_bf16)
 
 
 def test_each_array_is_released_exactly_once() -> None:
