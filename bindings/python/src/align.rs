@@ -1,10 +1,10 @@
-//! `align`: best paths and occupancies of a batch described by Python ([`rnnt::align()`]).
+//! `align`: best paths and occupancies of a batch lent by Python ([`rnnt::align()`]).
 
 use pyo3::prelude::*;
 use rnnt::{Alignment, Options};
 
 use crate::errors::to_py_err;
-use crate::loss::{input_name, with_dtypes, Described, DescribedTuple};
+use crate::loss::{input_name, with_dtypes, Blank, InputObjects, Inputs};
 
 /// The alignment of one item; the Python package turns it into NumPy arrays.
 #[pyclass(frozen, module = "rnnt._rnnt")]
@@ -74,24 +74,22 @@ impl ItemAlignment {
 /// aligns every item (GIL released).
 #[pyfunction]
 #[pyo3(signature = (inputs, *, blank, fused_log_softmax))]
-pub fn align(
-    py: Python<'_>,
-    inputs: DescribedTuple,
-    blank: i64,
+pub fn align<'py>(
+    py: Python<'py>,
+    inputs: InputObjects<'py>,
+    blank: Blank,
     fused_log_softmax: bool,
 ) -> PyResult<Vec<ItemAlignment>> {
     let options = Options {
-        blank,
+        blank: blank.0,
         fused_log_softmax,
         ..Options::default()
     };
-    let described = Described::from(inputs);
     let name = input_name(fused_log_softmax);
-    let (float, index) = described.dtypes(name)?;
+    let inputs = Inputs::import(&inputs, name)?;
+    let (float, index) = inputs.dtypes(name)?;
     let alignments = with_dtypes!(float, index, |F, I| {
-        // SAFETY: the Python caller describes live arrays that it keeps referenced and does not
-        // write during this call.
-        let input = unsafe { described.input::<F, I>(name)? };
+        let input = inputs.input::<F, I>(name)?;
         py.detach(|| rnnt::align(&input, &options))
     })
     .map_err(to_py_err)?;

@@ -1,34 +1,64 @@
-//! Arrays passed from Python as descriptors, and the `ndarray` views built over them.
+//! Arrays lent by Python through DLPack, and the `ndarray` views built over them.
 //!
-//! The Python package describes every NumPy array and torch CPU tensor by an [`ArrayDesc`]: the
-//! address of its first element, its shape, its dtype name and whether it is C-contiguous. No data
-//! is copied: the views below alias the caller's memory. The Python side keeps each array alive
-//! and unmodified for the whole call (it holds the references on its stack, and the autograd
-//! context holds the saved tensors), so a view never outlives its buffer.
+//! Every array argument of the module is an object with `__dlpack__` (a NumPy array, a torch CPU
+//! tensor) or a DLPack capsule. [`Array::import`] asks it for a capsule (the versioned protocol
+//! first, which carries a read-only flag), takes ownership of the managed tensor in it and holds
+//! it until the call ends: the producer keeps its memory alive until then, including while the GIL
+//! is released, and the tensor is released exactly once, when the [`Array`] drops. No data is
+//! copied: the views alias the producer's memory.
 //!
-//! Everything that can be checked here is checked before a view exists: the dtype against the
-//! element type, the rank, C-contiguity, a non-null and aligned address, and a total size that
-//! fits in `isize` bytes.
+//! Everything the capsule says is checked before a view exists: the device (CPU only), the
+//! shape, C-contiguity from the strides, the byte offset, the dtype against the element type, a
+//! non-null aligned data pointer for a non-empty array, a byte size that fits in `isize` and, for
+//! an array to be written, the read-only flag. Arguments of any other kind are a `TypeError` or a
+//! `ValueError` naming the argument.
+//!
+//! What cannot be checked is the producer's word: that the capsule describes memory it owns, and
+//! that nothing writes or frees that memory during the call (another thread resizing a torch
+//! tensor in place, say). Every DLPack consumer trusts its producer that far.
 
 use std::mem::{align_of, size_of};
 use std::ops::Range;
 use std::ptr::NonNull;
 
 use ndarray::{ArrayView, ArrayViewMut, Dimension, IntoDimension};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict};
+use pyo3::{ffi, intern};
 
-/// One array as the Python side describes it: `(address, shape, dtype name, C-contiguous)`.
-#[derive(Debug, Clone)]
-pub struct ArrayDesc {
-    /// Address of element 0 (NumPy `__array_interface__["data"][0]`, torch `data_ptr()`).
-    pub address: usize,
-    /// The shape, outermost axis first.
-    pub shape: Vec<usize>,
-    /// The dtype's name without a framework prefix: `"float32"`, `"bfloat16"`, `"int64"`.
-    pub dtype: String,
-    /// Whether the elements are laid out row-major with no gaps.
-    pub c_contiguous: bool,
+use crate::dlpack::{
+    DLDataType, DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor, CODE_BFLOAT,
+    CODE_FLOAT, CODE_INT, DEVICE_CPU, FLAG_READ_ONLY, LEGACY, MAJOR_VERSION, USED_LEGACY,
+    USED_VERSIONED, VERSIONED,
+};
+
+/// The most axes an array may declare (NumPy's limit); more is a corrupt description.
+const MAX_DIMS: usize = 64;
+
+/// An element type the module reads or writes, with the DLPack type that denotes it.
+pub trait Scalar: Copy + Send + Sync + 'static {
+    /// The DLPack data type of this element type.
+    const DTYPE: DLDataType;
+}
+
+impl Scalar for f32 {
+    const DTYPE: DLDataType = DLDataType::scalar(CODE_FLOAT, 32);
+}
+impl Scalar for f64 {
+    const DTYPE: DLDataType = DLDataType::scalar(CODE_FLOAT, 64);
+}
+impl Scalar for half::f16 {
+    const DTYPE: DLDataType = DLDataType::scalar(CODE_FLOAT, 16);
+}
+impl Scalar for half::bf16 {
+    const DTYPE: DLDataType = DLDataType::scalar(CODE_BFLOAT, 16);
+}
+impl Scalar for i32 {
+    const DTYPE: DLDataType = DLDataType::scalar(CODE_INT, 32);
+}
+impl Scalar for i64 {
+    const DTYPE: DLDataType = DLDataType::scalar(CODE_INT, 64);
 }
 
 /// The floating-point dtypes accepted for logits / log-probs (and written for the gradient).
@@ -53,55 +83,255 @@ pub enum IndexDtype {
     I64,
 }
 
-impl<'a, 'py> FromPyObject<'a, 'py> for ArrayDesc {
-    type Error = PyErr;
+/// A managed tensor this module has taken from its capsule, released when dropped.
+enum Owner {
+    /// From a `"dltensor_versioned"` capsule.
+    Versioned(NonNull<DLManagedTensorVersioned>),
+    /// From a `"dltensor"` capsule.
+    Legacy(NonNull<DLManagedTensor>),
+}
 
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let (address, shape, dtype, c_contiguous) = obj.extract()?;
-        Ok(ArrayDesc {
-            address,
-            shape,
-            dtype,
-            c_contiguous,
+impl Owner {
+    /// Takes the managed tensor out of `capsule`, renaming the capsule as used so that its
+    /// destructor leaves the tensor to this owner. `name` is the argument's, for messages.
+    fn take(capsule: &Bound<'_, PyCapsule>, name: &str) -> PyResult<Owner> {
+        let (unused, used) = if capsule.is_valid_checked(Some(VERSIONED)) {
+            (VERSIONED, USED_VERSIONED)
+        } else if capsule.is_valid_checked(Some(LEGACY)) {
+            (LEGACY, USED_LEGACY)
+        } else {
+            let label = match capsule.name() {
+                // SAFETY: the name pointer comes from the live capsule and is read at once,
+                // before any Python code can run and change it.
+                Ok(Some(capsule_name)) => unsafe { capsule_name.as_cstr() }
+                    .to_string_lossy()
+                    .into_owned(),
+                _ => String::from("(no name)"),
+            };
+            return Err(PyTypeError::new_err(format!(
+                "{name} gave a capsule named {label:?}, not an unused DLPack tensor \
+                 (\"dltensor_versioned\" or \"dltensor\")"
+            )));
+        };
+        let pointer = capsule.pointer_checked(Some(unused))?;
+        // SAFETY: `capsule` is a live capsule object and `used` a 'static C string, as
+        // PyCapsule_SetName requires (the capsule keeps the pointer, not a copy).
+        if unsafe { ffi::PyCapsule_SetName(capsule.as_ptr(), used.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(capsule.py()));
+        }
+        // From here the capsule's destructor no longer releases the tensor; the owner does.
+        Ok(if unused == VERSIONED {
+            Owner::Versioned(pointer.cast())
+        } else {
+            Owner::Legacy(pointer.cast())
         })
+    }
+
+    /// The tensor and the producer's flags (none for the unversioned protocol), once the
+    /// version is one this module reads.
+    fn tensor(&self, name: &str) -> PyResult<(&DLTensor, u64)> {
+        match self {
+            Owner::Versioned(managed) => {
+                // SAFETY: the capsule named "dltensor_versioned" holds a DLManagedTensorVersioned,
+                // alive until its deleter runs (when `self` drops). Its first field, the version,
+                // is laid out the same in every major version: only it is read (at offset 0 of a
+                // `repr(C)` struct) until it is known to be this module's.
+                let version = unsafe { managed.cast::<DLPackVersion>().read() };
+                if version.major != MAJOR_VERSION {
+                    return Err(PyValueError::new_err(format!(
+                        "{name} is a DLPack {}.{} tensor; this module reads version \
+                         {MAJOR_VERSION}.x",
+                        version.major, version.minor
+                    )));
+                }
+                // SAFETY: as above, and the version says the whole struct is laid out as declared.
+                let managed = unsafe { managed.as_ref() };
+                Ok((&managed.dl_tensor, managed.flags))
+            }
+            // SAFETY: the capsule named "dltensor" holds a DLManagedTensor, alive until its
+            // deleter runs (when `self` drops).
+            Owner::Legacy(managed) => Ok((unsafe { &managed.as_ref().dl_tensor }, 0)),
+        }
     }
 }
 
-impl ArrayDesc {
-    /// Whether the bytes of the two arrays intersect, for descriptors of accepted dtypes (the
-    /// span assumes C-contiguity, which is checked before any view is built). Unknown dtypes
-    /// count as non-overlapping: they are rejected before any memory is read.
-    pub fn overlaps(&self, other: &ArrayDesc) -> bool {
-        match (self.byte_range(), other.byte_range()) {
-            (Some(a), Some(b)) => {
-                !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // SAFETY: this owner took the tensor from its capsule (renamed as used, so the capsule
+        // will not release it) and is dropped once, so the deleter runs exactly once. Only the
+        // `deleter` field is read, through a raw place (DLPack keeps `version`, `manager_ctx` and
+        // `deleter` where they are in every major version, so this holds for a tensor whose
+        // version was refused too). The GIL is held: arrays are dropped by the native functions
+        // after the detached part returns.
+        unsafe {
+            match self {
+                Owner::Versioned(managed) => {
+                    if let Some(deleter) = (*managed.as_ptr()).deleter {
+                        deleter(managed.as_ptr());
+                    }
+                }
+                Owner::Legacy(managed) => {
+                    if let Some(deleter) = (*managed.as_ptr()).deleter {
+                        deleter(managed.as_ptr());
+                    }
+                }
             }
-            _ => false,
         }
     }
+}
 
-    /// The address range of the elements, if the dtype is one the module accepts.
-    fn byte_range(&self) -> Option<Range<usize>> {
-        let element_size = match self.dtype.as_str() {
-            "float64" | "int64" => 8,
-            "float32" | "int32" => 4,
-            "float16" | "bfloat16" => 2,
-            _ => return None,
+/// One array lent through DLPack and checked as far as its description goes (see the module
+/// docs); [`Array::view`] and [`Array::view_mut`] check the rest against the element type.
+pub struct Array {
+    /// Keeps the producer's memory alive; releases it on drop.
+    _owner: Owner,
+    /// The shape, outermost axis first.
+    shape: Vec<usize>,
+    /// The element type.
+    dtype: DLDataType,
+    /// Whether the elements are laid out row-major with no gaps.
+    c_contiguous: bool,
+    /// Address of the first element (`data + byte_offset`); may be anything for an empty array.
+    address: usize,
+    /// Whether the producer forbids writes.
+    read_only: bool,
+}
+
+/// What to call `obj`'s type in messages.
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| String::from("?"), |n| n.to_string())
+}
+
+impl Array {
+    /// Reads `obj`, argument `name`, through DLPack: `obj` is a DLPack capsule, or an object whose
+    /// `__dlpack__(max_version=(1, 0))` (or, where the producer knows no `max_version`,
+    /// `__dlpack__()`) returns one. The array must be in CPU memory.
+    pub fn import(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Array> {
+        let capsule = Self::export(obj, name)?;
+        let owner = Owner::take(&capsule, name)?;
+        Self::describe(owner, name)
+    }
+
+    /// The capsule `obj` lends its memory through.
+    fn export<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyCapsule>> {
+        if let Ok(capsule) = obj.cast::<PyCapsule>() {
+            return Ok(capsule.clone());
+        }
+        let py = obj.py();
+        let method = obj.getattr(intern!(py, "__dlpack__")).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name} must be a NumPy array or a CPU tensor (an object with __dlpack__), not {}",
+                type_name(obj)
+            ))
+        })?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "max_version"), (MAJOR_VERSION, 0))?;
+        let exported = match method.call((), Some(&kwargs)) {
+            Err(error) if error.is_instance_of::<PyTypeError>(py) => method.call0(),
+            other => other,
+        }
+        .map_err(|error| {
+            if !error.is_instance_of::<PyException>(py) {
+                return error; // KeyboardInterrupt, SystemExit: not the array's fault
+            }
+            let wrapped = PyValueError::new_err(format!(
+                "{name} ({}) cannot lend its memory through DLPack: {error}",
+                type_name(obj)
+            ));
+            wrapped.set_cause(py, Some(error));
+            wrapped
+        })?;
+        exported.cast_into::<PyCapsule>().map_err(|error| {
+            PyTypeError::new_err(format!(
+                "{name}.__dlpack__() returned {}, not a DLPack capsule",
+                type_name(error.into_inner().as_any())
+            ))
+        })
+    }
+
+    /// Checks the tensor `owner` holds as far as its description goes and records it.
+    fn describe(owner: Owner, name: &str) -> PyResult<Array> {
+        let (tensor, flags) = owner.tensor(name)?;
+        if tensor.device.device_type != DEVICE_CPU {
+            return Err(PyValueError::new_err(format!(
+                "{name} is on {}: rnnt reads arrays in CPU memory only",
+                tensor.device
+            )));
+        }
+        let ndim = usize::try_from(tensor.ndim)
+            .ok()
+            .filter(|&ndim| ndim <= MAX_DIMS)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("{name} has {} dimensions", tensor.ndim))
+            })?;
+        let shape = axes(tensor.shape, ndim, name, "shape")?;
+        let shape: Vec<usize> = shape
+            .iter()
+            .map(|&n| usize::try_from(n))
+            .collect::<Result<_, _>>()
+            .map_err(|_| PyValueError::new_err(format!("{name} has shape {shape:?}")))?;
+        let c_contiguous = if tensor.strides.is_null() {
+            true
+        } else {
+            is_c_contiguous(&shape, &axes(tensor.strides, ndim, name, "strides")?)
         };
+        let address = usize::try_from(tensor.byte_offset)
+            .ok()
+            .and_then(|offset| (tensor.data as usize).checked_add(offset))
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "{name} has byte offset {} past the address space",
+                    tensor.byte_offset
+                ))
+            })?;
+        let dtype = tensor.dtype;
+        Ok(Array {
+            _owner: owner,
+            shape,
+            dtype,
+            c_contiguous,
+            address,
+            read_only: flags & FLAG_READ_ONLY != 0,
+        })
+    }
+
+    /// The shape, outermost axis first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type's name, as NumPy and torch write it.
+    pub fn dtype_name(&self) -> String {
+        self.dtype.to_string()
+    }
+
+    /// Whether the bytes of the two arrays intersect (their spans as C-contiguous arrays, which
+    /// is what every array must be before a view of it exists).
+    pub fn overlaps(&self, other: &Array) -> bool {
+        let (a, b) = (self.byte_range(), other.byte_range());
+        !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
+    }
+
+    /// The addresses the elements span if C-contiguous (saturating: an array too large for the
+    /// address space is refused before it is read).
+    fn byte_range(&self) -> Range<usize> {
+        let element_bits = usize::from(self.dtype.bits).saturating_mul(self.dtype.lanes.into());
         let bytes = self
             .shape
             .iter()
-            .fold(element_size, |acc: usize, &n| acc.saturating_mul(n));
-        Some(self.address..self.address.saturating_add(bytes))
+            .fold(element_bits.div_ceil(8), |acc, &n| acc.saturating_mul(n));
+        self.address..self.address.saturating_add(bytes)
     }
 
     /// The dtype of a floating-point argument `name`, or a `TypeError` naming it.
     pub fn float_dtype(&self, name: &str) -> PyResult<FloatDtype> {
-        match self.dtype.as_str() {
-            "float32" => Ok(FloatDtype::F32),
-            "float64" => Ok(FloatDtype::F64),
-            "float16" => Ok(FloatDtype::F16),
-            "bfloat16" => Ok(FloatDtype::BF16),
+        match self.dtype {
+            t if t == f32::DTYPE => Ok(FloatDtype::F32),
+            t if t == f64::DTYPE => Ok(FloatDtype::F64),
+            t if t == half::f16::DTYPE => Ok(FloatDtype::F16),
+            t if t == half::bf16::DTYPE => Ok(FloatDtype::BF16),
             other => Err(PyTypeError::new_err(format!(
                 "{name} has dtype {other}; expected float32, float64, float16 or bfloat16"
             ))),
@@ -110,24 +340,25 @@ impl ArrayDesc {
 
     /// The dtype of an integer argument `name`, or a `TypeError` naming it.
     pub fn index_dtype(&self, name: &str) -> PyResult<IndexDtype> {
-        match self.dtype.as_str() {
-            "int32" => Ok(IndexDtype::I32),
-            "int64" => Ok(IndexDtype::I64),
+        match self.dtype {
+            t if t == i32::DTYPE => Ok(IndexDtype::I32),
+            t if t == i64::DTYPE => Ok(IndexDtype::I64),
             other => Err(PyTypeError::new_err(format!(
                 "{name} has dtype {other}; expected int32 or int64"
             ))),
         }
     }
 
-    /// Checks that this descriptor can back a view of `T` (named `dtype`) with `rank` axes: the
-    /// dtype matches,
-    /// the memory is C-contiguous, the address is non-null and aligned (unless the array is
-    /// empty) and the byte size fits in `isize`. Returns the number of elements.
-    fn check<T>(&self, name: &str, dtype: &str, rank: usize) -> PyResult<usize> {
-        if self.dtype != dtype {
+    /// Checks that this array can back a view of `T` with `rank` axes: the dtype matches, the
+    /// memory is C-contiguous, the address is non-null and aligned (unless the array is empty)
+    /// and the byte size fits in `isize`. Returns the pointer to build the view from: the
+    /// array's, or a dangling aligned one for an empty array (whose address is never read).
+    fn check<T: Scalar>(&self, name: &str, rank: usize) -> PyResult<*mut T> {
+        if self.dtype != T::DTYPE {
             return Err(PyTypeError::new_err(format!(
-                "{name} has dtype {} but {dtype} was expected",
-                self.dtype
+                "{name} has dtype {} but {} was expected",
+                self.dtype,
+                T::DTYPE
             )));
         }
         if self.shape.len() != rank {
@@ -153,61 +384,90 @@ impl ArrayDesc {
             .ok_or_else(|| {
                 PyValueError::new_err(format!("{name} has shape {:?}: too large", self.shape))
             })?;
-        if len > 0 && (self.address == 0 || !self.address.is_multiple_of(align_of::<T>())) {
+        if len == 0 {
+            return Ok(NonNull::<T>::dangling().as_ptr());
+        }
+        if self.address == 0 || !self.address.is_multiple_of(align_of::<T>()) {
             return Err(PyValueError::new_err(format!(
-                "{name} has address {:#x}, not a valid aligned address for {dtype}",
-                self.address
+                "{name} has address {:#x}, not a valid aligned address for {}",
+                self.address,
+                T::DTYPE
             )));
         }
-        Ok(len)
+        Ok(self.address as *mut T)
     }
 
-    /// The address to build a view from: the caller's for a non-empty array, a dangling aligned
-    /// one for an empty array (whose address may be 0 and is never read).
-    fn pointer<T>(&self, len: usize) -> *mut T {
-        if len == 0 {
-            NonNull::<T>::dangling().as_ptr()
-        } else {
-            self.address as *mut T
+    /// The dimension of a view with `D::NDIM` axes over this array (whose rank is checked).
+    fn dim<D: Dimension>(&self) -> D {
+        D::from_dimension(&self.shape.as_slice().into_dimension()).expect("rank checked before")
+    }
+
+    /// A read-only view of `D::NDIM` axes over the array, argument `name`, whose elements must be
+    /// `T`; it borrows the array, so it cannot outlive the producer's memory.
+    pub fn view<T: Scalar, D: Dimension>(&self, name: &str) -> PyResult<ArrayView<'_, T, D>> {
+        let rank = D::NDIM.expect("fixed-rank views only");
+        let pointer = self.check::<T>(name, rank)?;
+        // SAFETY: `check` verified the dtype, the rank, C-contiguity (so the default row-major
+        // strides describe the memory), a non-null aligned address and an in-range byte size; an
+        // empty array gets a dangling aligned pointer that is never dereferenced. The producer
+        // keeps the memory alive while `self` holds its managed tensor, for the view's lifetime.
+        Ok(unsafe { ArrayView::from_shape_ptr(self.dim::<D>(), pointer as *const T) })
+    }
+
+    /// A writable view of `D::NDIM` axes over the array, argument `name`, which the producer must
+    /// not have marked read-only. The caller checks that it shares no byte with any array viewed
+    /// at the same time ([`Array::overlaps`]).
+    pub fn view_mut<T: Scalar, D: Dimension>(
+        &mut self,
+        name: &str,
+    ) -> PyResult<ArrayViewMut<'_, T, D>> {
+        if self.read_only {
+            return Err(PyValueError::new_err(format!(
+                "{name} is read-only: pass a writable array"
+            )));
+        }
+        let rank = D::NDIM.expect("fixed-rank views only");
+        let pointer = self.check::<T>(name, rank)?;
+        // SAFETY: as in `view`, and the producer allows writes; `&mut self` makes this the only
+        // view of this array, and the caller checked that no other array it views overlaps it.
+        Ok(unsafe { ArrayViewMut::from_shape_ptr(self.dim::<D>(), pointer) })
+    }
+}
+
+/// The `ndim` entries of a tensor's `shape` or `strides` (`what`), copied out of the producer's
+/// memory.
+fn axes(pointer: *const i64, ndim: usize, name: &str, what: &str) -> PyResult<Vec<i64>> {
+    if ndim == 0 {
+        return Ok(Vec::new());
+    }
+    if pointer.is_null() {
+        return Err(PyValueError::new_err(format!(
+            "{name} has {ndim} dimensions but no {what}"
+        )));
+    }
+    // SAFETY: a DLTensor of `ndim` > 0 axes points `shape` (and `strides`, when not null) to
+    // `ndim` integers owned by the managed tensor, which is alive; non-null was checked.
+    Ok(unsafe { std::slice::from_raw_parts(pointer, ndim) }.to_vec())
+}
+
+/// Whether `strides` (in elements) lay `shape` out row-major with no gaps. Axes of extent 1 may
+/// have any stride, and an empty array is contiguous whatever its strides.
+fn is_c_contiguous(shape: &[usize], strides: &[i64]) -> bool {
+    if shape.contains(&0) {
+        return true;
+    }
+    let mut expected: i64 = 1;
+    for (&extent, &stride) in shape.iter().zip(strides).rev() {
+        if extent != 1 && stride != expected {
+            return false;
+        }
+        match i64::try_from(extent)
+            .ok()
+            .and_then(|e| expected.checked_mul(e))
+        {
+            Some(next) => expected = next,
+            None => return false,
         }
     }
-
-    /// A read-only view of `D::NDIM` axes over the described memory, whose elements must be `T`,
-    /// named `dtype` (checked against the descriptor).
-    ///
-    /// # Safety
-    /// If the checks pass, `address` must point to `shape.product()` initialised elements of
-    /// `dtype` that stay alive, and are not written through any other path, for `'a`.
-    pub unsafe fn view<'a, T, D: Dimension>(
-        &self,
-        name: &str,
-        dtype: &str,
-    ) -> PyResult<ArrayView<'a, T, D>> {
-        let rank = D::NDIM.expect("fixed-rank views only");
-        let len = self.check::<T>(name, dtype, rank)?;
-        let dim =
-            D::from_dimension(&self.shape.as_slice().into_dimension()).expect("rank checked above");
-        // SAFETY: `check` verified the dtype, rank, C-contiguity (so the default row-major strides
-        // describe the memory), a non-null aligned address and an in-range byte size; empty arrays
-        // get a dangling aligned pointer that is never dereferenced. The caller guarantees the
-        // memory is live and not mutated for 'a.
-        Ok(unsafe { ArrayView::from_shape_ptr(dim, self.pointer::<T>(len) as *const T) })
-    }
-
-    /// A writable view of `D::NDIM` axes over the described memory.
-    ///
-    /// # Safety
-    /// As [`ArrayDesc::view`], and no other view or reference aliases the memory for `'a`.
-    pub unsafe fn view_mut<'a, T, D: Dimension>(
-        &self,
-        name: &str,
-        dtype: &str,
-    ) -> PyResult<ArrayViewMut<'a, T, D>> {
-        let rank = D::NDIM.expect("fixed-rank views only");
-        let len = self.check::<T>(name, dtype, rank)?;
-        let dim =
-            D::from_dimension(&self.shape.as_slice().into_dimension()).expect("rank checked above");
-        // SAFETY: as in `view`; in addition the caller guarantees exclusive access for 'a.
-        Ok(unsafe { ArrayViewMut::from_shape_ptr(dim, self.pointer::<T>(len)) })
-    }
+    true
 }

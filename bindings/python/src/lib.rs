@@ -1,14 +1,16 @@
 //! `rnnt._rnnt`, the native module of the Python package `rnnt`.
 //!
-//! This crate only converts: Python descriptors of NumPy arrays / torch CPU tensors into `ndarray`
-//! views ([`array`]), options into [`rnnt::Options`], and core errors into Python exceptions
-//! ([`errors`]). The loss itself is [`rnnt::forward`] and [`rnnt::backward`] ([`loss`]), run with
-//! the GIL released; alignments are [`rnnt::align()`] ([`mod@align`]). The module is private: the
-//! Python package validates the objects it describes and keeps them alive during each call; call
-//! the public `rnnt` API instead.
+//! This crate only converts: NumPy arrays and torch CPU tensors, read through DLPack
+//! ([`dlpack`]), into `ndarray` views ([`array`]), options into [`rnnt::Options`], and core errors
+//! into Python exceptions ([`errors`]). The loss itself is [`rnnt::forward`] and
+//! [`rnnt::backward`] ([`loss`]), run with the GIL released; alignments are [`rnnt::align()`]
+//! ([`mod@align`]). The module is private (call the public `rnnt` API, which converts array-likes
+//! and non-contiguous arrays first), but checks every argument itself: no Python value makes it
+//! read memory the producer did not lend it.
 
 mod align;
 mod array;
+mod dlpack;
 mod errors;
 mod loss;
 

@@ -1,11 +1,11 @@
-//! `forward` and `backward` over described arrays, and the state kept between them.
+//! `forward` and `backward` over arrays lent through DLPack, and the state kept between them.
 
 use ndarray::{Ix1, Ix2, Ix4};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
-use rnnt::{Element, Index, LossInput, Options, Reduction, Targets};
+use rnnt::{LossInput, Options, Reduction, Targets};
 
-use crate::array::{ArrayDesc, FloatDtype, IndexDtype};
+use crate::array::{Array, FloatDtype, IndexDtype, Scalar};
 use crate::errors::to_py_err;
 
 /// Runs `$body` with `$f` bound to the float type of `$float` and `$i` to the integer type of
@@ -34,43 +34,51 @@ macro_rules! with_dtypes {
 }
 pub(crate) use with_dtypes;
 
-/// The four arrays of a loss call as described by Python:
+/// The four arrays of a loss call, lent by Python through DLPack:
 /// `(logits, targets, logit_lengths, target_lengths)`.
-pub(crate) struct Described {
-    logits: ArrayDesc,
-    targets: ArrayDesc,
-    logit_lengths: ArrayDesc,
-    target_lengths: ArrayDesc,
+pub(crate) struct Inputs {
+    logits: Array,
+    targets: Array,
+    logit_lengths: Array,
+    target_lengths: Array,
 }
 
-impl From<DescribedTuple> for Described {
-    fn from((logits, targets, logit_lengths, target_lengths): DescribedTuple) -> Self {
-        Described {
-            logits,
-            targets,
-            logit_lengths,
-            target_lengths,
-        }
+/// `(logits, targets, logit_lengths, target_lengths)` as passed from Python: NumPy arrays, torch
+/// CPU tensors or DLPack capsules.
+pub(crate) type InputObjects<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+);
+
+impl Inputs {
+    /// Imports the four arrays (see [`Array::import`]); the 4-D one is called `input_name` in
+    /// messages.
+    pub(crate) fn import(objects: &InputObjects<'_>, input_name: &str) -> PyResult<Inputs> {
+        let (logits, targets, logit_lengths, target_lengths) = objects;
+        Ok(Inputs {
+            logits: Array::import(logits, input_name)?,
+            targets: Array::import(targets, "targets")?,
+            logit_lengths: Array::import(logit_lengths, "logit_lengths")?,
+            target_lengths: Array::import(target_lengths, "target_lengths")?,
+        })
     }
-}
 
-/// `(logits, targets, logit_lengths, target_lengths)` as passed from Python.
-pub(crate) type DescribedTuple = (ArrayDesc, ArrayDesc, ArrayDesc, ArrayDesc);
-
-impl Described {
     /// The dtypes to instantiate the loss with; targets and both lengths must share one integer
     /// dtype (the Python side converts mixed ones).
     pub(crate) fn dtypes(&self, input_name: &str) -> PyResult<(FloatDtype, IndexDtype)> {
         let float = self.logits.float_dtype(input_name)?;
         let index = self.targets.index_dtype("targets")?;
-        for (desc, name) in [
+        for (array, name) in [
             (&self.logit_lengths, "logit_lengths"),
             (&self.target_lengths, "target_lengths"),
         ] {
-            if desc.index_dtype(name)? != index {
+            if array.index_dtype(name)? != index {
                 return Err(pyo3::exceptions::PyTypeError::new_err(format!(
                     "{name} has dtype {} but targets has {}: use one integer dtype",
-                    desc.dtype, self.targets.dtype
+                    array.dtype_name(),
+                    self.targets.dtype_name()
                 )));
             }
         }
@@ -78,53 +86,52 @@ impl Described {
     }
 
     /// Views of the four arrays: 4-D logits, 1-D (packed) or 2-D (padded) targets, 1-D lengths.
-    ///
-    /// # Safety
-    /// Every descriptor must describe live memory of its stated shape and dtype that is not
-    /// written during `'a` (see [`ArrayDesc::view`]).
-    pub(crate) unsafe fn input<'a, F: Element, I: Index>(
+    pub(crate) fn input<F: Scalar, I: Scalar>(
         &self,
         input_name: &str,
-    ) -> PyResult<LossInput<'a, F, I>> {
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            let targets = match self.targets.shape.len() {
-                1 => Targets::Packed(self.targets.view::<I, Ix1>("targets", I::DTYPE)?),
-                _ => Targets::Padded(self.targets.view::<I, Ix2>("targets", I::DTYPE)?),
-            };
-            Ok(LossInput {
-                logits: self.logits.view::<F, Ix4>(input_name, F::DTYPE)?,
-                targets,
-                logit_lengths: self
-                    .logit_lengths
-                    .view::<I, Ix1>("logit_lengths", I::DTYPE)?,
-                target_lengths: self
-                    .target_lengths
-                    .view::<I, Ix1>("target_lengths", I::DTYPE)?,
-            })
-        }
+    ) -> PyResult<LossInput<'_, F, I>> {
+        let targets = match self.targets.shape().len() {
+            1 => Targets::Packed(self.targets.view::<I, Ix1>("targets")?),
+            _ => Targets::Padded(self.targets.view::<I, Ix2>("targets")?),
+        };
+        Ok(LossInput {
+            logits: self.logits.view::<F, Ix4>(input_name)?,
+            targets,
+            logit_lengths: self.logit_lengths.view::<I, Ix1>("logit_lengths")?,
+            target_lengths: self.target_lengths.view::<I, Ix1>("target_lengths")?,
+        })
     }
-}
 
-/// The input and the gradient buffer of a call that writes one, checked: a float `grad` that
-/// shares no byte with an input.
-///
-/// # Safety
-/// As [`Described::input`]; in addition `grad` must describe a live buffer owned by the caller
-/// and written by nothing else during `'a`.
-unsafe fn input_and_grad<'a, F: Element, I: Index>(
-    described: &Described,
-    grad: &ArrayDesc,
-    input_name: &str,
-) -> PyResult<(LossInput<'a, F, I>, ndarray::ArrayViewMut4<'a, F>)> {
-    grad.float_dtype("grad")?;
-    check_disjoint(described, grad, input_name)?;
-    // SAFETY: forwarded from this function's contract; the buffers are disjoint (checked above).
-    unsafe {
+    /// The input and the gradient buffer of a call that writes one, checked: a float `grad` that
+    /// shares no byte with an input.
+    fn input_and_grad<'a, F: Scalar, I: Scalar>(
+        &'a self,
+        grad: &'a mut Array,
+        input_name: &str,
+    ) -> PyResult<(LossInput<'a, F, I>, ndarray::ArrayViewMut4<'a, F>)> {
+        grad.float_dtype("grad")?;
+        self.check_disjoint(grad, input_name)?;
         Ok((
-            described.input::<F, I>(input_name)?,
-            grad.view_mut::<F, Ix4>("grad", F::DTYPE)?,
+            self.input::<F, I>(input_name)?,
+            grad.view_mut::<F, Ix4>("grad")?,
         ))
+    }
+
+    /// Rejects a gradient buffer that shares bytes with an input: it is written while they are
+    /// read.
+    fn check_disjoint(&self, grad: &Array, input_name: &str) -> PyResult<()> {
+        let inputs = [
+            (&self.logits, input_name),
+            (&self.targets, "targets"),
+            (&self.logit_lengths, "logit_lengths"),
+            (&self.target_lengths, "target_lengths"),
+        ];
+        match inputs.iter().find(|(array, _)| grad.overlaps(array)) {
+            Some((_, name)) => Err(PyValueError::new_err(format!(
+                "grad overlaps {name} in memory: pass a fresh buffer"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -162,10 +169,10 @@ impl ForwardState {
 #[pyo3(signature = (inputs, *, blank, reduction, fused_log_softmax, clamp, fastemit_lambda,
     zero_infinity))]
 #[allow(clippy::too_many_arguments)] // the options of the Python API, one each
-pub fn forward(
-    py: Python<'_>,
-    inputs: DescribedTuple,
-    blank: i64,
+pub fn forward<'py>(
+    py: Python<'py>,
+    inputs: InputObjects<'py>,
+    blank: Blank,
     reduction: &str,
     fused_log_softmax: bool,
     clamp: f64,
@@ -173,20 +180,18 @@ pub fn forward(
     zero_infinity: bool,
 ) -> PyResult<ForwardState> {
     let options = loss_options(
-        blank,
+        blank.0,
         reduction,
         fused_log_softmax,
         clamp,
         fastemit_lambda,
         zero_infinity,
     )?;
-    let described = Described::from(inputs);
     let name = input_name(fused_log_softmax);
-    let (float, index) = described.dtypes(name)?;
+    let inputs = Inputs::import(&inputs, name)?;
+    let (float, index) = inputs.dtypes(name)?;
     let inner = with_dtypes!(float, index, |F, I| {
-        // SAFETY: the Python caller describes live arrays that it keeps referenced and does not
-        // write during this call.
-        let input = unsafe { described.input::<F, I>(name)? };
+        let input = inputs.input::<F, I>(name)?;
         py.detach(|| rnnt::forward(&input, &options))
     })
     .map_err(to_py_err)?;
@@ -195,6 +200,24 @@ pub fn forward(
         fused_log_softmax,
         reduction: options.reduction,
     })
+}
+
+/// The blank id, any Python integer: one outside `i64` is a `ValueError` (the core then rejects
+/// any id outside the vocabulary) rather than an `OverflowError`.
+pub(crate) struct Blank(pub(crate) i64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Blank {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        obj.extract::<i64>().map(Blank).map_err(|error| {
+            if error.is_instance_of::<PyOverflowError>(obj.py()) {
+                PyValueError::new_err(format!("blank = {} is out of range", obj.to_owned()))
+            } else {
+                error
+            }
+        })
+    }
 }
 
 /// The core's options from the Python API's keywords.
@@ -225,11 +248,11 @@ fn loss_options(
 #[pyo3(signature = (inputs, grad, *, blank, reduction, fused_log_softmax, clamp, fastemit_lambda,
     zero_infinity))]
 #[allow(clippy::too_many_arguments)] // the options of the Python API, one each
-pub fn loss_and_grad_into(
-    py: Python<'_>,
-    inputs: DescribedTuple,
-    grad: ArrayDesc,
-    blank: i64,
+pub fn loss_and_grad_into<'py>(
+    py: Python<'py>,
+    inputs: InputObjects<'py>,
+    grad: Bound<'py, PyAny>,
+    blank: Blank,
     reduction: &str,
     fused_log_softmax: bool,
     clamp: f64,
@@ -237,19 +260,19 @@ pub fn loss_and_grad_into(
     zero_infinity: bool,
 ) -> PyResult<ForwardState> {
     let options = loss_options(
-        blank,
+        blank.0,
         reduction,
         fused_log_softmax,
         clamp,
         fastemit_lambda,
         zero_infinity,
     )?;
-    let described = Described::from(inputs);
     let name = input_name(fused_log_softmax);
-    let (float, index) = described.dtypes(name)?;
+    let inputs = Inputs::import(&inputs, name)?;
+    let mut grad = Array::import(&grad, "grad")?;
+    let (float, index) = inputs.dtypes(name)?;
     let inner = with_dtypes!(float, index, |F, I| {
-        // SAFETY: as in `backward`.
-        let (input, grad) = unsafe { input_and_grad::<F, I>(&described, &grad, name)? };
+        let (input, grad) = inputs.input_and_grad::<F, I>(&mut grad, name)?;
         py.detach(|| rnnt::loss_and_grad_into(&input, &options, grad))
     })
     .map_err(to_py_err)?;
@@ -263,20 +286,19 @@ pub fn loss_and_grad_into(
 /// Writes d objective / d input into `grad` given d objective / d loss_b = `item_weights[b]`
 /// (GIL released). `inputs` must describe the arrays `forward` saw.
 #[pyfunction]
-pub fn backward(
-    py: Python<'_>,
+pub fn backward<'py>(
+    py: Python<'py>,
     state: &ForwardState,
-    inputs: DescribedTuple,
+    inputs: InputObjects<'py>,
     item_weights: Vec<f64>,
-    grad: ArrayDesc,
+    grad: Bound<'py, PyAny>,
 ) -> PyResult<()> {
-    let described = Described::from(inputs);
     let name = input_name(state.fused_log_softmax);
-    let (float, index) = described.dtypes(name)?;
+    let inputs = Inputs::import(&inputs, name)?;
+    let mut grad = Array::import(&grad, "grad")?;
+    let (float, index) = inputs.dtypes(name)?;
     with_dtypes!(float, index, |F, I| {
-        // SAFETY: as in `forward`; in addition `grad` is a fresh buffer owned by the caller,
-        // written by nothing else during the call (and checked not to overlap any input).
-        let (input, grad) = unsafe { input_and_grad::<F, I>(&described, &grad, name)? };
+        let (input, grad) = inputs.input_and_grad::<F, I>(&mut grad, name)?;
         py.detach(|| rnnt::backward(&input, &state.inner, &item_weights, grad))
     })
     .map_err(to_py_err)
@@ -288,21 +310,5 @@ pub(crate) fn input_name(fused_log_softmax: bool) -> &'static str {
         "logits"
     } else {
         "log_probs"
-    }
-}
-
-/// Rejects a gradient buffer that shares bytes with an input: it is written while they are read.
-fn check_disjoint(described: &Described, grad: &ArrayDesc, input_name: &str) -> PyResult<()> {
-    let inputs = [
-        (&described.logits, input_name),
-        (&described.targets, "targets"),
-        (&described.logit_lengths, "logit_lengths"),
-        (&described.target_lengths, "target_lengths"),
-    ];
-    match inputs.iter().find(|(desc, _)| grad.overlaps(desc)) {
-        Some((_, name)) => Err(PyValueError::new_err(format!(
-            "grad overlaps {name} in memory: pass a fresh buffer"
-        ))),
-        None => Ok(()),
     }
 }

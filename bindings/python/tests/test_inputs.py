@@ -48,6 +48,18 @@ def test_torch_half(dtype: str, grad_atol: float) -> None:
     np.testing.assert_allclose(grad.double().numpy(), want_grad, rtol=0, atol=grad_atol)
 
 
+def test_numpy_ml_dtypes_bfloat16() -> None:
+    """NumPy cannot lend extension dtypes through DLPack: bfloat16 arrays are widened (exactly)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    logits, *rest = batch()
+    half = logits.astype(ml_dtypes.bfloat16)
+    loss, grad = rnnt.loss_and_grad(half, *rest, reduction="none")
+    want_loss, want_grad = reference(half.astype(np.float32), *rest, reduction="none")
+    assert loss.dtype == grad.dtype == half.dtype
+    np.testing.assert_allclose(loss.astype(np.float64), want_loss, rtol=1e-2)
+    np.testing.assert_allclose(grad.astype(np.float64), want_grad, rtol=0, atol=8e-3)
+
+
 @pytest.mark.parametrize(
     "index_dtypes",
     [("int64", "int64", "int64"), ("int64", "int32", "int32"), ("int32", "int64", "int32")],

@@ -1,11 +1,19 @@
 """Stubs of the native module ``rnnt._rnnt`` (private: use ``rnnt`` and ``rnnt.torch``).
 
-Every array is passed as a descriptor ``(address, shape, dtype name, C-contiguous)``; the caller
-keeps the array alive and unmodified during the call.
+Every array is a NumPy array or a torch CPU tensor (not requiring grad), or another object with
+``__dlpack__``, or a DLPack capsule: the module reads it through DLPack, without a copy, holding
+the producer's memory for the whole call. It must be C-contiguous, in CPU memory and of the dtype
+the argument takes; anything else raises TypeError or ValueError naming the argument.
 """
 
-Descriptor = tuple[int, tuple[int, ...], str, bool]
-Inputs = tuple[Descriptor, Descriptor, Descriptor, Descriptor]
+from typing import Protocol
+
+class SupportsDLPack(Protocol):
+    """An array that lends its memory through DLPack (NumPy arrays, torch tensors)."""
+
+    def __dlpack__(self, *, max_version: tuple[int, int] | None = None) -> object: ...
+
+Inputs = tuple[SupportsDLPack, SupportsDLPack, SupportsDLPack, SupportsDLPack]
 """(logits, targets, logit_lengths, target_lengths)"""
 
 STREAM_MIN_BYTES: int
@@ -45,14 +53,18 @@ def backward(
     state: ForwardState,
     inputs: Inputs,
     item_weights: list[float],
-    grad: Descriptor,
+    grad: SupportsDLPack,
 ) -> None:
     """Writes d objective/d input into ``grad`` (every element, 0 in padding), given
-    d objective/d loss_b = ``item_weights[b]`` (GIL released)."""
+    d objective/d loss_b = ``item_weights[b]`` (GIL released). ``inputs`` are the arrays
+    ``forward`` read.
+
+    Raises as ``forward``, and ValueError when ``grad`` is read-only or overlaps an input.
+    """
 
 def loss_and_grad_into(
     inputs: Inputs,
-    grad: Descriptor,
+    grad: SupportsDLPack,
     *,
     blank: int,
     reduction: str,
@@ -65,7 +77,7 @@ def loss_and_grad_into(
     writes its gradient into ``grad`` (every element, 0 in padding), keeping the softmax terms
     there between the passes where the gradient stays in cache.
 
-    Raises as ``forward``, and ValueError when ``grad`` overlaps an input.
+    Raises as ``forward``, and ValueError when ``grad`` is read-only or overlaps an input.
     """
 
 class ItemAlignment:

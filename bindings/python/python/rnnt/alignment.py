@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rnnt import _rnnt
-from rnnt.numpy import _as_c_array, _describe_inputs
+from rnnt.numpy import _as_c_array, _lendable, _with_one_index_dtype
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -122,8 +122,8 @@ def align(
         TypeError: a dtype outside those above, naming the argument.
     """
     values, *indices = (_as_numpy(a) for a in (logits, targets, logit_lengths, target_lengths))
-    described, _kept = _describe_inputs(values, indices)
-    items = _rnnt.align(described, blank=blank, fused_log_softmax=fused_log_softmax)
+    inputs = _with_one_index_dtype(_lendable(values), indices)
+    items = _rnnt.align(inputs, blank=blank, fused_log_softmax=fused_log_softmax)
     return [Alignment._from_native(item) for item in items]
 
 

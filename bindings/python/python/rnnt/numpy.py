@@ -19,37 +19,40 @@ from rnnt._gradient_memory import MEMORY
 __all__ = ["loss_and_grad"]
 
 
+#: Whether this NumPy lends read-only arrays through DLPack (versioned DLPack, NumPy 2.1 on);
+#: older ones refuse to, and such arrays are copied.
+_LENDS_READ_ONLY = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
+
+
 def _as_c_array(value: npt.ArrayLike) -> np.ndarray[Any, Any]:
-    """``value`` as a C-contiguous array in native byte order; copies only when it is not one."""
+    """``value`` as a C-contiguous array in native byte order that NumPy can lend through
+    DLPack; copies only when it is not one."""
     array = np.asarray(value, order="C")
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
+    elif not (_LENDS_READ_ONLY or array.flags.writeable):
+        array = array.copy()
     return array
 
 
-def _describe(array: np.ndarray[Any, Any]) -> _rnnt.Descriptor:
-    """The descriptor the native module reads ``array`` through (no copy)."""
-    address: int = array.__array_interface__["data"][0]
-    return (address, tuple(array.shape), array.dtype.name, bool(array.flags.c_contiguous))
-
-
-def _describe_inputs(
+def _with_one_index_dtype(
     values: np.ndarray[Any, Any], indices: Sequence[np.ndarray[Any, Any]]
-) -> tuple[_rnnt.Inputs, list[np.ndarray[Any, Any]]]:
-    """The descriptors of a call's four arrays, the three index arrays brought to one int dtype
-    when they differ; also the index arrays described, which the caller keeps alive until the
-    native call returns (a converted one is a new array)."""
+) -> _rnnt.Inputs:
+    """The four arrays of a call as the native module takes them (it reads them through DLPack,
+    without a copy), the three index arrays brought to one int dtype when they differ."""
     index_dtype = common_index_dtype([a.dtype.name for a in indices])
     if index_dtype is not None:
         indices = [a.astype(index_dtype) for a in indices]
     targets, logit_lengths, target_lengths = indices
-    described = (
-        _describe(values),
-        _describe(targets),
-        _describe(logit_lengths),
-        _describe(target_lengths),
-    )
-    return described, list(indices)
+    return (values, targets, logit_lengths, target_lengths)
+
+
+def _lendable(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``values``, or a float32 copy of an ``ml_dtypes`` bfloat16 array (exact: DLPack cannot
+    export NumPy's extension dtypes)."""
+    if values.dtype.name == "bfloat16":
+        return values.astype(np.float32)
+    return values
 
 
 def loss_and_grad(
@@ -69,9 +72,10 @@ def loss_and_grad(
 
     Args:
         logits: (B, T, U+1, V) joiner output, float32, float64, float16 (or an ``ml_dtypes``
-            bfloat16 array). With ``fused_log_softmax=False`` it holds log-probabilities.
-            Positions past an item's lengths are padding and never read. Read without a copy when
-            C-contiguous and in native byte order.
+            bfloat16 array, widened to float32 and its gradient rounded back). With
+            ``fused_log_softmax=False`` it holds log-probabilities. Positions past an item's
+            lengths are padding and never read. Read without a copy when C-contiguous and in
+            native byte order.
         targets: (B, U) labels padded past ``target_lengths``, or (sum of U_b,) labels packed end to
             end; int32 or int64.
         logit_lengths: (B,) frames per item, 1 <= T_b <= T; int32 or int64.
@@ -98,13 +102,14 @@ def loss_and_grad(
             lengths); the message names the argument and the value.
         TypeError: a dtype outside those above, naming the argument.
     """
-    values, *indices = (_as_c_array(a) for a in (logits, targets, logit_lengths, target_lengths))
-    described, _kept = _describe_inputs(values, indices)
+    given, *indices = (_as_c_array(a) for a in (logits, targets, logit_lengths, target_lengths))
+    values = _lendable(given)
+    inputs = _with_one_index_dtype(values, indices)
     raw = MEMORY.take(values.nbytes)
     grad = np.empty_like(values) if raw is None else raw.view(values.dtype).reshape(values.shape)
     state = _rnnt.loss_and_grad_into(
-        described,
-        _describe(grad),
+        inputs,
+        grad,
         blank=blank,
         reduction=reduction,
         fused_log_softmax=fused_log_softmax,
@@ -113,4 +118,6 @@ def loss_and_grad(
         zero_infinity=zero_infinity,
     )
     loss = state.losses() if reduction == "none" else state.loss()
-    return np.asarray(loss, dtype=values.dtype), grad
+    if values is not given:
+        grad = grad.astype(given.dtype)
+    return np.asarray(loss, dtype=given.dtype), grad
