@@ -8,7 +8,7 @@
 
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
-use crate::cpu::recycle::NodeVec;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::{self, FrameScores, ScoreColumns};
 use crate::error::Result;
 
@@ -34,7 +34,7 @@ pub struct NodeScores {
 
 impl NodeScores {
     /// Scores of `frames` × `positions` nodes, to be filled by [`FrameRun::score`] (which writes
-    /// every node; the buffers come from the [`crate::cpu::recycle`] pool unwritten).
+    /// every node; the buffers come from the [`crate::cpu::node_buffers`] pool unwritten).
     pub fn new(frames: usize, positions: usize) -> NodeScores {
         let nodes = frames * positions;
         NodeScores {

@@ -1,7 +1,7 @@
 //! The α/β dynamic programme over one item's lattice, in f64.
 
 use crate::cpu::front::NodeScores;
-use crate::cpu::recycle::NodeVec;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd;
 
 mod scaled;

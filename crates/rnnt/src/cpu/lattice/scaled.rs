@@ -26,7 +26,7 @@
 //! [`alpha_beta`] gives up and the caller walks the lattice in log space.
 
 use crate::cpu::front::NodeScores;
-use crate::cpu::recycle::NodeVec;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd;
 
 /// The lowest finite log-probability walked in probability space (e^−200 ≈ 2^−288.5).

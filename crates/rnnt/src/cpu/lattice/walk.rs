@@ -3,7 +3,7 @@
 //! vectorised sum (see `alpha_beta`).
 
 use crate::cpu::front::NodeScores;
-use crate::cpu::recycle::NodeVec;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd;
 
 /// How far ahead of its current column a walk prefetches each row: 4 cache lines (about 5%
