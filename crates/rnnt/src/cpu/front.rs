@@ -9,7 +9,7 @@
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
 use crate::cpu::node_buffers::NodeVec;
-use crate::cpu::simd::{self, FrameScores, ScoreColumns};
+use crate::cpu::simd::{self, FrameScores, Isa, ScoreColumns};
 use crate::error::Result;
 
 /// Per-node scores of one item over its valid T_b × (U_b+1) nodes, row-major in (t, u).
@@ -145,7 +145,7 @@ impl FrameRun<'_> {
                 return Err(non_finite_logit(row, input_name, (b, t, u)));
             }
             if fused_log_softmax {
-                simd::normalise_scores(blank, emit, shift, inv_sum);
+                simd::normalise_scores(Isa::detected(), blank, emit, shift, inv_sum);
             } else {
                 // Log-probabilities are used as they are (a masked row's are −inf already).
                 shift.fill(0.0);
