@@ -379,17 +379,16 @@ unsafe fn short_grad_rows<V: Lanes, S: SoftmaxSource<V>>(
 
 /// [`grad_rows_in_place`] of rows longer than one vector and at most two (S1's rows of 29 f32),
 /// [`PLANNED_ROWS`] at a time: first each row's scalar decisions ([`GradRow::plan`]) into a
-/// small [`RowWrite`] array, from the rows' contiguous fields (vectorised by the compiler: from
-/// an array of `GradRow`s it gathered each field, and the array had to be built first), then the
+/// small [`RowWrite`] array, from the rows' contiguous fields (which the compiler vectorises: from
+/// an array of `GradRow`s it would gather each field, and the array would be built first), then the
 /// rows' two vectors each, the second ending at the row's end (overlapping the first: the
 /// overlap is computed twice, the same way), with the arcs subtracted through lane masks. The
 /// same arithmetic in the same order as the general kernel, so the same bits.
 ///
-/// Why not the general kernel (measured on S1's rows, criterion, 150 frames of 41 rows in L2:
-/// 58 → 39 µs an item): its second vector is a masked store, and a masked store holds up any
+/// Why not the general kernel: its second vector is a masked store, and a masked store holds up any
 /// later load from its 64 bytes (masked-off lanes included) until it is written to the cache,
 /// which in place is the next row's first load; and its arcs are a branch per vector on a lane
-/// that varies from row to row. (Subtracting the arcs afterwards from memory instead was slower
+/// that varies from row to row. (Subtracting the arcs afterwards from memory instead is slower
 /// still: those loads wait for the vector stores.)
 ///
 /// # Safety

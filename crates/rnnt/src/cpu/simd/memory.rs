@@ -7,14 +7,13 @@ use crate::cpu::simd::vector::{Lanes, SimdFloat};
 
 /// How far ahead of the current element the row kernels prefetch into L1, in bytes, so that rows
 /// arrive before they are needed even across the 4 KiB page boundaries where the hardware
-/// prefetcher stops. With the L2 prefetch further ahead, 1 KiB measured best of 0.5, 1, 2 and
-/// 3 KiB on S3 and S6 (the lines come from L2 by then, so less lead is needed).
+/// prefetcher stops. With the L2 prefetch further ahead, the lines come from L2 by then, so a
+/// short lead is enough: 1 KiB is the best of 0.5 to 3 KiB on long rows.
 const PREFETCH_BYTES: usize = 1024;
 
 /// How far ahead the row kernels also prefetch into L2 only, in bytes. The L2 requests leave the
 /// L1 fill buffers free for the near prefetches and the loads; with both, a core keeps more
-/// lines in flight than either gives (measured on the 2-core benchmark machine: gradient pass
-/// 12% and front pass 5% faster on S3; 3 to 6 KiB measured alike, 8 KiB slower).
+/// lines in flight than either gives, on both passes (3 to 6 KiB ahead do alike, 8 KiB worse).
 const L2_PREFETCH_BYTES: usize = 4096;
 
 /// [`PREFETCH_BYTES`] and [`L2_PREFETCH_BYTES`] in elements of `T`.
