@@ -96,7 +96,7 @@ impl FrameRun<'_> {
     /// Rejects a NaN or +inf inside the lengths (naming the run's first bad element); a row that
     /// is entirely −inf is a masked node whose scores are all −inf. Per frame, the row
     /// statistics come first and the rows' scores are then normalised together, with the
-    /// vectorised [`simd::normalise_scores`].
+    /// vectorised `simd::normalise_scores`.
     ///
     /// With `exps` (the run's frames of the item's gradient block, laid out like `logits`), each
     /// row's softmax terms exp(x − shift) are stored there too, for

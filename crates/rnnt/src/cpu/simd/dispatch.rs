@@ -117,7 +117,7 @@ macro_rules! entry_points {
     };
     (@kernel $features:literal, $vector:ident,
         $module:ident::$kernel:ident($($arg:ident: $type:ty),* $(,)?) $(-> $ret:ty)?) => {
-        #[doc = concat!("[`", stringify!($module), "::", stringify!($kernel), "`] compiled for `",
+        #[doc = concat!("`", stringify!($module), "::", stringify!($kernel), "` compiled for `",
             $features, "`.")]
         ///
         /// # Safety

@@ -10,7 +10,7 @@ use crate::cpu::simd::vector::{load_upto, store_upto, Lanes, SimdFloat};
 ///
 /// For a short row (at most two vectors: S1's 29 f32), the shift is the row's anchor, the larger
 /// of two of its elements that the caller names ([`ScoreColumns`]: the blank and the next
-/// label), wherever Σ exp(x − anchor) is at most [`ANCHORED_SUM_HIGH`]: one
+/// label), wherever Σ exp(x − anchor) is at most `ANCHORED_SUM_HIGH` (2¹¹): one
 /// pass over the row, with no maximum to find (its horizontal reduction is much of a short row's
 /// work). Elsewhere (longer rows, no anchor, another element well above it, masked rows,
 /// non-finite values) it is the row's maximum, the classic two passes. Either way the shift's
@@ -93,7 +93,7 @@ impl ScoreColumns<'_> {
     }
 }
 
-/// Where the front pass's frame kernel ([`frame_scores`]) writes each row's results, one slot
+/// Where the front pass's frame kernel (`frame_scores`) writes each row's results, one slot
 /// per row in each.
 #[derive(Debug)]
 pub struct FrameScores<'a> {

@@ -13,7 +13,7 @@ use crate::cpu::simd::vector::{Lanes, SimdFloat};
 /// their indices and 0 elsewhere, and clip the clamp to [−clip, clip].
 ///
 /// `shift` is the row's shift and `inv_sum` is 1 / Σ exp(x − shift), both from the front pass
-/// ([`RowStats`]): the exponent x − shift is then below 8 and exact where the softmax is large,
+/// ([`RowStats`](super::RowStats)): the exponent x − shift is then below 8 and exact where the softmax is large,
 /// and no log-sum-exp has to be subtracted in two parts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradRow {

@@ -160,7 +160,7 @@ pub(super) unsafe fn write_zeros<V: Lanes>(out: &mut [V::Scalar], stream: bool) 
 /// Orders this thread's non-temporal stores ([`Lanes::stream`]) before whatever it does next (a
 /// no-op off x86-64, where no store streams). Call it once after a run of streamed rows.
 #[inline]
-pub(crate) fn store_fence() {
+pub fn store_fence() {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE is part of the x86-64 baseline.
     unsafe {

@@ -5,10 +5,10 @@
 //! - `vector`: the interfaces every kernel is written over, [`Lanes`] (a vector) and
 //!   [`SimdFloat`] (f32 or f64, with its vector on each instruction set);
 //! - `math`: exp, ln, log1p and the log-space sum per lane;
-//! - `front`: the front pass's row statistics and scores ([`RowStats`], [`frame_scores`]);
-//! - `grad`: the gradient pass's row writes ([`GradRow`], [`grad_rows`]);
+//! - `front`: the front pass's row statistics and scores ([`RowStats`], `frame_scores`);
+//! - `grad`: the gradient pass's row writes ([`GradRow`], [`grad_rows_in_place`]);
 //! - `lattice`: the α/β lattice's kernels, and the bounds that keep its walk over probabilities
-//!   exact ([`frame_walks`]);
+//!   exact (`frame_walks`);
 //! - `memory`: prefetches and streaming (non-temporal) stores;
 //! - `dispatch`: the instruction set ([`Isa`]), detected once, and the macros that compile each
 //!   kernel per set and call the set's version;
@@ -52,7 +52,8 @@ pub use dispatch::Isa;
 pub use front::{FrameScores, RowStats, ScoreColumns};
 pub use grad::{FrameRows, GradRow};
 pub(crate) use lattice::{MAX_LOG_PROB, MIN_LOG_PROB};
-pub(crate) use memory::{prefetch, store_fence};
+pub(crate) use memory::prefetch;
+pub use memory::store_fence;
 pub use vector::{Lanes, SimdFloat};
 
 // The front pass.
@@ -174,7 +175,7 @@ fn grad_rows_checked<T>(input: &[T], out: &[T], len: usize, params: &[GradRow]) 
     );
 }
 
-/// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that [`frame_scores`] stored in
+/// `grad_rows` of a frame's `rows` from the terms exp(x − shift) that `frame_scores` stored in
 /// `out`, in place of the input, with the instruction set `isa` (see `grad::grad_rows_in_place`).
 ///
 /// # Panics

@@ -72,7 +72,7 @@ pub trait Lanes: Copy {
 }
 
 /// A float type with vectorised kernels, f32 or f64: the constants of its elementary functions
-/// (see [`math`](super::math)) and its vector on each instruction set, so that each kernel is
+/// (see module `math`) and its vector on each instruction set, so that each kernel is
 /// written once, over [`Lanes`], and instantiated per (set, type). The type itself is the one-lane
 /// vector (module `scalar`), the portable kernels and the tails of rows.
 pub trait SimdFloat:
@@ -96,14 +96,12 @@ pub trait SimdFloat:
     /// −ln 2, low part: −(ln 2 − ln2_hi).
     const MINUS_LN2_LO: Self;
     /// Coefficients c₀, c₁, … of the polynomial Σ cₖ rᵏ that approximates eʳ on |r| ≤ ln2/2
-    /// within a fraction of an ulp (a Chebyshev fit, see
-    /// [`EXP_POLY_F32`](super::math::EXP_POLY_F32)).
+    /// within a fraction of an ulp (a Chebyshev fit, see `math::EXP_POLY_F32`).
     const EXP_POLY: &'static [Self];
     /// The most negative finite value.
     const LOWEST: Self;
     /// Coefficients 2/(2k+1), k = 1..=degree, of log((1+f)/(1−f))/s − 2 = Σ 2/(2k+1)·s²ᵏ with
-    /// s = f/(2+f): enough for |s| ≤ 1/5 to a tenth of an ulp (see
-    /// [`log1p_unit`](super::math::log1p_unit)).
+    /// s = f/(2+f): enough for |s| ≤ 1/5 to a tenth of an ulp (see `math::log1p_unit`).
     const ATANH_TAYLOR: &'static [Self];
     /// Widens exactly.
     fn to_f64(self) -> f64;
