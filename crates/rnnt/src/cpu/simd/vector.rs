@@ -11,9 +11,9 @@
 ///
 /// # Safety
 /// Implementations may use instructions the CPU lacks: every method is `unsafe` and may only be
-/// called on a CPU that has the instruction set (the dispatcher checks it). Pointer arguments
-/// follow `ptr::read_unaligned` / `ptr::write_unaligned` rules for `LANES` elements. (This
-/// section is the `# Safety` of every method.)
+/// called on a CPU that has the instruction set (the dispatcher holds an `Isa` for it). Pointer
+/// arguments follow `ptr::read_unaligned` / `ptr::write_unaligned` rules for `LANES` elements.
+/// (This section is the `# Safety` of every method.)
 #[allow(clippy::missing_safety_doc)]
 pub trait Lanes: Copy {
     /// The element type.
