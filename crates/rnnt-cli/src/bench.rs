@@ -16,7 +16,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::{Array4, ArrayView4, ArrayViewMut4};
 use rnnt::cpu::kernels::Kernels;
-use rnnt::cpu::pool::run_in_pool;
+use rnnt::cpu::threads::run_in_pool;
 use rnnt::cpu::triad::Triad;
 use rnnt::{Options, Reduction};
 use rnnt_cases::synthetic::{self, Shape, BENCHMARK_SHAPES};

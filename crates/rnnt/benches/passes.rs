@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ndarray::Array4;
 use rnnt::cpu::front::NodeScores;
 use rnnt::cpu::lattice::{alpha_beta, forward_variable};
-use rnnt::cpu::simd::{self, FrameRows, GradRow};
+use rnnt::cpu::simd::{self, FrameRows, GradRow, Isa};
 use rnnt::{LossInput, Options, Targets};
 use rnnt_cases::synthetic::{self, Shape};
 use rnnt_cases::{Labels, Scores};
@@ -22,7 +22,7 @@ fn kernels(c: &mut Criterion) {
         let mut out = vec![0f32; vocab];
         group.throughput(Throughput::Elements(vocab as u64));
         group.bench_with_input(BenchmarkId::new("row_stats_f32", vocab), &row, |b, row| {
-            b.iter(|| simd::row_stats(std::hint::black_box(row), Some(row[0])))
+            b.iter(|| simd::row_stats(Isa::detected(), std::hint::black_box(row), Some(row[0])))
         });
         let params = GradRow {
             shift: 96.0 / 13.0,
@@ -33,7 +33,15 @@ fn kernels(c: &mut Criterion) {
             arcs: [(vocab - 1, 0.5), (vocab / 2, 0.4)],
         };
         group.bench_with_input(BenchmarkId::new("grad_row_f32", vocab), &row, |b, row| {
-            b.iter(|| simd::grad_row(std::hint::black_box(row), &mut out, &params, false))
+            b.iter(|| {
+                simd::grad_row(
+                    Isa::detected(),
+                    std::hint::black_box(row),
+                    &mut out,
+                    &params,
+                    false,
+                )
+            })
         });
     }
     // The gradient kernel in place on one S1 item's rows (150 frames of 41 rows of 29, in L2):
@@ -65,7 +73,12 @@ fn kernels(c: &mut Criterion) {
         bench.iter(|| {
             item.copy_from_slice(&terms);
             for frame in item.chunks_mut(positions * vocab) {
-                simd::grad_rows_in_place(std::hint::black_box(frame), vocab, &rows);
+                simd::grad_rows_in_place(
+                    Isa::detected(),
+                    std::hint::black_box(frame),
+                    vocab,
+                    &rows,
+                );
             }
         })
     });
@@ -73,7 +86,10 @@ fn kernels(c: &mut Criterion) {
     let mut out = vec![0f32; x.len()];
     group.throughput(Throughput::Elements(x.len() as u64));
     group.bench_function("exp_f32/4096", |b| {
-        b.iter(|| simd::exp_with(simd::Isa::detected(), std::hint::black_box(&x), &mut out))
+        b.iter(|| {
+            out.copy_from_slice(std::hint::black_box(&x));
+            simd::exp_in_place(Isa::detected(), &mut out)
+        })
     });
     let a: Vec<f64> = (0..4096).map(|i| -(i as f64) * 0.01).collect();
     let b: Vec<f64> = (0..4096)
@@ -81,7 +97,7 @@ fn kernels(c: &mut Criterion) {
         .collect();
     let mut sum = vec![0f64; a.len()];
     group.bench_function("log_add_exp_f64/4096", |bench| {
-        bench.iter(|| simd::log_add_exp(std::hint::black_box(&a), &b, &mut sum))
+        bench.iter(|| simd::log_add_exp(Isa::detected(), std::hint::black_box(&a), &b, &mut sum))
     });
     group.finish();
 }

@@ -27,7 +27,7 @@ use crate::batch::LossInput;
 use crate::cpu::front::NodeScores;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{forward_variable, incoming, Lattice};
-use crate::cpu::pool::run_in_pool;
+use crate::cpu::threads::run_in_pool;
 use crate::element::Index;
 use crate::error::Result;
 use crate::loss::forward;

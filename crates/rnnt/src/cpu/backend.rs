@@ -14,10 +14,10 @@ use crate::backend::{Backend, Dims};
 use crate::batch::{contiguous_dims, Batch};
 use crate::cpu::front::{FrameRun, NodeScores};
 use crate::cpu::grad::{grad_frames, GradSettings, ItemState, SoftmaxTerms};
+use crate::cpu::huge_pages::advise_huge_pages;
 use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{alpha_beta, Lattice};
-use crate::cpu::memory::advise_huge_pages;
-use crate::cpu::pool::{pool_size, run_in_pool};
+use crate::cpu::threads::{pool_size, run_in_pool};
 use crate::error::{Error, Result};
 use crate::options::Options;
 

@@ -8,8 +8,8 @@
 
 use crate::batch::{non_finite_logit, Batch};
 use crate::cpu::kernels::Kernels;
-use crate::cpu::recycle::NodeVec;
-use crate::cpu::simd::{self, FrameScores, ScoreColumns};
+use crate::cpu::node_buffers::NodeVec;
+use crate::cpu::simd::{self, FrameScores, Isa, ScoreColumns};
 use crate::error::Result;
 
 /// Per-node scores of one item over its valid T_b × (U_b+1) nodes, row-major in (t, u).
@@ -34,7 +34,7 @@ pub struct NodeScores {
 
 impl NodeScores {
     /// Scores of `frames` × `positions` nodes, to be filled by [`FrameRun::score`] (which writes
-    /// every node; the buffers come from the [`crate::cpu::recycle`] pool unwritten).
+    /// every node; the buffers come from the [`crate::cpu::node_buffers`] pool unwritten).
     pub fn new(frames: usize, positions: usize) -> NodeScores {
         let nodes = frames * positions;
         NodeScores {
@@ -96,7 +96,7 @@ impl FrameRun<'_> {
     /// Rejects a NaN or +inf inside the lengths (naming the run's first bad element); a row that
     /// is entirely −inf is a masked node whose scores are all −inf. Per frame, the row
     /// statistics come first and the rows' scores are then normalised together, with the
-    /// vectorised [`simd::normalise_scores`].
+    /// vectorised `simd::normalise_scores`.
     ///
     /// With `exps` (the run's frames of the item's gradient block, laid out like `logits`), each
     /// row's softmax terms exp(x − shift) are stored there too, for
@@ -145,7 +145,7 @@ impl FrameRun<'_> {
                 return Err(non_finite_logit(row, input_name, (b, t, u)));
             }
             if fused_log_softmax {
-                simd::normalise_scores(blank, emit, shift, inv_sum);
+                simd::normalise_scores(Isa::detected(), blank, emit, shift, inv_sum);
             } else {
                 // Log-probabilities are used as they are (a masked row's are −inf already).
                 shift.fill(0.0);

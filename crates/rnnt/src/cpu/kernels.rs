@@ -5,7 +5,7 @@
 //! half-precision types; f32 and f64 override them with the vectorised kernels of
 //! [`crate::cpu::simd`], which are tested against these definitions.
 
-use crate::cpu::simd::{self, FrameRows, FrameScores, GradRow, RowStats, ScoreColumns};
+use crate::cpu::simd::{self, FrameRows, FrameScores, GradRow, Isa, RowStats, ScoreColumns};
 use crate::element::Element;
 
 /// Whole-row operations of the front and gradient passes, per element type.
@@ -100,11 +100,11 @@ macro_rules! vector_kernels {
                 exps: Option<&mut [$float]>,
                 columns: ScoreColumns<'_>,
             ) -> bool {
-                simd::frame_scores(rows, len, out, exps, columns)
+                simd::frame_scores(Isa::detected(), rows, len, out, exps, columns)
             }
             #[inline]
             fn grad_rows_in_place(out: &mut [$float], len: usize, rows: &FrameRows<'_>) {
-                simd::grad_rows_in_place(out, len, rows);
+                simd::grad_rows_in_place(Isa::detected(), out, len, rows);
             }
             #[inline]
             fn grad_rows(
@@ -114,11 +114,11 @@ macro_rules! vector_kernels {
                 params: &[GradRow],
                 stream: bool,
             ) {
-                simd::grad_rows(input, out, len, params, stream);
+                simd::grad_rows(Isa::detected(), input, out, len, params, stream);
             }
             #[inline]
             fn stream_copy(src: &[$float], dst: &mut [$float]) {
-                simd::stream_copy(src, dst);
+                simd::stream_copy(Isa::detected(), src, dst);
             }
             #[inline]
             fn grad_row_is_zero(params: &GradRow) -> bool {
@@ -126,7 +126,7 @@ macro_rules! vector_kernels {
             }
             #[inline]
             fn write_zeros(out: &mut [$float], stream: bool) {
-                simd::write_zeros(out, stream);
+                simd::write_zeros(Isa::detected(), out, stream);
             }
         }
     };

@@ -1,8 +1,8 @@
 //! The α/β dynamic programme over one item's lattice, in f64.
 
 use crate::cpu::front::NodeScores;
-use crate::cpu::recycle::NodeVec;
-use crate::cpu::simd;
+use crate::cpu::node_buffers::NodeVec;
+use crate::cpu::simd::{self, Isa};
 
 mod scaled;
 mod walk;
@@ -106,8 +106,9 @@ impl Lattice {
             *out = a - log_p + score + b;
         }
         emit_out[positions - 1] = f64::NEG_INFINITY;
-        simd::exp_in_place(blank_out);
-        simd::exp_in_place(emit_out);
+        let isa = Isa::detected();
+        simd::exp_in_place(isa, blank_out);
+        simd::exp_in_place(isa, emit_out);
     }
 }
 
@@ -120,9 +121,7 @@ impl Lattice {
 ///
 /// In log space, a lattice walked as one band goes α and β in lock-step on this thread, both
 /// walks' steps through one call of the log-space sum: a small lattice is not worth handing to
-/// another thread (one S1 item: 50 µs this way, 72 µs as two concurrent walks, criterion
-/// `lattice_item0/S1`, before S1's lattices went over probabilities), and the two walks'
-/// independent vectors can overlap. Larger lattices walk α and β at once on the current rayon
+/// another thread, and the two walks' independent vectors can overlap. Larger lattices walk α and β at once on the current rayon
 /// pool.
 pub fn alpha_beta(scores: &NodeScores) -> Lattice {
     if scaled::fits(scores.frames, scores.positions) {
@@ -136,6 +135,7 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
     let last = scores.blank.last().copied().unwrap_or(f64::NEG_INFINITY);
     let mut alpha = DiagonalWalk::<false>::new(scores, 0.0);
     let mut beta = DiagonalWalk::<true>::new(scores, last);
+    let isa = Isa::detected();
     if alpha.is_single_band() {
         let width = alpha.width() + beta.width();
         let mut via_blank = vec![f64::NEG_INFINITY; width];
@@ -148,14 +148,14 @@ pub fn alpha_beta(scores: &NodeScores) -> Lattice {
                 break;
             }
             let n = a + b;
-            simd::log_add_exp(&via_blank[..n], &via_emit[..n], &mut values[..n]);
+            simd::log_add_exp(isa, &via_blank[..n], &via_emit[..n], &mut values[..n]);
             alpha.scatter(&values[..a]);
             beta.scatter(&values[a..n]);
         }
     } else {
         rayon::join(
-            || alpha.run(simd::log_add_exp),
-            || beta.run(simd::log_add_exp),
+            || alpha.run(|a, b, out| simd::log_add_exp(isa, a, b, out)),
+            || beta.run(|a, b, out| simd::log_add_exp(isa, a, b, out)),
         );
     }
     let beta = beta.into_values();

@@ -12,18 +12,18 @@
 //! space, α and β concurrently (or in lock-step on one thread for a single band), each along
 //! anti-diagonals through vector instructions. For batches of
 //! small items whose gradient stays in cache, `loss_and_grad_into` runs the three passes item by
-//! item instead, each item's on one thread. [`memory`] holds
-//! the page advice for large gradients, [`recycle`] the pool that reuses per-node buffers across
-//! calls, [`pool`] the thread pools, and [`triad`] the bandwidth measurement that the cost floor
-//! is quoted against.
+//! item instead, each item's on one thread. [`huge_pages`] holds
+//! the page advice for large gradients, [`node_buffers`] the pool that reuses per-node buffers
+//! across calls, [`threads`] the thread pools, and [`triad`] the bandwidth measurement that the
+//! cost floor is quoted against.
 
 pub mod backend;
 pub mod front;
 pub mod grad;
+pub mod huge_pages;
 pub mod kernels;
 pub mod lattice;
-pub mod memory;
-pub mod pool;
-pub mod recycle;
+pub mod node_buffers;
 pub mod simd;
+pub mod threads;
 pub mod triad;

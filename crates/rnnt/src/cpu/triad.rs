@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::pool::run_in_pool;
+use crate::cpu::threads::run_in_pool;
 use crate::error::Result;
 
 /// Bytes moved per triad element: read b and c, write a (f32 each).

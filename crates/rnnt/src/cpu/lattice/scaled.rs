@@ -5,37 +5,19 @@
 //!
 //! Layout: frame-major, like the node scores and the gradient ([`simd::frame_walks`]): each frame
 //! takes the blank arcs from the frame before as one vector product, then runs along its label
-//! positions, a chain of dependent multiply-adds, α forwards and β backwards side by side. The
-//! earlier layout, anti-diagonals as the rows of a skewed array, ran every step as vectors but
-//! paid a strided gather of the node probabilities into it, a call and a rescaling per
-//! diagonal, and strided reads for the arcs (α and β of S1's largest item, 150 × 41 nodes, in
-//! L2: 43 → 28 µs; the gradient pass in place on it, whose arcs now read contiguous nodes, and
-//! whose rows' parameters come from contiguous fields: 78 → 44 µs).
+//! positions, a chain of dependent multiply-adds, α forwards and β backwards side by side. A walk
+//! along anti-diagonals would run every step as vectors, but pay a strided gather of the node
+//! probabilities, a call and a rescaling per diagonal, and strided reads for the arcs; frame-major,
+//! the gradient pass reads the arcs of contiguous nodes.
 //!
-//! Exactness: the blank arcs into each frame are rescaled by an exact power of two so that the
-//! largest lies in [1, 2) before the frame's chain; the exponents are kept apart. The lattice is
-//! only walked this way when every finite log-probability lies in [[`MIN_LOG_PROB`],
-//! [`MAX_LOG_PROB`]] and every frame's nonzero values lie within 2^−700 of its largest, which is
-//! at most 2^60 ([`simd::frame_walks`]). Then every product of the walk is 0 or a normal number:
-//! a frame's largest is at least 1 (its largest blank arc, rescaled, is), so its nonzero values
-//! are at least 2^−700, and times a probability (at least e^−200 ≈ 2^−288.5) at least 2^−989;
-//! a blank arc into the next frame is such a product, and at least 2^−989.5 of the largest of
-//! them, so it stays normal through the rescaling too. So a value is 0 exactly when no path
-//! reaches the node, and every value carries f64 precision. (Each product is checked after the
-//! fact: one that would have underflowed had an operand that fails the check.) Otherwise
-//! [`alpha_beta`] gives up and the caller walks the lattice in log space.
+//! Exactness: the walk keeps f64 precision only within bounds on the log-probabilities and on
+//! each frame's values, stated and checked next to the walk (module `cpu::simd::lattice`, through
+//! [`simd::probabilities`] and [`simd::frame_walks`]); where a check fails, [`alpha_beta`] gives
+//! up and the caller walks the lattice in log space.
 
 use crate::cpu::front::NodeScores;
-use crate::cpu::recycle::NodeVec;
-use crate::cpu::simd;
-
-/// The lowest finite log-probability walked in probability space (e^−200 ≈ 2^−288.5).
-const MIN_LOG_PROB: f64 = -200.0;
-
-/// The highest log-probability walked in probability space, 2^−10: log-probabilities given as
-/// input need not be ≤ 0, but along a frame of P positions the values may grow by e^(P·this),
-/// at most e^16 for the lattices that [`fits`].
-const MAX_LOG_PROB: f64 = 1.0 / 1024.0;
+use crate::cpu::node_buffers::NodeVec;
+use crate::cpu::simd::{self, Isa, MAX_LOG_PROB, MIN_LOG_PROB};
 
 /// Lattices of at most this many nodes are walked in probability space (their arrays stay in
 /// L2, and the walk's dependent chains, 4 cycles a node, stay short).
@@ -136,9 +118,10 @@ fn pow2(k: i32) -> f64 {
 
 /// The node probabilities e^x of `log_probs`, or None if a finite one is out of
 /// [[`MIN_LOG_PROB`], [`MAX_LOG_PROB`]].
-fn probabilities(log_probs: &[f64]) -> Option<NodeVec> {
+fn probabilities(isa: Isa, log_probs: &[f64]) -> Option<NodeVec> {
     let mut values = NodeVec::overwritable(log_probs.len());
-    simd::probabilities(log_probs, &mut values, [MIN_LOG_PROB, MAX_LOG_PROB]).then_some(values)
+    let bounds = [MIN_LOG_PROB, MAX_LOG_PROB];
+    simd::probabilities(isa, log_probs, &mut values, bounds).then_some(values)
 }
 
 /// The walk in probability space of `scores` (a lattice that [`fits`]), or None where a
@@ -146,14 +129,16 @@ fn probabilities(log_probs: &[f64]) -> Option<NodeVec> {
 pub fn alpha_beta(scores: &NodeScores) -> Option<ScaledLattice> {
     let (frames, positions) = (scores.frames, scores.positions);
     debug_assert!(fits(frames, positions));
-    let blank = probabilities(&scores.blank)?;
-    let emit = probabilities(&scores.emit)?;
+    let isa = Isa::detected();
+    let blank = probabilities(isa, &scores.blank)?;
+    let emit = probabilities(isa, &scores.emit)?;
     let nodes = frames * positions;
     let mut alpha = NodeVec::overwritable(nodes);
     let mut beta = NodeVec::overwritable(nodes);
     let mut alpha_scale = vec![0; frames];
     let mut beta_scale = vec![0; frames];
     let walked = simd::frame_walks(
+        isa,
         [&blank, &emit],
         positions,
         [&mut alpha, &mut beta],

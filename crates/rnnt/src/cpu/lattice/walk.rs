@@ -3,22 +3,21 @@
 //! vectorised sum (see `alpha_beta`).
 
 use crate::cpu::front::NodeScores;
-use crate::cpu::recycle::NodeVec;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd;
 
-/// How far ahead of its current column a walk prefetches each row: 4 cache lines (about 5%
-/// faster on S6 than no prefetch; 64 and 128 columns measured no better).
+/// How far ahead of its current column a walk prefetches each row: 4 cache lines (on long
+/// lattices, faster than no prefetch; a longer lead gains nothing).
 const PREFETCH_COLUMNS: usize = 32;
 
 /// Rows per band of a walk: enough lanes per step (2 AVX-512 vectors) to overlap the latency of
 /// the log-space sum, few enough rows that a band's cache lines and pages stay in L1 and its TLB
-/// (on S6, with the gather without per-lane branches: 8 rows 12.8 ms, 16 rows 8.1 ms, 32 rows
-/// 9.0 ms, 64 rows 9.9 ms).
+/// (the best of 8 to 64 rows on long lattices).
 const BAND: usize = 16;
 
-/// Lattices of at most this many nodes are walked as one band (their α, scores and output, 24
-/// bytes a node, stay within L2): on S1 (6150 nodes an item) the lattice phase takes 0.43 ms
-/// instead of 0.53.
+/// Lattices of at most this many nodes are walked as one band: their α, scores and output, 24
+/// bytes a node, stay within L2, so the bound that keeps a band's rows in L1 ([`BAND`]) is not
+/// needed, and one band takes fewer, longer steps.
 const SINGLE_BAND_NODES: usize = 1 << 14;
 
 /// One recursion over one lattice: forward, v(t,u) = combine(v(t−1,u) + blank(t−1,u),

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::cpu::simd::lanes::Lanes;
+use crate::cpu::simd::vector::Lanes;
 
 /// 8 f32 lanes.
 #[derive(Debug, Clone, Copy)]

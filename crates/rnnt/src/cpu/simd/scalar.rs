@@ -1,96 +1,15 @@
-//! The portable one-lane "vector": f32 and f64 themselves implement [`Lanes`], so the kernels run
-//! on any target and handle the tails of rows on every instruction set with the same arithmetic.
+//! f32 and f64 themselves: their [`SimdFloat`] constants and vectors, and the portable one-lane
+//! "vector" ([`Lanes`] with one lane), so that the kernels run on any target and handle the tails
+//! of rows on every instruction set with the same arithmetic.
 
-use crate::cpu::simd::lanes::Lanes;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::simd::avx2::{F32x8, F64x4};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::simd::avx512::{F32x16, F64x8};
+use crate::cpu::simd::math::{ATANH_COEFFICIENTS, ATANH_TAYLOR_F32, EXP_POLY_F32, EXP_POLY_F64};
+use crate::cpu::simd::vector::{Lanes, SimdFloat};
 
-/// A float type of the kernels, with the constants of its exp.
-pub trait Real:
-    Lanes<Scalar = Self> + Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static
-{
-    /// 0.
-    const ZERO: Self;
-    /// −∞.
-    const NEG_INFINITY: Self;
-    /// The smallest input whose exp is a normal number: below it, exp gives 0.
-    const EXP_NORMAL_LOW: Self;
-    /// Inputs above this have an exp that overflows to +inf (they are clamped to it).
-    const EXP_HIGH: Self;
-    /// log₂ e.
-    const LOG2E: Self;
-    /// 1.5 · 2^(significand bits): adding it to a float of magnitude below 2^(bits−1) rounds that
-    /// float to the nearest integer (ties to even), which subtracting it again recovers exactly.
-    const ROUNDING_SHIFT: Self;
-    /// −ln 2, high part (few significant bits, so that n·ln2_hi is exact).
-    const MINUS_LN2_HI: Self;
-    /// −ln 2, low part: −(ln 2 − ln2_hi).
-    const MINUS_LN2_LO: Self;
-    /// Coefficients c₀, c₁, … of the polynomial Σ cₖ rᵏ that approximates eʳ on |r| ≤ ln2/2
-    /// within a fraction of an ulp (a Chebyshev fit, see [`EXP_POLY_F32`]).
-    const EXP_POLY: &'static [Self];
-    /// The most negative finite value.
-    const LOWEST: Self;
-    /// Coefficients 2/(2k+1), k = 1..=degree, of log((1+f)/(1−f))/s − 2 = Σ 2/(2k+1)·s²ᵏ with
-    /// s = f/(2+f): enough for |s| ≤ 1/5 to a tenth of an ulp (see `logs::log1p_unit`).
-    const ATANH_TAYLOR: &'static [Self];
-    /// Widens exactly.
-    fn to_f64(self) -> f64;
-    /// Narrows, rounding to nearest.
-    fn from_f64(value: f64) -> Self;
-}
-
-/// eʳ ≈ Σ cₖ rᵏ on |r| ≤ ln2/2, degree 6: the Chebyshev fit of that degree (mpmath `chebyfit`
-/// at 40 digits), rounded to f32. Its own error is 2·10⁻⁹ relative, 0.02 ulp; the exp's error
-/// (tested: ≤ 2 ulp) is the rounding of its arithmetic. Taylor would need degree 7.
-pub const EXP_POLY_F32: [f32; 7] = [
-    1.0,
-    1.0,
-    0.5,
-    0.166_664_15,
-    0.041_666_35,
-    0.008_375_126,
-    0.001_394_110_8,
-];
-
-/// The same fit of degree 11 rounded to f64: error 3·10⁻¹⁸ relative, 0.02 ulp (Taylor would
-/// need degree 13).
-pub const EXP_POLY_F64: [f64; 12] = [
-    1.0,
-    1.0,
-    0.500_000_000_000_001_9,
-    0.166_666_666_666_666_8,
-    0.041_666_666_666_488_1,
-    0.008_333_333_333_319_601,
-    0.001_388_888_895_231_477_5,
-    0.000_198_412_698_900_471_13,
-    2.480_148_548_232_849_4e-5,
-    2.755_724_091_857_897e-6,
-    2.763_263_963_904_103e-7,
-    2.511_003_760_596_377_7e-8,
-];
-
-/// 2/(2k+1) for k = 1..=11.
-const ATANH_COEFFICIENTS: [f64; 11] = {
-    let mut out = [0.0; 11];
-    let mut k = 0;
-    while k < 11 {
-        out[k] = 2.0 / (2 * k + 3) as f64;
-        k += 1;
-    }
-    out
-};
-
-/// The first 4 of [`ATANH_COEFFICIENTS`] in f32: the truncation error (1/5)¹⁰/11 is 0.1 ulp.
-const ATANH_TAYLOR_F32: [f32; 4] = {
-    let mut out = [0.0; 4];
-    let mut k = 0;
-    while k < 4 {
-        out[k] = ATANH_COEFFICIENTS[k] as f32;
-        k += 1;
-    }
-    out
-};
-
-impl Real for f32 {
+impl SimdFloat for f32 {
     const ZERO: f32 = 0.0;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
     // e^−87.33 ≈ 1.1769e-38 > 2^−126; e^89 > f32::MAX.
@@ -111,9 +30,13 @@ impl Real for f32 {
     fn from_f64(value: f64) -> f32 {
         value as f32
     }
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = F32x8;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = F32x16;
 }
 
-impl Real for f64 {
+impl SimdFloat for f64 {
     const ZERO: f64 = 0.0;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
     // e^−708.39 ≈ 2.2266e-308 > 2^−1022; e^710 > f64::MAX.
@@ -135,6 +58,10 @@ impl Real for f64 {
     fn from_f64(value: f64) -> f64 {
         value
     }
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = F64x4;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = F64x8;
 }
 
 /// Implements the one-lane [`Lanes`] for a float type; `$bits` is its unsigned bits type,

@@ -2,15 +2,16 @@
 //! the log-space sum on random and special operands, the row statistics and the gradient row on
 //! random and special rows.
 
-use super::scalar::Real;
+use super::dispatch::Set;
+use super::front::ANCHORED_SUM_HIGH;
 use super::{
-    exp_with, grad_row_with, grad_rows_in_place_with, grad_rows_with, ln_with, log1p_unit_with,
-    log_add_exp_with, normalise_scores_with, row_stats_with, FrameRows, FrameScores, GradRow, Isa,
-    ScoreColumns, SimdFloat, ANCHORED_SUM_HIGH,
+    exp_in_place, frame_scores, frame_walks, grad_row, grad_rows, grad_rows_in_place, ln_in_place,
+    log1p_unit_in_place, log_add_exp, normalise_scores, probabilities, row_stats, FrameRows,
+    FrameScores, GradRow, Isa, RowStats, ScoreColumns, SimdFloat,
 };
 
 /// Distance in units of the last place between two finite non-negative floats of one type.
-fn ulps<T: Real>(a: T, b: T) -> u64 {
+fn ulps<T: SimdFloat>(a: T, b: T) -> u64 {
     let bits = |x: T| x.to_f64().to_bits();
     if std::mem::size_of::<T>() == 4 {
         let a = (a.to_f64() as f32).to_bits() as i64;
@@ -25,8 +26,8 @@ fn ulps<T: Real>(a: T, b: T) -> u64 {
 /// rounded f64 reference `truth`, exact at the special values.
 fn check_exp<T: SimdFloat>(inputs: &[T], truth: impl Fn(T) -> T, max_ulps: u64) {
     for isa in Isa::available() {
-        let mut out = vec![T::ZERO; inputs.len()];
-        exp_with(isa, inputs, &mut out);
+        let mut out = inputs.to_vec();
+        exp_in_place(isa, &mut out);
         for (&x, &got) in inputs.iter().zip(&out) {
             let want = truth(x);
             let (xf, gf, wf) = (x.to_f64(), got.to_f64(), want.to_f64());
@@ -95,8 +96,8 @@ fn exp_f64_is_within_two_ulp_of_libm() {
 /// Checks ln over `inputs` on every instruction set: within `max_ulps` of f64 libm's, rounded.
 fn check_ln<T: SimdFloat>(inputs: &[T], max_ulps: u64) {
     for isa in Isa::available() {
-        let mut out = vec![T::ZERO; inputs.len()];
-        ln_with(isa, inputs, &mut out);
+        let mut out = inputs.to_vec();
+        ln_in_place(isa, &mut out);
         let mut worst = 0;
         for (&x, &got) in inputs.iter().zip(&out) {
             let want = T::from_f64(x.to_f64().ln());
@@ -232,10 +233,12 @@ fn anchors_of<T: SimdFloat>(row: &[T]) -> Vec<Option<T>> {
 
 /// Elements per vector of `T` on `isa`: rows of at most twice as many are short (anchored).
 fn lanes<T>(isa: Isa) -> usize {
-    match isa {
-        Isa::Scalar => 1,
-        Isa::Avx2 => 32 / std::mem::size_of::<T>(),
-        Isa::Avx512 => 64 / std::mem::size_of::<T>(),
+    match isa.set() {
+        Set::Scalar => 1,
+        #[cfg(target_arch = "x86_64")]
+        Set::Avx2 => 32 / std::mem::size_of::<T>(),
+        #[cfg(target_arch = "x86_64")]
+        Set::Avx512 => 64 / std::mem::size_of::<T>(),
     }
 }
 
@@ -251,7 +254,7 @@ fn check_row_stats<T: SimdFloat>(tolerance: f64) {
             .into_iter()
             .flat_map(|a| Isa::available().into_iter().map(move |isa| (a, isa)))
         {
-            let stats = row_stats_with(isa, &row, anchor);
+            let stats = row_stats(isa, &row, anchor);
             let context = format!("{isa:?}, anchor {:?}: {values:?}", anchor.map(T::to_f64));
             if bad {
                 assert!(stats.sum.is_nan(), "{context} gives {stats:?}");
@@ -319,14 +322,14 @@ fn anchor_columns<T: SimdFloat>(picked: &[&Vec<T>], len: usize) -> (usize, Vec<u
     (blank, labels)
 }
 
-/// [`super::frame_scores_with`] of `count` rows of `len` into fresh slices: each row's statistics
+/// [`frame_scores`] of `count` rows of `len` into fresh slices: each row's statistics
 /// and scores, and the kernel's answer (no NaN or +inf).
 fn frame_scores_of<T: SimdFloat>(
     isa: Isa,
     (rows, len, count): (&[T], usize, usize),
     exps: Option<&mut [T]>,
     columns: ScoreColumns<'_>,
-) -> (Vec<super::RowStats>, Vec<[f64; 2]>, bool) {
+) -> (Vec<RowStats>, Vec<[f64; 2]>, bool) {
     let [mut blank, mut emit, mut shift, mut sum] = [0; 4].map(|_| vec![f64::NAN; count]);
     let out = FrameScores {
         blank: &mut blank,
@@ -334,11 +337,11 @@ fn frame_scores_of<T: SimdFloat>(
         shift: &mut shift,
         sum: &mut sum,
     };
-    let finite = super::frame_scores_with(isa, rows, len, out, exps, columns);
+    let finite = frame_scores(isa, rows, len, out, exps, columns);
     let stats = shift
         .iter()
         .zip(&sum)
-        .map(|(&shift, &sum)| super::RowStats { shift, sum })
+        .map(|(&shift, &sum)| RowStats { shift, sum })
         .collect();
     (
         stats,
@@ -391,7 +394,7 @@ fn check_frame_scores<T: SimdFloat>(tolerance: f64) {
                     "{context}: scores"
                 );
                 let anchor = short.then(|| ScoreColumns::anchor(want_scores));
-                let one = row_stats_with(isa, row, anchor);
+                let one = row_stats(isa, row, anchor);
                 any_bad |= one.sum.is_nan();
                 assert_eq!(
                     (stats.shift.to_bits(), stats.sum.to_bits()),
@@ -480,7 +483,7 @@ fn check_grad_row<T: SimdFloat>(tolerance: f64) {
                     for offset in 0..3 {
                         let sentinel = T::from_f64(-7.0);
                         let mut out = vec![sentinel; len + offset + 1];
-                        grad_row_with(isa, &row, &mut out[offset..], &params, stream);
+                        grad_row(isa, &row, &mut out[offset..], &params, stream);
                         super::store_fence();
                         for (k, &w) in want.iter().enumerate() {
                             let g = out[offset + k].to_f64();
@@ -536,11 +539,11 @@ fn check_grad_rows<T: SimdFloat>() {
             .collect();
         for isa in Isa::available() {
             let mut together = vec![T::from_f64(-7.0); count * len];
-            grad_rows_with(isa, &input, &mut together, len, &params, false);
+            grad_rows(isa, &input, &mut together, len, &params, false);
             for (r, row_params) in params.iter().enumerate() {
                 let rows = r * len..(r + 1) * len;
                 let mut alone = vec![T::from_f64(-7.0); len];
-                grad_row_with(isa, &input[rows.clone()], &mut alone, row_params, false);
+                grad_row(isa, &input[rows.clone()], &mut alone, row_params, false);
                 let bits = |values: &[T]| {
                     values
                         .iter()
@@ -631,9 +634,9 @@ fn check_grad_rows_in_place_with_clip<T: SimdFloat>(clip: f64) {
                 };
                 let params: Vec<GradRow> = (0..count).map(|u| frame.row(u)).collect();
                 let mut from_logits = vec![T::from_f64(-7.0); count * len];
-                grad_rows_with(isa, &input, &mut from_logits, len, &params, false);
+                grad_rows(isa, &input, &mut from_logits, len, &params, false);
                 let mut in_place = terms.clone();
-                grad_rows_in_place_with(isa, &mut in_place, len, &frame);
+                grad_rows_in_place(isa, &mut in_place, len, &frame);
                 for (i, (&a, &b)) in in_place.iter().zip(&from_logits).enumerate() {
                     let (a, b) = (a.to_f64(), b.to_f64());
                     let at_bound = (a == 0.0 || b == 0.0) && a.abs().max(b.abs()) < 1e-30;
@@ -679,7 +682,7 @@ fn check_grad_row_flushes_subnormals<T: SimdFloat>(smallest_normal: f64, toleran
                     };
                     for isa in Isa::available() {
                         let mut out = vec![T::from_f64(-7.0); len];
-                        grad_row_with(isa, &row, &mut out, &params, false);
+                        grad_row(isa, &row, &mut out, &params, false);
                         if params.writes_only_zeros::<T>() {
                             assert!(
                                 out.iter().all(|g| g.to_f64() == 0.0),
@@ -712,7 +715,7 @@ fn grad_row_writes_no_subnormal_numbers() {
 }
 
 /// The distance from 1 to the next float of type `T`.
-fn epsilon<T: Real>() -> f64 {
+fn epsilon<T: SimdFloat>() -> f64 {
     if std::mem::size_of::<T>() == 4 {
         f64::from(f32::EPSILON)
     } else {
@@ -721,7 +724,7 @@ fn epsilon<T: Real>() -> f64 {
 }
 
 /// The largest distance in ulp between `got` and `want`, both finite, over pairs.
-fn max_ulps<T: Real>(pairs: impl Iterator<Item = (T, T)>) -> u64 {
+fn max_ulps<T: SimdFloat>(pairs: impl Iterator<Item = (T, T)>) -> u64 {
     pairs.map(|(got, want)| ulps(got, want)).max().unwrap_or(0)
 }
 
@@ -730,8 +733,8 @@ fn max_ulps<T: Real>(pairs: impl Iterator<Item = (T, T)>) -> u64 {
 fn check_log1p<T: SimdFloat>(inputs: &[T], max_allowed: u64) -> u64 {
     let mut worst = 0;
     for isa in Isa::available() {
-        let mut out = vec![T::ZERO; inputs.len()];
-        log1p_unit_with(isa, inputs, &mut out);
+        let mut out = inputs.to_vec();
+        log1p_unit_in_place(isa, &mut out);
         let pairs = inputs
             .iter()
             .zip(&out)
@@ -740,8 +743,8 @@ fn check_log1p<T: SimdFloat>(inputs: &[T], max_allowed: u64) -> u64 {
         assert!(error <= max_allowed, "{isa:?}: log1p is {error} ulp off");
         worst = worst.max(error);
         let special = [T::ZERO, T::from_f64(1.0), T::from_f64(f64::NAN)];
-        let mut out = vec![T::ZERO; special.len()];
-        log1p_unit_with(isa, &special, &mut out);
+        let mut out = special.to_vec();
+        log1p_unit_in_place(isa, &mut out);
         assert_eq!(out[0].to_f64(), 0.0, "{isa:?}: log1p(0)");
         assert_eq!(
             out[1],
@@ -755,7 +758,7 @@ fn check_log1p<T: SimdFloat>(inputs: &[T], max_allowed: u64) -> u64 {
 
 /// Inputs in [0, 1]: a uniform grid, every binade down to the smallest subnormal, and the
 /// neighbours of ½ where the reduction switches.
-fn unit_inputs<T: Real>(grid: usize) -> Vec<T> {
+fn unit_inputs<T: SimdFloat>(grid: usize) -> Vec<T> {
     let mut inputs: Vec<T> = (0..=grid)
         .map(|i| T::from_f64(i as f64 / grid as f64))
         .collect();
@@ -833,7 +836,7 @@ fn check_log_add_exp<T: SimdFloat>(pairs: &[(f64, f64)], max_allowed: u64) -> u6
         for skip in [0, 3] {
             let (a, b) = (&a[skip..], &b[skip..]);
             let mut out = vec![T::ZERO; a.len()];
-            log_add_exp_with(isa, a, b, &mut out);
+            log_add_exp(isa, a, b, &mut out);
             for ((&x, &y), &got) in a.iter().zip(b).zip(&out) {
                 let (xf, yf, gf) = (x.to_f64(), y.to_f64(), got.to_f64());
                 let want = T::from_f64(log_add_exp_libm(xf, yf));
@@ -882,7 +885,7 @@ fn log_add_exp_is_exact_at_infinities() {
         let a = [ninf, ninf, 1.5, ninf, f64::INFINITY, 2.0, f64::NAN, 0.0];
         let b = [ninf, 1.5, ninf, -1e308, 7.0, 2.0, ninf, f64::NAN];
         let mut out = [0.0; 8];
-        log_add_exp_with(isa, &a, &b, &mut out);
+        log_add_exp(isa, &a, &b, &mut out);
         assert_eq!(out[..5], [ninf, 1.5, 1.5, -1e308, f64::INFINITY], "{isa:?}");
         assert_eq!(out[5], 2.0 + std::f64::consts::LN_2, "{isa:?}");
         assert!(out[6].is_nan() && out[7].is_nan(), "{isa:?}: {out:?}");
@@ -918,7 +921,7 @@ fn normalise_scores_match_f64_on_every_instruction_set() {
                 rows.iter().map(|r| r.3).collect(),
             ];
             let [blank, emit, shift, inv_sum] = &mut columns;
-            normalise_scores_with(isa, blank, emit, shift, inv_sum);
+            normalise_scores(isa, blank, emit, shift, inv_sum);
             for (r, &(x_blank, x_emit, max, sum)) in rows.iter().enumerate() {
                 let masked = max == f64::NEG_INFINITY;
                 let lse = if masked { 0.0 } else { max + sum.ln() };
@@ -998,7 +1001,7 @@ fn frame_walks_match_plain_arithmetic() {
         for isa in Isa::available() {
             let (mut a, mut b) = (vec![-1.0; n], vec![-1.0; n]);
             let (mut sa, mut sb) = (vec![0; frames], vec![0; frames]);
-            let walked = super::frame_walks_with(
+            let walked = frame_walks(
                 isa,
                 [&blank, &emit],
                 positions,
@@ -1038,7 +1041,7 @@ fn frame_walks_match_plain_arithmetic() {
                 if !case {
                     continue;
                 }
-                let walked = super::frame_walks_with(
+                let walked = frame_walks(
                     isa,
                     [&blank, emit],
                     positions,
@@ -1069,7 +1072,7 @@ fn probabilities_match_exp_and_check_their_bounds() {
             .collect();
         for isa in Isa::available() {
             let mut out = vec![-1.0; n];
-            let within = super::probabilities_with(isa, &log_probs, &mut out, [-60.0, 0.0]);
+            let within = probabilities(isa, &log_probs, &mut out, [-60.0, 0.0]);
             assert!(within, "{isa:?}, {n} values");
             for (&x, &p) in log_probs.iter().zip(&out) {
                 assert!(
@@ -1081,7 +1084,7 @@ fn probabilities_match_exp_and_check_their_bounds() {
                 for (bad, bounds) in [(-61.0, [-60.0, 0.0]), (0.5, [-60.0, 0.0])] {
                     let mut outside = log_probs.clone();
                     outside[at] = bad;
-                    let within = super::probabilities_with(isa, &outside, &mut out, bounds);
+                    let within = probabilities(isa, &outside, &mut out, bounds);
                     assert!(!within, "{isa:?}, {n} values: {bad} at {at}");
                 }
             }

@@ -1,4 +1,4 @@
-//! Thread pools of the CPU backend, one per requested size, built once and reused.
+//! Thread pools of the CPU backend (rayon), one per requested size, built once and reused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

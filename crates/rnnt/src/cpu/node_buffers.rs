@@ -2,8 +2,8 @@
 //!
 //! Every call keeps a few f64 numbers per lattice node (scores, α, β, arc occupancies): tens of
 //! MB on long items. Freshly allocated, such buffers come from `mmap` and fault on first touch
-//! (the kernel zeroes each 4 KiB page): measured, 16 thousand faults a call on the S6 benchmark
-//! shape, about 15 ms of CPU on a 170 ms call. A [`NodeVec`] hands its allocation back to a
+//! (the kernel zeroes each 4 KiB page), thousands of faults a call on long items, a visible share
+//! of the call's time. A [`NodeVec`] hands its allocation back to a
 //! process-wide pool when dropped, so the next call of a training loop reuses warm memory.
 //!
 //! The pool is bounded ([`POOL_MAX_BYTES`], [`POOL_MAX_BUFFERS`]): a buffer that would exceed the

@@ -1,4 +1,4 @@
-//! Page-level advice for the large buffers the backend writes.
+//! Transparent huge pages for the large buffers the backend writes: the page advice.
 //!
 //! A fresh gradient buffer (from `torch.empty`, `numpy.empty`, `calloc`) is mapped lazily: the
 //! first write to each 4 KiB page faults into the kernel, which zeroes the page. For a gradient of
