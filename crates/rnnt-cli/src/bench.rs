@@ -15,10 +15,8 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::{Array4, ArrayView4, ArrayViewMut4};
-use rnnt::cpu::kernels::Kernels;
-use rnnt::cpu::threads::run_in_pool;
-use rnnt::cpu::triad::Triad;
-use rnnt::{Options, Reduction};
+use rnnt::internals::{run_in_pool, Isa, Triad};
+use rnnt::{Float, Options, Reduction};
 use rnnt_cases::synthetic::{self, Shape, BENCHMARK_SHAPES};
 use rnnt_cases::{Case, Scores};
 
@@ -33,7 +31,7 @@ pub struct Args {
     /// CPU threads (0: RNNT_NUM_THREADS, else every core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Element type of the logits and gradient.
+    /// Float type of the logits and gradient.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     dtype: Dtype,
     /// Timed runs per shape; the best is reported.
@@ -188,7 +186,7 @@ fn rayon_threads() -> usize {
 /// Best forward time, best forward + backward time and best triad bandwidth over the repeats,
 /// in up to [`TRIAD_SAMPLES`] blocks, each after a triad measurement and one untimed run (which
 /// also maps the gradient's pages the first time).
-fn time_shape<F: Kernels>(
+fn time_shape<F: Float>(
     case: &Case,
     logits: &Array4<F>,
     (args, triad, progress): (&Args, &mut Triad, &ProgressBar),
@@ -236,7 +234,7 @@ fn print_table(timings: &[Timing], dtype: Dtype, threads: usize) {
          shape's best between its runs",
         threads,
         dtype.name(),
-        rnnt::cpu::simd::Isa::detected().name()
+        Isa::detected().name()
     );
     println!(
         "{:<16} {:>12} {:>14} {:>8} {:>8} {:>10} {:>7}",
@@ -295,7 +293,7 @@ struct AlignedBlock<F> {
     dim: (usize, usize, usize, usize),
 }
 
-impl<F: Kernels> AlignedBlock<F> {
+impl<F: Float> AlignedBlock<F> {
     /// Bytes of alignment.
     const ALIGNMENT: usize = 64;
 

@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use ndarray::{Array4, ArrayView4};
-use rnnt::cpu::kernels::Kernels;
-use rnnt::{Element, LossInput, Options, Targets};
+use rnnt::{Float, LossInput, Options, Targets};
 use rnnt_cases::{read_case, Case, Labels, LossResult, Scores};
 
 /// The arguments of every command that reads one case: the file, its blank and input mode.
@@ -97,7 +96,7 @@ pub fn loss_input<'a, F>(case: &'a Case, scores: ArrayView4<'a, F>) -> LossInput
 
 /// Runs the fast loss on `scores` (in their stored dtype) and widens the result to f64.
 pub fn fast_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Result<LossResult> {
-    fn typed<F: Kernels>(
+    fn typed<F: Float>(
         case: &Case,
         scores: &Array4<F>,
         options: &Options,
@@ -106,7 +105,7 @@ pub fn fast_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Resul
         Ok(LossResult {
             losses: out.losses.into(),
             loss: out.loss,
-            grad: out.grad.mapv(Element::to_f64),
+            grad: out.grad.mapv(Float::to_f64),
         })
     }
     match scores {
@@ -117,7 +116,7 @@ pub fn fast_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Resul
 
 /// Runs the scalar float64 reference on `scores`.
 pub fn reference_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Result<LossResult> {
-    fn typed<F: Element>(
+    fn typed<F: Float>(
         case: &Case,
         scores: &Array4<F>,
         options: &Options,

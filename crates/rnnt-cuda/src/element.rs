@@ -1,10 +1,10 @@
 //! The element types the kernels read and write, and how each is named to the kernel source.
 
 use cudarc::driver::DeviceRepr;
-use rnnt::Element;
+use rnnt::Float;
 
 /// A score / gradient element type the CUDA kernels accept.
-pub trait DeviceElement: Element + DeviceRepr {
+pub trait DeviceElement: Float + DeviceRepr {
     /// The value of `RNNT_ELEM` that selects this type in `kernels/common.cu`.
     const KERNEL_ELEM: u32;
 }

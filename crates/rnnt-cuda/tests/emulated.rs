@@ -19,7 +19,6 @@ use ndarray::Array4;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rnnt::batch::non_finite_logit;
-use rnnt::cpu::kernels::Kernels;
 use rnnt::loss::input_name;
 use rnnt::{Batch, Error, Index, LossAndGrad, LossInput, Options, Reduction, Result};
 use rnnt_cases::{read_case, read_manifest, Tolerance};
@@ -363,7 +362,7 @@ fn emulated_kernels_pass_every_golden_case_in_float32_and_float64() {
 }
 
 /// Worst loss and gradient gaps between the emulated kernels and the CPU backend.
-fn gaps<F: DeviceElement + Kernels>(
+fn gaps<F: DeviceElement>(
     emulator: &Emulator,
     input: &OwnedInput<F, i32>,
     options: &Options,

@@ -10,7 +10,6 @@ use common::{from_case, golden_dir, max_abs_diff, FromI64, OwnedInput};
 use ndarray::{Array1, Array2, Array4};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rnnt::cpu::kernels::Kernels;
 use rnnt::{Error, Options, Reduction};
 use rnnt_cases::{read_case, read_manifest, Case, Tolerance};
 use rnnt_cuda::{CudaContext, DeviceElement};
@@ -29,7 +28,7 @@ fn gpu_or_skip() -> Option<CudaContext> {
 }
 
 /// Runs `input` on the GPU; returns the worst loss and gradient gaps to the CPU backend.
-fn gpu_vs_cpu<F: DeviceElement + Kernels>(
+fn gpu_vs_cpu<F: DeviceElement>(
     gpu: &CudaContext,
     input: &OwnedInput<F, i32>,
     options: &Options,

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array4;
-use rnnt::cpu::front::NodeScores;
-use rnnt::cpu::lattice::{alpha_beta, forward_variable};
-use rnnt::cpu::simd::{self, FrameRows, GradRow, Isa};
+use rnnt::internals::{alpha_beta, forward_variable, simd, FrameRows, GradRow, Isa, NodeScores};
 use rnnt::{LossInput, Options, Targets};
 use rnnt_cases::synthetic::{self, Shape};
 use rnnt_cases::{Labels, Scores};

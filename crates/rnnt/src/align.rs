@@ -25,10 +25,9 @@ use rayon::prelude::*;
 
 use crate::batch::LossInput;
 use crate::cpu::front::NodeScores;
-use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{forward_variable, incoming, Lattice};
 use crate::cpu::threads::run_in_pool;
-use crate::element::Index;
+use crate::element::{Float, Index};
 use crate::error::Result;
 use crate::loss::forward;
 use crate::options::Options;
@@ -117,7 +116,7 @@ impl Alignment {
 }
 
 /// Aligns every item of a batch: validation and front pass as in [`forward`], then per item the
-/// best path and the occupancies ([`align_item`]).
+/// best path and the occupancies.
 ///
 /// `input` is as for the loss: (B, T, U+1, V) logits (log-probs when `fused_log_softmax` is off),
 /// padded or packed targets, (B,) lengths. Of `options` only `blank`, `fused_log_softmax` and
@@ -125,7 +124,7 @@ impl Alignment {
 ///
 /// # Errors
 /// As [`forward`]: a shape, value or layout error naming the argument at fault.
-pub fn align<F: Kernels, I: Index>(
+pub fn align<F: Float, I: Index>(
     input: &LossInput<'_, F, I>,
     options: &Options,
 ) -> Result<Vec<Alignment>> {
@@ -142,7 +141,7 @@ pub fn align<F: Kernels, I: Index>(
 }
 
 /// Aligns one item from its node scores, α/β and labels.
-pub fn align_item(scores: &NodeScores, lattice: &Lattice, labels: &[u32]) -> Alignment {
+pub(crate) fn align_item(scores: &NodeScores, lattice: &Lattice, labels: &[u32]) -> Alignment {
     let (frames, positions) = (scores.frames, scores.positions);
     let mut occupancy = Array2::zeros((frames, positions));
     let mut emit_posterior = Array2::zeros((labels.len(), frames));

@@ -21,7 +21,7 @@
 //! plug into this boundary is written down in `docs/design.md`.
 
 use crate::batch::Batch;
-use crate::element::Element as Float;
+use crate::element::Float;
 use crate::error::Result;
 use crate::options::Options;
 

@@ -7,7 +7,7 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayView4};
 
-use crate::element::{Element, Index};
+use crate::element::{Float, Index};
 use crate::error::{Error, Result};
 
 /// Labels of a batch, either padded to a rectangle or packed end to end.
@@ -94,7 +94,7 @@ impl Batch {
     /// Validates `input` with the given (possibly negative) `blank` and describes it.
     ///
     /// `input_name` is the name of the 4-D argument in messages (`"logits"` or `"log_probs"`).
-    pub fn new<F: Element, I: Index>(
+    pub fn new<F: Float, I: Index>(
         input: &LossInput<'_, F, I>,
         blank: i64,
         input_name: &str,
@@ -312,7 +312,7 @@ fn checked_label(
 
 /// The error for a NaN or +inf found in row (b, t, u) of the input by a front pass: names the
 /// first offending element. Public so that every backend reports the same message.
-pub fn non_finite_logit<F: Element>(
+pub fn non_finite_logit<F: Float>(
     row: &[F],
     input_name: &str,
     (b, t, u): (usize, usize, usize),

@@ -6,8 +6,14 @@
 
 use std::fmt::{Debug, Display};
 
-/// A floating-point type the loss accepts for logits / log-probs and writes for the gradient.
-pub trait Element: Copy + Send + Sync + Debug + Display + PartialOrd + 'static {
+use crate::cpu::kernels::Kernels;
+
+/// A floating-point type the loss accepts for logits / log-probs and writes for the gradient:
+/// `f32`, `f64`, `half::f16` or `half::bf16`.
+///
+/// Sealed: its supertrait holds the CPU backend's row kernels for the type, which this crate
+/// alone implements.
+pub trait Float: Kernels + Copy + Send + Sync + Debug + Display + PartialOrd + 'static {
     /// The dtype's name as users know it (`"float32"`).
     const DTYPE: &'static str;
     /// Widens to f64 exactly (or as exactly as the type allows).
@@ -20,7 +26,7 @@ pub trait Element: Copy + Send + Sync + Debug + Display + PartialOrd + 'static {
     }
 }
 
-impl Element for f32 {
+impl Float for f32 {
     const DTYPE: &'static str = "float32";
     #[inline]
     fn to_f64(self) -> f64 {
@@ -32,7 +38,7 @@ impl Element for f32 {
     }
 }
 
-impl Element for f64 {
+impl Float for f64 {
     const DTYPE: &'static str = "float64";
     #[inline]
     fn to_f64(self) -> f64 {
@@ -44,7 +50,7 @@ impl Element for f64 {
     }
 }
 
-impl Element for half::f16 {
+impl Float for half::f16 {
     const DTYPE: &'static str = "float16";
     #[inline]
     fn to_f64(self) -> f64 {
@@ -56,7 +62,7 @@ impl Element for half::f16 {
     }
 }
 
-impl Element for half::bf16 {
+impl Float for half::bf16 {
     const DTYPE: &'static str = "bfloat16";
     #[inline]
     fn to_f64(self) -> f64 {
@@ -68,8 +74,8 @@ impl Element for half::bf16 {
     }
 }
 
-/// An integer type accepted for targets and lengths.
-pub trait Index: Copy + Send + Sync + Debug + Display + 'static {
+/// An integer type accepted for targets and lengths: `i32` or `i64`. Sealed.
+pub trait Index: sealed::Sealed + Copy + Send + Sync + Debug + Display + 'static {
     /// The dtype's name as users know it (`"int32"`).
     const DTYPE: &'static str;
     /// Widens to i64 exactly.
@@ -90,4 +96,12 @@ impl Index for i64 {
     fn to_i64(self) -> i64 {
         self
     }
+}
+
+/// Keeps [`Index`] implemented by this crate's types only.
+mod sealed {
+    /// The sealing supertrait of [`Index`](super::Index).
+    pub trait Sealed {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
 }

@@ -26,28 +26,40 @@
 //! assert!((out.loss - 4f64.ln()).abs() < 1e-6); // two paths of probability 1/8 each
 //! ```
 //!
-//! Modules: [`batch`] (inputs and all validation), [`reference`] (the plain f64 oracle),
-//! [`cpu`] (the fast backend), [`loss`] (entry points), [`align`](mod@align) (best path and occupancy).
+//! Modules: [`batch`] (inputs and all validation), [`loss`] (entry points and the bookkeeping
+//! every backend shares), [`backend`] (the boundary the passes sit behind, and the CPU backend),
+//! [`reference`] (the plain f64 oracle), [`align`](mod@align) (best path and occupancy).
 
 pub mod align;
 pub mod backend;
 pub mod batch;
-pub mod cpu;
-pub mod element;
+mod cpu;
+mod element;
 pub mod error;
 pub mod logspace;
 pub mod loss;
 pub mod options;
 pub mod reference;
 
-pub use align::{align, align_item, Alignment, ArcKind, BestPath, FrameSpread};
+pub use align::{align, Alignment, ArcKind, BestPath, FrameSpread};
 pub use backend::{Backend, Cpu};
 pub use batch::{Batch, Labels, LossInput, Targets};
 pub use cpu::backend::STREAM_MIN_BYTES;
-pub use element::{Element, Index};
+pub use element::{Float, Index};
 pub use error::{Error, Result};
 pub use loss::{
     backward, backward_with, forward, forward_with, loss_and_grad, loss_and_grad_into,
     loss_and_grad_with, Forward, LossAndGrad,
 };
 pub use options::{Options, Reduction};
+
+/// Not part of the API: the CPU backend's internals that the criterion benchmarks and
+/// `rnnt bench` measure directly. Anything here may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::cpu::front::NodeScores;
+    pub use crate::cpu::lattice::{alpha_beta, forward_variable};
+    pub use crate::cpu::simd::{self, FrameRows, GradRow, Isa};
+    pub use crate::cpu::threads::run_in_pool;
+    pub use crate::cpu::triad::Triad;
+}

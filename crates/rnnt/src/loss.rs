@@ -10,8 +10,7 @@ use ndarray::{Array4, ArrayViewMut4};
 
 use crate::backend::{Backend, Cpu, CpuState, Dims};
 use crate::batch::{Batch, Labels, LossInput};
-use crate::cpu::kernels::Kernels;
-use crate::element::{Element, Index};
+use crate::element::{Float, Index};
 use crate::error::{Error, Result};
 use crate::options::Options;
 
@@ -54,7 +53,7 @@ impl<S> Forward<S> {
     }
 
     /// The forward result of `batch` from a backend's state and ln P of every item.
-    fn new<F: Element>(batch: Batch, options: &Options, (state, log_p): (S, Vec<f64>)) -> Self {
+    fn new<F: Float>(batch: Batch, options: &Options, (state, log_p): (S, Vec<f64>)) -> Self {
         let losses = log_p
             .into_iter()
             .map(|log_p| match -log_p {
@@ -85,7 +84,7 @@ pub fn input_name(options: &Options) -> &'static str {
 ///
 /// # Errors
 /// As [`forward_with`].
-fn validated<F: Element, I: Index, B: Backend<F>>(
+fn validated<F: Float, I: Index, B: Backend<F>>(
     scores: &B::Scores<'_>,
     labels: &Labels<'_, I>,
     options: &Options,
@@ -118,7 +117,7 @@ fn batch_dims(batch: &Batch) -> Dims {
 /// # Errors
 /// [`Error::Shape`], [`Error::Value`] or [`Error::Layout`] naming the argument and value at fault
 /// (DESIGN.md §5), including a NaN or +inf score within the lengths; a backend's own failure.
-pub fn forward_with<F: Element, I: Index, B: Backend<F>>(
+pub fn forward_with<F: Float, I: Index, B: Backend<F>>(
     backend: &B,
     scores: B::Scores<'_>,
     labels: &Labels<'_, I>,
@@ -137,7 +136,7 @@ pub fn forward_with<F: Element, I: Index, B: Backend<F>>(
 /// [`Error::DType`] if `F` is not the element type of the forward call, [`Error::Shape`] if
 /// `scores`, `grad` or `item_weights` do not match the batch, [`Error::Layout`] if the backend
 /// cannot write `grad` in place; a backend's own failure.
-pub fn backward_with<F: Element, B: Backend<F>>(
+pub fn backward_with<F: Float, B: Backend<F>>(
     backend: &B,
     scores: B::Scores<'_>,
     forward: &Forward<B::State>,
@@ -173,7 +172,7 @@ pub fn backward_with<F: Element, B: Backend<F>>(
 }
 
 /// Checks `grad` against the input's sizes `dims` and the backend's layout.
-fn check_grad<F: Element, B: Backend<F>>(grad: &B::Grad<'_>, dims: Dims) -> Result<()> {
+fn check_grad<F: Float, B: Backend<F>>(grad: &B::Grad<'_>, dims: Dims) -> Result<()> {
     let grad_dims = B::grad_dims(grad)?;
     if grad_dims != dims {
         return Err(Error::Shape(format!(
@@ -189,7 +188,7 @@ fn check_grad<F: Element, B: Backend<F>>(grad: &B::Grad<'_>, dims: Dims) -> Resu
 /// # Errors
 /// As [`forward_with`], and [`Error::Shape`] or [`Error::Layout`] for `grad` (checked first);
 /// `grad` is unspecified after an error.
-pub fn loss_and_grad_with<F: Element, I: Index, B: Backend<F>>(
+pub fn loss_and_grad_with<F: Float, I: Index, B: Backend<F>>(
     backend: &B,
     scores: B::Scores<'_>,
     labels: &Labels<'_, I>,
@@ -215,7 +214,7 @@ pub fn loss_and_grad_with<F: Element, I: Index, B: Backend<F>>(
 /// # Errors
 /// [`Error::Shape`], [`Error::Value`] or [`Error::Layout`] naming the argument and value at fault
 /// (DESIGN.md §5), including a NaN or +inf logit within the lengths.
-pub fn forward<F: Kernels, I: Index>(
+pub fn forward<F: Float, I: Index>(
     input: &LossInput<'_, F, I>,
     options: &Options,
 ) -> Result<Forward> {
@@ -229,7 +228,7 @@ pub fn forward<F: Kernels, I: Index>(
 /// # Errors
 /// [`Error::Shape`] if `grad` or `item_weights` do not match the batch, [`Error::Layout`] if
 /// `grad` is not C-contiguous.
-pub fn backward<F: Kernels, I: Index>(
+pub fn backward<F: Float, I: Index>(
     input: &LossInput<'_, F, I>,
     forward: &Forward,
     item_weights: &[f64],
@@ -253,7 +252,7 @@ pub struct LossAndGrad<F> {
 ///
 /// # Errors
 /// As [`forward`].
-pub fn loss_and_grad<F: Kernels, I: Index>(
+pub fn loss_and_grad<F: Float, I: Index>(
     input: &LossInput<'_, F, I>,
     options: &Options,
 ) -> Result<LossAndGrad<F>> {
@@ -277,7 +276,7 @@ pub fn loss_and_grad<F: Kernels, I: Index>(
 /// # Errors
 /// As [`forward`], and [`Error::Shape`] or [`Error::Layout`] for `grad` (checked first); `grad`
 /// is unspecified after an error.
-pub fn loss_and_grad_into<F: Kernels, I: Index>(
+pub fn loss_and_grad_into<F: Float, I: Index>(
     input: &LossInput<'_, F, I>,
     options: &Options,
     grad: ArrayViewMut4<'_, F>,

@@ -6,7 +6,7 @@
 use ndarray::Array4;
 
 use crate::batch::{non_finite_logit, Batch, LossInput};
-use crate::element::{Element, Index};
+use crate::element::{Float, Index};
 use crate::error::Result;
 use crate::logspace::log_add_exp;
 use crate::options::Options;
@@ -23,7 +23,7 @@ pub struct ReferenceOutput {
 }
 
 /// Computes losses and the gradient of the reduced loss in plain float64 arithmetic.
-pub fn loss_and_grad<F: Element, I: Index>(
+pub fn loss_and_grad<F: Float, I: Index>(
     input: &LossInput<'_, F, I>,
     options: &Options,
 ) -> Result<ReferenceOutput> {

@@ -7,8 +7,7 @@ mod common;
 
 use common::{from_case, golden_dir, max_abs_diff, FromI64};
 use ndarray::Array4;
-use rnnt::cpu::kernels::Kernels;
-use rnnt::{Options, Reduction};
+use rnnt::{Float, Options, Reduction};
 use rnnt_cases::{read_case, read_manifest, Case, Tolerance};
 
 struct Variant {
@@ -17,7 +16,7 @@ struct Variant {
     tolerance: Tolerance,
 }
 
-fn check_variant<F: Kernels, I: FromI64>(
+fn check_variant<F: Float, I: FromI64>(
     name: &str,
     case: &Case,
     scores: Array4<F>,

@@ -7,8 +7,7 @@ mod common;
 use common::{brute_force_loss, OwnedInput};
 use ndarray::{Array1, Array2, Array4};
 use proptest::prelude::*;
-use rnnt::cpu::kernels::Kernels;
-use rnnt::{Element, LossInput, Options, Reduction};
+use rnnt::{Float, LossInput, Options, Reduction};
 
 /// A small deterministic generator (splitmix64) for array contents.
 struct Rng(u64);
@@ -96,7 +95,7 @@ fn shapes() -> impl Strategy<Value = Shape> {
 }
 
 /// A random ragged batch of the given shape: lengths below the maxima, garbage in the padding.
-fn random_input<F: Element>(shape: &Shape) -> OwnedInput<F, i64> {
+fn random_input<F: Float>(shape: &Shape) -> OwnedInput<F, i64> {
     let mut rng = Rng(shape.seed);
     let blank = shape.blank.rem_euclid(shape.vocab as i64) as usize;
     let (b, t, u, v) = (shape.batch, shape.frames, shape.labels, shape.vocab);
@@ -166,7 +165,7 @@ fn case_and_options() -> impl Strategy<Value = (Shape, Options)> {
 /// absolute on the gradient): the one-shot call (for these cache-sized shapes, with the softmax
 /// terms kept in the gradient between the passes) and forward then backward (the terms computed
 /// again from the logits).
-fn assert_fast_matches_reference<F: Kernels>(
+fn assert_fast_matches_reference<F: Float>(
     input: &LossInput<'_, F, i64>,
     options: &Options,
     tol: f64,
@@ -188,7 +187,7 @@ fn assert_fast_matches_reference<F: Kernels>(
 }
 
 /// `fast` agrees with the reference within `tol`.
-fn assert_matches_reference<F: Kernels>(
+fn assert_matches_reference<F: Float>(
     fast: &rnnt::LossAndGrad<F>,
     input: &LossInput<'_, F, i64>,
     options: &Options,

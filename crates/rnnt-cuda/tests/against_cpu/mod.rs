@@ -6,14 +6,13 @@ use ndarray::{Array1, Array2, Array4};
 use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::StandardNormal;
-use rnnt::cpu::kernels::Kernels;
-use rnnt::{Element, LossAndGrad, Options, Reduction};
+use rnnt::{Float, LossAndGrad, Options, Reduction};
 
 use crate::common::{max_abs_diff, OwnedInput};
 
 /// A random ragged batch: lengths anywhere in their range (item 0 at the full lengths), labels
 /// never blank, N(0, 2) scores.
-pub fn random_input<F: Element>(
+pub fn random_input<F: Float>(
     rng: &mut StdRng,
     (batch, frames, labels, vocab): (usize, usize, usize, usize),
     blank: usize,
@@ -59,7 +58,7 @@ pub fn swept_options(i: usize, vocab: usize, fastemit_lambda: f64) -> (usize, Op
 
 /// The worst loss gap and the worst gradient gap between a device's result `ours` on `input`
 /// and the CPU backend's.
-pub fn gaps_to_cpu<F: Kernels>(
+pub fn gaps_to_cpu<F: Float>(
     ours: &LossAndGrad<F>,
     input: &OwnedInput<F, i32>,
     options: &Options,
@@ -73,6 +72,6 @@ pub fn gaps_to_cpu<F: Kernels>(
         .fold(0.0, f64::max);
     (
         loss_gap,
-        max_abs_diff(&ours.grad, &cpu.grad.mapv(Element::to_f64)),
+        max_abs_diff(&ours.grad, &cpu.grad.mapv(Float::to_f64)),
     )
 }

@@ -15,9 +15,9 @@ use crate::batch::{contiguous_dims, Batch};
 use crate::cpu::front::{FrameRun, NodeScores};
 use crate::cpu::grad::{grad_frames, GradSettings, ItemState, SoftmaxTerms};
 use crate::cpu::huge_pages::advise_huge_pages;
-use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::{alpha_beta, Lattice};
 use crate::cpu::threads::{pool_size, run_in_pool};
+use crate::element::Float;
 use crate::error::{Error, Result};
 use crate::options::Options;
 
@@ -62,7 +62,7 @@ pub const STREAM_MIN_BYTES: usize = 64 << 20;
 /// is 1–2 MiB on the machines this is tuned for).
 const ITEM_MAJOR_BYTES: usize = 1 << 20;
 
-impl<F: Kernels> Backend<F> for Cpu {
+impl<F: Float> Backend<F> for Cpu {
     type Scores<'a> = ArrayView4<'a, F>;
     type Grad<'a> = ArrayViewMut4<'a, F>;
     type State = CpuState;
@@ -156,7 +156,7 @@ fn input_name(options: &Options) -> &'static str {
 
 /// The front pass and the lattice, also storing each valid row's softmax terms exp(x − shift)
 /// at its place in `terms` (a C-contiguous buffer of the input's shape) when given.
-fn forward_storing<F: Kernels>(
+fn forward_storing<F: Float>(
     batch: &Batch,
     options: &Options,
     logits: &[F],
@@ -207,7 +207,7 @@ fn forward_storing<F: Kernels>(
 
 /// The gradient pass into `out`, with the softmax terms that [`forward_storing`] stored in it
 /// when `stored`.
-fn backward_into<F: Kernels>(
+fn backward_into<F: Float>(
     batch: &Batch,
     options: &Options,
     logits: &[F],
@@ -261,7 +261,7 @@ fn grad_settings<F>(options: &Options, out: &[F]) -> GradSettings {
 
 /// The three passes item by item (see [`ITEM_MAJOR_BYTES`]), the items in parallel, into the
 /// gradient `out`, with the softmax terms stored in it between the passes.
-fn by_item_in_place<F: Kernels>(
+fn by_item_in_place<F: Float>(
     batch: &Batch,
     options: &Options,
     logits: &[F],

@@ -7,9 +7,9 @@
 //! [`NodeScores`].
 
 use crate::batch::{non_finite_logit, Batch};
-use crate::cpu::kernels::Kernels;
 use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::{self, FrameScores, Isa, ScoreColumns};
+use crate::element::Float;
 use crate::error::Result;
 
 /// Per-node scores of one item over its valid T_b × (U_b+1) nodes, row-major in (t, u).
@@ -100,8 +100,8 @@ impl FrameRun<'_> {
     ///
     /// With `exps` (the run's frames of the item's gradient block, laid out like `logits`), each
     /// row's softmax terms exp(x − shift) are stored there too, for
-    /// [`Kernels::grad_rows_in_place`].
-    pub fn score<F: Kernels>(
+    /// [`Float::grad_rows_in_place`].
+    pub fn score<F: Float>(
         &mut self,
         logits: &[F],
         mut exps: Option<&mut [F]>,

@@ -13,9 +13,9 @@
 
 use crate::batch::Batch;
 use crate::cpu::front::NodeScores;
-use crate::cpu::kernels::Kernels;
 use crate::cpu::lattice::Lattice;
 use crate::cpu::simd::{store_fence, FrameRows, GradRow};
+use crate::element::Float;
 
 /// Bytes of short gradient rows staged before they are streamed out together.
 const STAGE_BYTES: usize = 16 << 10;
@@ -49,8 +49,8 @@ pub struct ItemState<'a> {
 pub enum SoftmaxTerms<'a, F> {
     /// Computed again from the item's (T, U+1, V) logits block.
     FromLogits(&'a [F]),
-    /// Stored in the output by the front pass ([`Kernels::frame_scores`] with `exps`), for a type
-    /// with [`Kernels::STORES_SOFTMAX_TERMS`] and unstreamed settings.
+    /// Stored in the output by the front pass ([`Float::frame_scores`] with `exps`), for a type
+    /// with [`Float::STORES_SOFTMAX_TERMS`] and unstreamed settings.
     Stored,
 }
 
@@ -59,7 +59,7 @@ pub enum SoftmaxTerms<'a, F> {
 ///
 /// # Panics
 /// With [`SoftmaxTerms::Stored`] when the settings stream or the type stores no terms.
-pub fn grad_frames<F: Kernels>(
+pub fn grad_frames<F: Float>(
     terms: SoftmaxTerms<'_, F>,
     out: &mut [F],
     first_frame: usize,
@@ -163,7 +163,7 @@ pub fn grad_frames<F: Kernels>(
 
 /// Writes the gradient rows `(input, out, params)` of `len` elements: with a stage (streamed
 /// short rows), computed into it a stage at a time and streamed out; otherwise directly.
-fn write_rows<F: Kernels>(
+fn write_rows<F: Float>(
     (input, out, params): (&[F], &mut [F], &[GradRow]),
     len: usize,
     stage: &mut [F],

@@ -6,10 +6,11 @@
 //! [`crate::cpu::simd`], which are tested against these definitions.
 
 use crate::cpu::simd::{self, FrameRows, FrameScores, GradRow, Isa, RowStats, ScoreColumns};
-use crate::element::Element;
+use crate::element::Float;
 
-/// Whole-row operations of the front and gradient passes, per element type.
-pub trait Kernels: Element {
+/// Whole-row operations of the front and gradient passes, per element type: the sealing
+/// supertrait of [`Float`] (each method holds only for a [`Float`]).
+pub trait Kernels: Sized {
     /// The front pass's kernel for one frame: for each of the `out.len()` consecutive rows of
     /// `len` elements at the start of `rows`, its shift and Σ exp(x − shift) (conventions of
     /// [`RowStats`]: the shift of a short row is its anchor, from its `columns`' scores, where
@@ -24,7 +25,10 @@ pub trait Kernels: Element {
         mut out: FrameScores<'_>,
         mut exps: Option<&mut [Self]>,
         columns: ScoreColumns<'_>,
-    ) -> bool {
+    ) -> bool
+    where
+        Self: Float,
+    {
         let mut finite = true;
         for r in 0..out.len() {
             let row = &rows[r * len..(r + 1) * len];
@@ -43,7 +47,10 @@ pub trait Kernels: Element {
     /// Writes the gradient rows of the `params.len()` consecutive rows of `len` elements of
     /// `input` into the same rows of `out` (see [`GradRow`]); `stream` allows non-temporal stores,
     /// to be followed by [`simd::store_fence`].
-    fn grad_rows(input: &[Self], out: &mut [Self], len: usize, params: &[GradRow], stream: bool) {
+    fn grad_rows(input: &[Self], out: &mut [Self], len: usize, params: &[GradRow], stream: bool)
+    where
+        Self: Float,
+    {
         let _ = stream;
         for (r, row_params) in params.iter().enumerate() {
             let rows = r * len..(r + 1) * len;
@@ -75,14 +82,20 @@ pub trait Kernels: Element {
 
     /// Fills `out` with zeros (streaming where the type has vector kernels and `stream` is set;
     /// to be followed by [`simd::store_fence`]).
-    fn write_zeros(out: &mut [Self], stream: bool) {
+    fn write_zeros(out: &mut [Self], stream: bool)
+    where
+        Self: Float,
+    {
         let _ = stream;
         out.fill(Self::zero());
     }
 
     /// Copies `src` into `dst` (one length), streaming where the type has vector kernels; to be
     /// followed by [`simd::store_fence`].
-    fn stream_copy(src: &[Self], dst: &mut [Self]) {
+    fn stream_copy(src: &[Self], dst: &mut [Self])
+    where
+        Self: Float,
+    {
         dst.copy_from_slice(src);
     }
 }
@@ -140,7 +153,7 @@ impl Kernels for half::bf16 {}
 
 /// The row statistics in f64 arithmetic, element by element (the definition the vector kernels
 /// are tested against, and the kernel of the half-precision types).
-fn scalar_row_stats<T: Element>(row: &[T]) -> RowStats {
+fn scalar_row_stats<T: Float>(row: &[T]) -> RowStats {
     let mut max = f64::NEG_INFINITY;
     for &x in row {
         let x = x.to_f64();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use ndarray::{Array1, Array2, Array4};
-use rnnt::{Element, Index, LossInput, Targets};
+use rnnt::{Float, Index, LossInput, Targets};
 use rnnt_cases::{Case, Labels};
 
 /// Owned arrays of one loss call.
@@ -17,7 +17,7 @@ pub struct OwnedInput<F, I> {
     pub target_lengths: Array1<I>,
 }
 
-impl<F: Element, I: Index> OwnedInput<F, I> {
+impl<F: Float, I: Index> OwnedInput<F, I> {
     /// Borrows the arrays as a loss input (padded targets when present, else packed).
     pub fn view(&self) -> LossInput<'_, F, I> {
         let targets = match (&self.padded, &self.packed) {
@@ -59,7 +59,7 @@ pub fn pack(padded: &Array2<i64>, target_lengths: &Array1<i64>) -> Array1<i64> {
 }
 
 /// Builds an owned input from a golden case's integer arrays and the given scores.
-pub fn from_case<F: Element, I: FromI64>(
+pub fn from_case<F: Float, I: FromI64>(
     case: &Case,
     logits: Array4<F>,
     packed: bool,
@@ -85,7 +85,7 @@ pub fn golden_dir() -> PathBuf {
 
 /// Largest |a − b| over two arrays of the same shape (equal infinities count as 0; a NaN on
 /// either side counts as +inf, so that it fails any tolerance).
-pub fn max_abs_diff<F: Element>(ours: &Array4<F>, truth: &Array4<f64>) -> f64 {
+pub fn max_abs_diff<F: Float>(ours: &Array4<F>, truth: &Array4<f64>) -> f64 {
     assert_eq!(ours.shape(), truth.shape());
     ours.iter()
         .zip(truth)
