@@ -1,6 +1,5 @@
-//! Timing on the device, for `rnnt bench --device cuda` and `benchmarks/compare.py`: the
-//! device-to-device copy bandwidth that sets the floor, and forward+backward times of a batch
-//! whose scores and gradient stay on the device.
+//! Timing on the device: the device-to-device copy bandwidth that sets the floor, and
+//! forward+backward times of a batch whose scores and gradient stay on the device.
 
 use std::time::Instant;
 
