@@ -6,7 +6,7 @@ module                         replaces                                        i
 ``rnnt.compat.torchaudio``     ``torchaudio.functional.rnnt_loss``,            logits, mean over B
                                ``torchaudio.transforms.RNNTLoss``
 ``rnnt.compat.warprnnt``       ``warprnnt_pytorch.rnnt_loss`` / ``RNNTLoss``    logits, sum / B
-``rnnt.compat.awni``           awni's ``transducer.TransducerLoss``             log-probs, batch sum
+``rnnt.compat.awni``           awni's ``transducer.TransducerLoss``             log-probs, sum / B
 =============================  ==============================================  ===================
 
 Each submodule documents the original API's semantics next to ours. They import torch.
