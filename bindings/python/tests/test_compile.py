@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 import rnnt  # noqa: E402
 import rnnt._torch_ops  # noqa: E402
-from rnnt.compat import awni, torchaudio, warprnnt  # noqa: E402
+from rnnt.compat import awni, torchaudio, transformers, warprnnt  # noqa: E402
 from tiny_transducer import BLANK, TinyTransducer, packed, ragged_batch  # noqa: E402
 
 Loss = Callable[..., torch.Tensor]
@@ -32,6 +32,7 @@ LOSSES: dict[str, Loss] = {
     "torchaudio clamp": lambda x, y, t, u, p: torchaudio.rnnt_loss(x, y, t, u, clamp=0.05),
     "warprnnt": lambda x, y, t, u, p: warprnnt.RNNTLoss(blank=BLANK)(x, y, t, u).sum(),
     "awni": lambda x, y, t, u, p: awni.TransducerLoss()(torch.log_softmax(x, -1), p, t, u).sum(),
+    "transformers mean_volume": lambda x, y, t, u, p: transformers.rnnt_loss(x, y, t, u, BLANK),
 }
 
 
@@ -119,8 +120,10 @@ def test_opcheck() -> None:
         for one_shot in (True, False):
             args = (logits, targets, frame_lengths, label_lengths)
             options = (BLANK, reduction, -1.0, True, 0.0, False)
-            torch.library.opcheck(torch.ops.rnnt.loss_forward.default, (*args, *options, one_shot))
-            _, token = torch.ops.rnnt.loss_forward(*args, *options, one_shot)
+            # The loss in float64 once (as the transformers drop-in asks for float32).
+            forward = (*args, *options, one_shot, torch.float64 if one_shot else logits.dtype)
+            torch.library.opcheck(torch.ops.rnnt.loss_forward.default, forward)
+            _, token = torch.ops.rnnt.loss_forward(*forward)
             upstream = torch.rand(3) if reduction == "none" else torch.tensor(2.0)
             torch.library.opcheck(
                 torch.ops.rnnt.loss_backward.default,

@@ -128,10 +128,13 @@ def _forward(
     fastemit_lambda: float,
     zero_infinity: bool,
     one_shot: bool,
+    loss_dtype: torch.dtype,
 ) -> tuple[torch.Tensor, _Kept]:
-    """The reported loss (a 0-d tensor, or (B,) for ``"none"``, in the dtype of ``logits``) and
+    """The reported loss (a 0-d tensor, or (B,) for ``"none"``) and
     what backward needs; ``one_shot``: compute the gradient now (for an upstream gradient of 1).
-    The arrays are contiguous CPU tensors, as :func:`rnnt.rnnt_loss` makes them."""
+    The arrays are contiguous CPU tensors, as :func:`rnnt.rnnt_loss` makes them; the loss has
+    ``loss_dtype`` (a floating dtype: the dtype of ``logits``, except for the transformers drop-in,
+    whose loss is float32 for any input)."""
     inputs = _lent_inputs(logits, targets, logit_lengths, target_lengths)
     options = _options(blank, reduction, clamp, fused_log_softmax, fastemit_lambda, zero_infinity)
     grad = None
@@ -141,7 +144,7 @@ def _forward(
     else:
         state = _rnnt.forward(inputs, **options)
     reported = state.losses() if reduction == "none" else state.loss()
-    return torch.tensor(reported, dtype=logits.dtype), _Kept(state, grad)
+    return torch.tensor(reported, dtype=loss_dtype), _Kept(state, grad)
 
 
 def _backward(
@@ -208,7 +211,7 @@ class _EagerLoss(torch.autograd.Function):
         grad = _backward(
             ctx.kept, logits, targets, logit_lengths, target_lengths, grad_loss, *ctx.options
         )
-        return (grad, *([None] * 10))
+        return (grad, *([None] * 11))
 
 
 def _loss_forward_op(
@@ -223,6 +226,7 @@ def _loss_forward_op(
     fastemit_lambda: float,
     zero_infinity: bool,
     one_shot: bool,
+    loss_dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     loss, kept = _forward(
         logits,
@@ -236,6 +240,7 @@ def _loss_forward_op(
         fastemit_lambda,
         zero_infinity,
         one_shot,
+        loss_dtype,
     )
     return loss, _token(kept)
 
@@ -252,9 +257,10 @@ def _loss_forward_fake(
     fastemit_lambda: float,
     zero_infinity: bool,
     one_shot: bool,
+    loss_dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     shape = (logits.shape[0],) if reduction == "none" else ()
-    return logits.new_empty(shape), logits.new_empty((1,), dtype=torch.int64)
+    return logits.new_empty(shape, dtype=loss_dtype), logits.new_empty((1,), dtype=torch.int64)
 
 
 def _loss_backward_op(
@@ -318,11 +324,11 @@ def _loss_forward_grad(
     grad = torch.ops.rnnt.loss_backward(
         token, logits, targets, logit_lengths, target_lengths, grad_loss, *ctx.options
     )
-    return (grad, *([None] * 10))
+    return (grad, *([None] * 11))
 
 
 #: ``rnnt::loss_forward(logits, targets, logit_lengths, target_lengths, blank, reduction, clamp,
-#: fused_log_softmax, fastemit_lambda, zero_infinity, one_shot) -> (loss, token)``.
+#: fused_log_softmax, fastemit_lambda, zero_infinity, one_shot, loss_dtype) -> (loss, token)``.
 loss_forward = custom_op("rnnt::loss_forward", _loss_forward_op, mutates_args=())
 register_fake("rnnt::loss_forward", _loss_forward_fake)
 register_autograd("rnnt::loss_forward", _loss_forward_grad, setup_context=_setup_context)
@@ -345,6 +351,7 @@ def loss(
     fastemit_lambda: float,
     zero_infinity: bool,
     one_shot: bool,
+    loss_dtype: torch.dtype,
 ) -> torch.Tensor:
     """The differentiable loss (see :func:`_forward`): through the custom ops while
     ``torch.compile`` or ``torch.export`` traces, through :class:`_EagerLoss` otherwise."""
@@ -360,6 +367,7 @@ def loss(
         fastemit_lambda,
         zero_infinity,
         one_shot,
+        loss_dtype,
     )
     if torch.compiler.is_compiling():
         traced: torch.Tensor = torch.ops.rnnt.loss_forward(*args)[0]

@@ -105,6 +105,35 @@ def rnnt_loss(
             lengths), or a tensor not on the CPU; the message names the argument and the value.
         TypeError: an argument that is not a tensor or has an unsupported dtype, naming it.
     """
+    return _loss(
+        logits,
+        targets,
+        logit_lengths,
+        target_lengths,
+        blank,
+        clamp,
+        reduction,
+        fused_log_softmax,
+        fastemit_lambda,
+        zero_infinity,
+        None,
+    )
+
+
+def _loss(
+    logits: Any,
+    targets: Any,
+    logit_lengths: Any,
+    target_lengths: Any,
+    blank: Any,
+    clamp: float,
+    reduction: str,
+    fused_log_softmax: bool,
+    fastemit_lambda: float,
+    zero_infinity: bool,
+    loss_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """:func:`rnnt_loss`, with the loss in ``loss_dtype`` (None: the dtype of ``logits``)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f'reduction = {reduction!r} is not one of "none", "sum", "mean"')
     logits = _cpu_tensor(logits, "logits")
@@ -135,6 +164,7 @@ def rnnt_loss(
         float(fastemit_lambda),
         bool(zero_infinity),
         one_shot,
+        logits.dtype if loss_dtype is None else loss_dtype,
     )
 
 

@@ -7,6 +7,8 @@ module                         replaces                                        i
                                ``torchaudio.transforms.RNNTLoss``
 ``rnnt.compat.warprnnt``       ``warprnnt_pytorch.rnnt_loss`` / ``RNNTLoss``    logits, sum / B
 ``rnnt.compat.awni``           awni's ``transducer.TransducerLoss``             log-probs, sum / B
+``rnnt.compat.transformers``   ``transformers.loss.loss_rnnt.rnnt_loss``        logits, NeMo's five
+                               (HuggingFace transformers, Parakeet)             (sum / ΣU_b)
 =============================  ==============================================  ===================
 
 Each submodule documents the original API's semantics next to ours. They import torch.
