@@ -79,6 +79,19 @@ def test_compiled_model_equals_eager_with_no_graph_break(name: str) -> None:
         assert_close(loss_and_grads(compiled, args), loss_and_grads(module, args))
 
 
+def test_compiled_with_dynamic_shapes_equals_eager() -> None:
+    """Batches of other sizes (B, T, U) run through one graph with symbolic shapes."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    module = WithLoss(LOSSES["rnnt_loss"])
+    compiled = torch.compile(module, fullgraph=True, dynamic=True)
+    for items, frames, labels in ((3, 7, 3), (5, 9, 4), (4, 12, 2)):
+        features, targets, frame_lengths, label_lengths = ragged_batch(4, items, frames, labels)
+        args = (features, targets, frame_lengths, label_lengths, targets)  # no packed ones used
+        assert_close(loss_and_grads(compiled, args), loss_and_grads(module, args))
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("one_shot", [True, False])
 def test_compiled_graph_keeps_the_eager_memory_behaviour(
     monkeypatch: pytest.MonkeyPatch, one_shot: bool
