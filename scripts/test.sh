@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project from a fresh clone: formatting and lints, the Rust test suite,
 # the golden cases through the command line, and the Python package's tests in a virtual
-# environment this script creates (.venv: torch 2.11 + torchaudio 2.11, numpy, pytest, ruff, mypy).
+# environment this script creates (.venv: torch 2.11 + torchaudio 2.11, numpy, pytest, ruff, mypy,
+# transformers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,9 @@ echo "== Python virtual environment (.venv)"
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch and torchaudio must match: a newer torch with torchaudio 2.11 fails to import.
-.venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 numpy pytest ruff mypy
+# transformers (for the comparison with its rnnt_loss) does not depend on torch: it keeps 2.11.
+.venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 numpy pytest ruff mypy \
+  transformers
 
 # torch's wheel ships NVRTC: with it the CUDA kernels are compiled for real by the rnnt-cuda tests
 # (running them still needs a GPU; those tests print why they skip).

@@ -55,13 +55,15 @@ def test_awni_is_the_log_probs_batch_sum_with_packed_labels() -> None:
     logits, labels, lengths, label_lengths = batch()
     log_probs = torch.log_softmax(logits.double(), dim=-1).requires_grad_(True)
     flat = torch.cat([row[: int(n)] for row, n in zip(labels, label_lengths)])
-    loss = awni.TransducerLoss(blank_label=0)(log_probs, flat, lengths, label_lengths)
-    assert loss.shape == () and loss.dtype == torch.float64
+    loss = awni.TransducerLoss(size_average=False, blank_label=0)(
+        log_probs, flat, lengths, label_lengths
+    )
+    assert loss.shape == (1,) and loss.dtype == torch.float64
     want = rnnt.rnnt_loss(
         log_probs, labels, lengths, label_lengths, 0, reduction="none", fused_log_softmax=False
     )
-    torch.testing.assert_close(loss, want.sum())
-    (grad,) = torch.autograd.grad(loss, log_probs)
+    torch.testing.assert_close(loss, want.sum().reshape(1))
+    (grad,) = torch.autograd.grad(loss.sum(), log_probs)
     # Log-probs are free inputs: the gradient is minus the arc occupancies, so each item's
     # gradient sums to minus its number of arcs on a path (T_b blanks + U_b labels).
     sums = grad.sum(dim=(1, 2, 3))

@@ -8,8 +8,8 @@
   to draw them with matplotlib (:mod:`rnnt.alignment`);
 - ``rnnt.reuse_gradient_memory(enabled)``: whether large gradients reuse the memory of earlier ones
   that nothing refers to any more (default: on);
-- drop-in replacements for torchaudio, warprnnt_pytorch and awni's transducer in
-  :mod:`rnnt.compat`.
+- drop-in replacements for torchaudio, warprnnt_pytorch, awni's transducer and HuggingFace
+  transformers' ``rnnt_loss`` in :mod:`rnnt.compat`.
 
 Shapes use B items, T frames, U labels (U+1 label positions) and V symbols including ``blank``.
 """

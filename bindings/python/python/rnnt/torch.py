@@ -3,59 +3,33 @@
 Shape letters, as everywhere in rnnt: B items, T frames, U labels (U+1 label positions), V symbols
 including ``blank``.
 
-The autograd function returns the loss (reduced inside it) and, for a large gradient, keeps only
-the O(B*T*U) lattice state between forward and backward: backward reads the logits again and
-writes the gradient, already scaled, into a fresh tensor. No B*T*(U+1)*V buffer lives between
-forward and backward then (torchaudio keeps one). A gradient small enough to stay in cache
-(below ``_rnnt.STREAM_MIN_BYTES``, 64 MiB: S1 is 11 MB) is instead computed in the forward call
-when the logits need one, in one pass with the softmax terms kept in it (the core's one-shot
-``loss_and_grad_into``), and handed to backward: the cost of autograd's two calls is then the
-cost of one, for a buffer of at most the logits' own size held in between. Large gradients reuse
-the memory of earlier ones that nothing refers to any more (:func:`rnnt.reuse_gradient_memory`).
+The loss is the custom op ``rnnt::loss_forward`` with its autograd formula
+``rnnt::loss_backward`` (:mod:`rnnt._torch_ops`), so ``torch.compile`` traces it without a graph
+break. Forward returns the loss (reduced inside it) and, for a large gradient, keeps only the
+O(B*T*U) lattice state for backward, which reads the logits again and writes the gradient, already
+scaled, into a fresh tensor. No B*T*(U+1)*V buffer lives between forward and backward then
+(torchaudio keeps one). A gradient small enough to stay in cache (below
+``_rnnt.STREAM_MIN_BYTES``, 64 MiB: S1 is 11 MB) is instead computed in the forward call when the
+logits need one, in one pass with the softmax terms kept in it (the core's one-shot
+``loss_and_grad_into``), and handed to backward: the cost of autograd's two calls is then the cost
+of one, for a buffer of at most the logits' own size held in between. Large gradients reuse the
+memory of earlier ones that nothing refers to any more (:func:`rnnt.reuse_gradient_memory`).
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import torch
-from torch.autograd.function import FunctionCtx, once_differentiable
 
-# Documented as torch.utils.dlpack.to_dlpack, but left out of the module's __all__.
-from torch.utils.dlpack import to_dlpack  # type: ignore[attr-defined]
-
-from rnnt import _rnnt
+from rnnt import _rnnt, _torch_ops
 from rnnt._dtypes import common_index_dtype
-from rnnt._gradient_memory import MEMORY, reuse_gradient_memory
+from rnnt._gradient_memory import reuse_gradient_memory
 
 __all__ = ["RNNTLoss", "reuse_gradient_memory", "rnnt_loss"]
 
 _REDUCTIONS = ("none", "mean", "sum")
-
-
-def _gradient_like(like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised contiguous tensor of ``like``'s shape and dtype, in reused memory when it
-    is large (see :func:`rnnt.reuse_gradient_memory`)."""
-    raw = MEMORY.take(like.numel() * like.element_size())
-    if raw is None:
-        return torch.empty_like(like, memory_format=torch.contiguous_format)
-    return torch.from_numpy(raw).view(like.dtype).view(like.shape)
-
-
-def _lent(tensor: torch.Tensor) -> Any:
-    """A DLPack capsule of ``tensor``, which the native module reads without a copy.
-
-    ``to_dlpack`` rather than the tensor itself (whose ``__dlpack__`` the module would call): an
-    unversioned capsule (torch marks no tensor read-only) for a tenth of the cost (0.2 against
-    3 us, five times a step), and for tensors that require grad too (``__dlpack__`` refuses them;
-    the module only reads them)."""
-    return to_dlpack(tensor)
-
-
-def _lent_inputs(arrays: tuple[torch.Tensor, ...]) -> _rnnt.Inputs:
-    """The four arrays of a loss call as the native module takes them (see :func:`_lent`)."""
-    logits, targets, logit_lengths, target_lengths = arrays
-    return (_lent(logits), _lent(targets), _lent(logit_lengths), _lent(target_lengths))
 
 
 def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
@@ -70,63 +44,15 @@ def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
     return value.resolve_neg().contiguous()
 
 
-class _RNNTLossFunction(torch.autograd.Function):
-    """The RNN-T loss of a batch (reduced as ``reduction`` says); backward writes d objective /
-    d logits."""
-
-    @staticmethod
-    def forward(
-        ctx: FunctionCtx,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        logit_lengths: torch.Tensor,
-        target_lengths: torch.Tensor,
-        options: dict[str, Any],
-        wants_grad: bool,
-    ) -> torch.Tensor:
-        arrays = (logits, targets, logit_lengths, target_lengths)
-        inputs = _lent_inputs(arrays)
-        one_shot = wants_grad and logits.numel() * logits.element_size() < _rnnt.STREAM_MIN_BYTES
-        if one_shot:
-            grad = _gradient_like(logits)
-            state = _rnnt.loss_and_grad_into(inputs, _lent(grad), **options)
-            ctx.grad = grad  # type: ignore[attr-defined]
-        else:
-            state = _rnnt.forward(inputs, **options)
-        ctx.state = state  # type: ignore[attr-defined]
-        ctx.reduction = options["reduction"]  # type: ignore[attr-defined]
-        ctx.save_for_backward(*arrays)
-        if options["reduction"] == "none":
-            return torch.tensor(state.losses(), dtype=logits.dtype)
-        return torch.tensor(state.loss(), dtype=logits.dtype)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad_loss = grad_loss.detach().to(torch.float64)
-        # Read in either case: autograd's version counter then refuses logits modified in place
-        # since forward, whether or not their gradient was computed there.
-        arrays = ctx.saved_tensors
-        grad = getattr(ctx, "grad", None)
-        if grad is not None:
-            # The gradient of the forward call, for an upstream gradient of 1; handed over (kept
-            # here, it would be copied into .grad instead of becoming it). A second backward
-            # (retain_graph) computes it again below.
-            del ctx.grad
-            if ctx.reduction == "none":
-                if bool((grad_loss != 1.0).any()):
-                    scale = grad_loss.to(grad.dtype).reshape(-1, *([1] * (grad.dim() - 1)))
-                    grad.mul_(scale)
-            elif float(grad_loss) != 1.0:
-                grad.mul_(float(grad_loss))
-            return grad, None, None, None, None, None
-        grad = _gradient_like(arrays[0])
-        if ctx.reduction == "none":
-            weights = grad_loss.tolist()
-        else:
-            weights = ctx.state.item_weights(float(grad_loss))
-        _rnnt.backward(ctx.state, _lent_inputs(arrays), weights, _lent(grad))
-        return grad, None, None, None, None, None
+def _blank_id(blank: Any) -> int:
+    """``blank`` as an int64 (any integer type); the loss checks its range against V."""
+    try:
+        value = operator.index(blank)
+    except TypeError:
+        raise TypeError(f"blank must be an integer, got {type(blank).__name__}") from None
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"blank = {value} is out of range")
+    return value
 
 
 def rnnt_loss(
@@ -143,6 +69,9 @@ def rnnt_loss(
     zero_infinity: bool = False,
 ) -> torch.Tensor:
     """RNN-T loss (Graves 2012), a drop-in for ``torchaudio.functional.rnnt_loss``.
+
+    ``torch.compile`` (``fullgraph=True`` included) traces it without a graph break: it is the
+    custom op ``rnnt::loss_forward`` there, with ``rnnt::loss_backward`` as its gradient.
 
     Args:
         logits: (B, T, U+1, V) joiner output on the CPU: float32, float64, float16 or bfloat16.
@@ -176,6 +105,35 @@ def rnnt_loss(
             lengths), or a tensor not on the CPU; the message names the argument and the value.
         TypeError: an argument that is not a tensor or has an unsupported dtype, naming it.
     """
+    return _loss(
+        logits,
+        targets,
+        logit_lengths,
+        target_lengths,
+        blank,
+        clamp,
+        reduction,
+        fused_log_softmax,
+        fastemit_lambda,
+        zero_infinity,
+        None,
+    )
+
+
+def _loss(
+    logits: Any,
+    targets: Any,
+    logit_lengths: Any,
+    target_lengths: Any,
+    blank: Any,
+    clamp: float,
+    reduction: str,
+    fused_log_softmax: bool,
+    fastemit_lambda: float,
+    zero_infinity: bool,
+    loss_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """:func:`rnnt_loss`, with the loss in ``loss_dtype`` (None: the dtype of ``logits``)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f'reduction = {reduction!r} is not one of "none", "sum", "mean"')
     logits = _cpu_tensor(logits, "logits")
@@ -190,20 +148,24 @@ def rnnt_loss(
     index_dtype = common_index_dtype([str(t.dtype).removeprefix("torch.") for t in indices])
     if index_dtype is not None:
         indices = [t.to(torch.int64) for t in indices]
-    options = {
-        "blank": blank,
-        "reduction": reduction,
-        "clamp": float(clamp),
-        "fused_log_softmax": fused_log_softmax,
-        "fastemit_lambda": fastemit_lambda,
-        "zero_infinity": zero_infinity,
-    }
-    # Whether backward will be asked for (forward runs without grad mode, so it cannot tell).
+    # Whether backward will be asked for (the op runs below autograd, so it cannot tell).
     wants_grad = torch.is_grad_enabled() and logits.requires_grad
-    loss: torch.Tensor = _RNNTLossFunction.apply(  # type: ignore[no-untyped-call]
-        logits, *indices, options, wants_grad
+    one_shot = wants_grad and logits.numel() * logits.element_size() < _rnnt.STREAM_MIN_BYTES
+    targets, logit_lengths, target_lengths = indices
+    return _torch_ops.loss(
+        logits,
+        targets,
+        logit_lengths,
+        target_lengths,
+        _blank_id(blank),
+        reduction,
+        float(clamp),
+        bool(fused_log_softmax),
+        float(fastemit_lambda),
+        bool(zero_infinity),
+        one_shot,
+        logits.dtype if loss_dtype is None else loss_dtype,
     )
-    return loss
 
 
 class RNNTLoss(torch.nn.Module):

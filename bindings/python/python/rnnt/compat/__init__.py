@@ -6,7 +6,9 @@ module                         replaces                                        i
 ``rnnt.compat.torchaudio``     ``torchaudio.functional.rnnt_loss``,            logits, mean over B
                                ``torchaudio.transforms.RNNTLoss``
 ``rnnt.compat.warprnnt``       ``warprnnt_pytorch.rnnt_loss`` / ``RNNTLoss``    logits, sum / B
-``rnnt.compat.awni``           awni's ``transducer.TransducerLoss``             log-probs, batch sum
+``rnnt.compat.awni``           awni's ``transducer.TransducerLoss``             log-probs, sum / B
+``rnnt.compat.transformers``   ``transformers.loss.loss_rnnt.rnnt_loss``        logits, NeMo's five
+                               (HuggingFace transformers, Parakeet)             (sum / ΣU_b)
 =============================  ==============================================  ===================
 
 Each submodule documents the original API's semantics next to ours. They import torch.
