@@ -47,6 +47,8 @@ pub struct Args {
 enum Dtype {
     F32,
     F64,
+    F16,
+    Bf16,
 }
 
 impl Dtype {
@@ -54,6 +56,8 @@ impl Dtype {
         match self {
             Dtype::F32 => "f32",
             Dtype::F64 => "f64",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
         }
     }
 
@@ -61,6 +65,7 @@ impl Dtype {
         match self {
             Dtype::F32 => 4,
             Dtype::F64 => 8,
+            Dtype::F16 | Dtype::Bf16 => 2,
         }
     }
 }
@@ -161,6 +166,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let (forward_s, forward_backward_s, triad) = match args.dtype {
             Dtype::F32 => time_shape(&case, logits, runs)?,
             Dtype::F64 => time_shape(&case, &logits.mapv(f64::from), runs)?,
+            Dtype::F16 => time_shape(&case, &logits.mapv(half::f16::from_f32), runs)?,
+            Dtype::Bf16 => time_shape(&case, &logits.mapv(half::bf16::from_f32), runs)?,
         };
         timings.push(Timing {
             name,

@@ -1,64 +1,41 @@
 //! Row kernels of the CPU backend: the only code that touches a whole row of V scores.
 //!
 //! The front pass needs a row's shift and Σ exp(x − shift); the gradient pass writes one row of
-//! the gradient (see [`GradRow`]). The default methods are portable f64 scalar code, used by the
-//! half-precision types; f32 and f64 override them with the vectorised kernels of
-//! [`crate::cpu::simd`], which are tested against these definitions.
+//! the gradient (see [`GradRow`]). f32 and f64 call the vectorised kernels of
+//! [`crate::cpu::simd`]; the half-precision types widen a frame's rows to f32 (exactly), run the
+//! f32 kernels on them in a per-thread buffer, and round the gradient back: reading a half
+//! element costs a conversion, not a scalar f64 exp.
 
-use crate::cpu::simd::{self, FrameRows, FrameScores, GradRow, Isa, RowStats, ScoreColumns};
+use std::cell::RefCell;
+
+use half::slice::HalfFloatSliceExt;
+
+use crate::cpu::simd::{self, FrameRows, FrameScores, GradRow, Isa, ScoreColumns};
 use crate::element::Float;
 
 /// Whole-row operations of the front and gradient passes, per element type: the sealing
-/// supertrait of [`Float`] (each method holds only for a [`Float`]).
+/// supertrait of [`Float`].
 pub trait Kernels: Sized {
     /// The front pass's kernel for one frame: for each of the `out.len()` consecutive rows of
     /// `len` elements at the start of `rows`, its shift and Σ exp(x − shift) (conventions of
-    /// [`RowStats`]: the shift of a short row is its anchor, from its `columns`' scores, where
-    /// that allows, else the row's maximum; the sum is NaN exactly when the row holds a NaN or
-    /// +inf) and its blank and label scores, into `out`. With `exps`, the terms exp(x − shift) of
+    /// [`RowStats`](simd::RowStats): the shift of a short row is its anchor, from its `columns`'
+    /// scores, where that allows, else the row's maximum; the sum is NaN exactly when the row
+    /// holds a NaN or +inf) and its blank and label scores, into `out`. With `exps`, the terms exp(x − shift) of
     /// each row with a finite shift are also stored at the row's place there, for
-    /// [`Kernels::grad_rows_in_place`]. Returns false if a row holds a NaN or +inf. (This
-    /// default, the half-precision types' kernel, shifts by the maximum.)
+    /// [`Kernels::grad_rows_in_place`] (only for types with [`Kernels::STORES_SOFTMAX_TERMS`]).
+    /// Returns false if a row holds a NaN or +inf.
     fn frame_scores(
         rows: &[Self],
         len: usize,
-        mut out: FrameScores<'_>,
-        mut exps: Option<&mut [Self]>,
+        out: FrameScores<'_>,
+        exps: Option<&mut [Self]>,
         columns: ScoreColumns<'_>,
-    ) -> bool
-    where
-        Self: Float,
-    {
-        let mut finite = true;
-        for r in 0..out.len() {
-            let row = &rows[r * len..(r + 1) * len];
-            let stats = scalar_row_stats(row);
-            if let (Some(exps), true) = (exps.as_deref_mut(), stats.shift.is_finite()) {
-                for (e, &x) in exps[r * len..(r + 1) * len].iter_mut().zip(row) {
-                    *e = Self::from_f64((x.to_f64() - stats.shift).exp());
-                }
-            }
-            let scores = columns.scores_of(r, |k| row[k].to_f64());
-            finite &= out.set(r, scores, stats);
-        }
-        finite
-    }
+    ) -> bool;
 
     /// Writes the gradient rows of the `params.len()` consecutive rows of `len` elements of
     /// `input` into the same rows of `out` (see [`GradRow`]); `stream` allows non-temporal stores,
     /// to be followed by [`simd::store_fence`].
-    fn grad_rows(input: &[Self], out: &mut [Self], len: usize, params: &[GradRow], stream: bool)
-    where
-        Self: Float,
-    {
-        let _ = stream;
-        for (r, row_params) in params.iter().enumerate() {
-            let rows = r * len..(r + 1) * len;
-            for (k, (o, &x)) in out[rows.clone()].iter_mut().zip(&input[rows]).enumerate() {
-                *o = Self::from_f64(row_params.element(k, x.to_f64()));
-            }
-        }
-    }
+    fn grad_rows(input: &[Self], out: &mut [Self], len: usize, params: &[GradRow], stream: bool);
 
     /// Whether the gradient can be computed from softmax terms stored in the output by the front
     /// pass ([`Kernels::frame_scores`] with `exps`, then [`Kernels::grad_rows_in_place`]): only
@@ -148,27 +125,69 @@ macro_rules! vector_kernels {
 vector_kernels!(f32);
 vector_kernels!(f64);
 
-impl Kernels for half::f16 {}
-impl Kernels for half::bf16 {}
-
-/// The row statistics in f64 arithmetic, element by element (the definition the vector kernels
-/// are tested against, and the kernel of the half-precision types).
-fn scalar_row_stats<T: Float>(row: &[T]) -> RowStats {
-    let mut max = f64::NEG_INFINITY;
-    for &x in row {
-        let x = x.to_f64();
-        if x.is_nan() {
-            return RowStats {
-                shift: f64::NAN,
-                sum: f64::NAN,
-            };
-        }
-        max = max.max(x);
-    }
-    let sum = match max {
-        f64::INFINITY => f64::NAN,
-        f64::NEG_INFINITY => 0.0,
-        _ => row.iter().map(|&x| (x.to_f64() - max).exp()).sum(),
-    };
-    RowStats { shift: max, sum }
+thread_local! {
+    /// Per-thread f32 buffers for the half-precision kernels: a frame's rows widened, and its
+    /// gradient rows before they are rounded back.
+    static WIDENED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
+
+/// Elements widened at a time by the half-precision gradient kernel (two f32 buffers of 32 KiB).
+const WIDENED_CHUNK: usize = 8 << 10;
+
+/// `buffer` holding exactly `len` elements (its old contents are overwritten by the caller).
+fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buffer.resize(len, 0.0);
+    &mut buffer[..len]
+}
+
+/// The f32 kernels for a half-precision type, over its rows widened to f32: the widening is
+/// exact, the kernels' f32 arithmetic is finer than the type, and the gradient is rounded to
+/// nearest on the way back. No softmax terms are stored (a half element would round them).
+macro_rules! widened_kernels {
+    ($half:ty) => {
+        impl Kernels for $half {
+            fn frame_scores(
+                rows: &[$half],
+                len: usize,
+                out: FrameScores<'_>,
+                exps: Option<&mut [$half]>,
+                columns: ScoreColumns<'_>,
+            ) -> bool {
+                assert!(exps.is_none(), "{} stores no softmax terms", <$half>::DTYPE);
+                WIDENED.with_borrow_mut(|(wide, _)| {
+                    let wide = sized(wide, out.len() * len);
+                    rows[..wide.len()].convert_to_f32_slice(wide);
+                    simd::frame_scores(Isa::detected(), wide, len, out, None, columns)
+                })
+            }
+
+            fn grad_rows(
+                input: &[$half],
+                out: &mut [$half],
+                len: usize,
+                params: &[GradRow],
+                _stream: bool,
+            ) {
+                // A few rows at a time, so that both buffers stay in L1/L2 however long the frame.
+                let rows = (WIDENED_CHUNK / len.max(1)).max(1);
+                WIDENED.with_borrow_mut(|(wide, grad)| {
+                    for (chunk, params) in params.chunks(rows).enumerate() {
+                        let n = params.len() * len;
+                        let at = chunk * rows * len;
+                        let (wide, grad) = (sized(wide, n), sized(grad, n));
+                        input[at..at + n].convert_to_f32_slice(wide);
+                        simd::grad_rows(Isa::detected(), wide, grad, len, params, false);
+                        out[at..at + n].convert_from_f32_slice(grad);
+                    }
+                })
+            }
+
+            fn grad_row_is_zero(params: &GradRow) -> bool {
+                params.writes_only_zeros::<f32>()
+            }
+        }
+    };
+}
+
+widened_kernels!(half::f16);
+widened_kernels!(half::bf16);
