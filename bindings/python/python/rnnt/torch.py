@@ -70,6 +70,18 @@ def _cpu_tensor(value: Any, name: str) -> torch.Tensor:
     return value.resolve_neg().contiguous()
 
 
+def _item_scale(
+    per_item: torch.Tensor, grad: torch.Tensor, arrays: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """``per_item`` (B,) shaped to broadcast over ``grad`` item by item: (B, 1, 1, 1) for padded
+    logits, one entry per row for packed ones (item b's T_b*(U_b+1) rows)."""
+    if grad.dim() != 2:
+        return per_item.reshape(-1, *([1] * (grad.dim() - 1)))
+    _, _, logit_lengths, target_lengths = arrays
+    rows = logit_lengths.to(torch.int64) * (target_lengths.to(torch.int64) + 1)
+    return per_item.repeat_interleave(rows, output_size=grad.shape[0]).reshape(-1, 1)
+
+
 class _RNNTLossFunction(torch.autograd.Function):
     """The RNN-T loss of a batch (reduced as ``reduction`` says); backward writes d objective /
     d logits."""
@@ -115,8 +127,7 @@ class _RNNTLossFunction(torch.autograd.Function):
             del ctx.grad
             if ctx.reduction == "none":
                 if bool((grad_loss != 1.0).any()):
-                    scale = grad_loss.to(grad.dtype).reshape(-1, *([1] * (grad.dim() - 1)))
-                    grad.mul_(scale)
+                    grad.mul_(_item_scale(grad_loss.to(grad.dtype), grad, arrays))
             elif float(grad_loss) != 1.0:
                 grad.mul_(float(grad_loss))
             return grad, None, None, None, None, None
@@ -147,7 +158,9 @@ def rnnt_loss(
     Args:
         logits: (B, T, U+1, V) joiner output on the CPU: float32, float64, float16 or bfloat16.
             With ``fused_log_softmax=False`` it holds log-probabilities. Positions past an item's
-            lengths are padding and never read. Read through DLPack without a copy when
+            lengths are padding and never read. Or packed, 2-D (sum of T_b*(U_b+1), V): item b's
+            T_b x (U_b+1) rows, frame-major, after those of the items before it (no padding;
+            the total must match the lengths). Read through DLPack without a copy when
             contiguous.
         targets: (B, U) labels padded past ``target_lengths`` (or (sum of U_b,) labels packed end
             to end); int32 or int64.

@@ -9,5 +9,8 @@ module                         replaces                                        i
 ``rnnt.compat.awni``           awni's ``transducer.TransducerLoss``             log-probs, batch sum
 =============================  ==============================================  ===================
 
+``rnnt.compat.optimized_transducer`` replaces optimized_transducer's ``transducer_loss`` /
+``TransducerLoss`` (packed (sum of T_b*(U_b+1), V) logits or log-probs, mean over B).
+
 Each submodule documents the original API's semantics next to ours. They import torch.
 """
