@@ -67,6 +67,32 @@ def test_numpy_golden_packed(name: str, mode: str) -> None:
     assert_grad_close(grad, pack(truth, logit_lengths, target_lengths), tolerance)
 
 
+@pytest.mark.parametrize("mode", ["logits", "log_probs"])
+@pytest.mark.parametrize("name", case_names())
+def test_torch_golden_packed(name: str, mode: str) -> None:
+    torch = pytest.importorskip("torch")
+    case = load(name)
+    padded, targets, logit_lengths, target_lengths = _golden_inputs(case, mode)
+    fused = mode == "logits"
+    packed = torch.from_numpy(pack(padded, logit_lengths, target_lengths)).requires_grad_()
+    losses = rnnt.rnnt_loss(
+        packed,
+        torch.from_numpy(targets),
+        torch.from_numpy(logit_lengths),
+        torch.from_numpy(target_lengths),
+        blank=case.blank,
+        reduction="none",
+        fused_log_softmax=fused,
+    )
+    tolerance = case.tolerance("float64", fused)
+    assert_losses_close(losses.detach().numpy(), case.arrays["losses"], tolerance)
+    # Impossible items (loss +inf) get zero gradient: sum only the finite losses.
+    losses[torch.isfinite(losses)].sum().backward()
+    assert packed.grad is not None
+    truth = case.arrays["grad_logits" if fused else "grad_log_probs"]
+    assert_grad_close(packed.grad.numpy(), pack(truth, logit_lengths, target_lengths), tolerance)
+
+
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_numpy_packed_equals_padded(reduction: str) -> None:
     logits, targets, logit_lengths, target_lengths = ragged_batch()
