@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use rnnt::{Alignment, Options};
 
 use crate::errors::to_py_err;
-use crate::loss::{input_name, with_dtypes, Blank, InputObjects, Inputs};
+use crate::loss::{input_name, with_dtypes, with_rank, Blank, InputObjects, Inputs};
 
 /// The alignment of one item; the Python package turns it into NumPy arrays.
 #[pyclass(frozen, module = "rnnt._rnnt")]
@@ -89,8 +89,10 @@ pub fn align<'py>(
     let inputs = Inputs::import(&inputs, name)?;
     let (float, index) = inputs.dtypes(name)?;
     let alignments = with_dtypes!(float, index, |F, I| {
-        let input = inputs.input::<F, I>(name)?;
-        py.detach(|| rnnt::align(&input, &options))
+        with_rank!(inputs.scores_rank(name)?, |D| {
+            let input = inputs.input::<F, I, D>(name)?;
+            py.detach(|| rnnt::align(&input, &options))
+        })
     })
     .map_err(to_py_err)?;
     Ok(alignments

@@ -1,9 +1,9 @@
 //! `forward` and `backward` over arrays lent through DLPack, and the state kept between them.
 
-use ndarray::{Ix1, Ix2, Ix4};
+use ndarray::{Ix1, Ix2};
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
-use rnnt::{LossInput, Options, Reduction, Targets};
+use rnnt::{LossInput, Options, Reduction, ScoresDim, Targets};
 
 use crate::array::{Array, FloatDtype, IndexDtype, Scalar};
 use crate::errors::to_py_err;
@@ -33,6 +33,21 @@ macro_rules! with_dtypes {
     }};
 }
 pub(crate) use with_dtypes;
+
+/// Runs `$body` with `$d` bound to the rank of the scores, which says their layout: `Ix2` for
+/// 2-D (packed) scores, `Ix4` otherwise (padded; see [`Inputs::scores_rank`]).
+macro_rules! with_rank {
+    ($rank:expr, |$d:ident| $body:block) => {{
+        if $rank == 2 {
+            type $d = ndarray::Ix2;
+            $body
+        } else {
+            type $d = ndarray::Ix4;
+            $body
+        }
+    }};
+}
+pub(crate) use with_rank;
 
 /// The four arrays of a loss call, lent by Python through DLPack:
 /// `(logits, targets, logit_lengths, target_lengths)`.
@@ -85,17 +100,31 @@ impl Inputs {
         Ok((float, index))
     }
 
-    /// Views of the four arrays: 4-D logits, 1-D (packed) or 2-D (padded) targets, 1-D lengths.
-    pub(crate) fn input<F: Scalar, I: Scalar>(
+    /// The number of axes of the scores (named `input_name`): 4 padded, 2 packed; any other
+    /// is a `ValueError`.
+    pub(crate) fn scores_rank(&self, input_name: &str) -> PyResult<usize> {
+        match self.logits.shape() {
+            shape if shape.len() == 4 || shape.len() == 2 => Ok(shape.len()),
+            shape => Err(PyValueError::new_err(format!(
+                "{input_name} has {} dimensions (shape {shape:?}): expected 4, (B, T, U+1, V) \
+                 padded, or 2, (sum of T_b*(U_b+1), V) packed",
+                shape.len()
+            ))),
+        }
+    }
+
+    /// Views of the four arrays: 4-D (padded) or 2-D (packed) logits, as `D` says, 1-D (packed)
+    /// or 2-D (padded) targets, 1-D lengths.
+    pub(crate) fn input<F: Scalar, I: Scalar, D: ScoresDim>(
         &self,
         input_name: &str,
-    ) -> PyResult<LossInput<'_, F, I>> {
+    ) -> PyResult<LossInput<'_, F, I, D>> {
         let targets = match self.targets.shape().len() {
             1 => Targets::Packed(self.targets.view::<I, Ix1>("targets")?),
             _ => Targets::Padded(self.targets.view::<I, Ix2>("targets")?),
         };
         Ok(LossInput {
-            logits: self.logits.view::<F, Ix4>(input_name)?,
+            logits: self.logits.view::<F, D>(input_name)?,
             targets,
             logit_lengths: self.logit_lengths.view::<I, Ix1>("logit_lengths")?,
             target_lengths: self.target_lengths.view::<I, Ix1>("target_lengths")?,
@@ -104,16 +133,16 @@ impl Inputs {
 
     /// The input and the gradient buffer of a call that writes one, checked: a float `grad` that
     /// shares no byte with an input.
-    fn input_and_grad<'a, F: Scalar, I: Scalar>(
+    fn input_and_grad<'a, F: Scalar, I: Scalar, D: ScoresDim>(
         &'a self,
         grad: &'a mut Array,
         input_name: &str,
-    ) -> PyResult<(LossInput<'a, F, I>, ndarray::ArrayViewMut4<'a, F>)> {
+    ) -> PyResult<InputAndGrad<'a, F, I, D>> {
         grad.float_dtype("grad")?;
         self.check_disjoint(grad, input_name)?;
         Ok((
-            self.input::<F, I>(input_name)?,
-            grad.view_mut::<F, Ix4>("grad")?,
+            self.input::<F, I, D>(input_name)?,
+            grad.view_mut::<F, D>("grad")?,
         ))
     }
 
@@ -134,6 +163,9 @@ impl Inputs {
         }
     }
 }
+
+/// A loss input and the gradient buffer of its shape.
+type InputAndGrad<'a, F, I, D> = (LossInput<'a, F, I, D>, ndarray::ArrayViewMut<'a, F, D>);
 
 /// The result of `forward`: per-item losses and the O(B·T·U) lattice state that `backward`
 /// needs (never a B·T·(U+1)·V buffer).
@@ -191,8 +223,10 @@ pub fn forward<'py>(
     let inputs = Inputs::import(&inputs, name)?;
     let (float, index) = inputs.dtypes(name)?;
     let inner = with_dtypes!(float, index, |F, I| {
-        let input = inputs.input::<F, I>(name)?;
-        py.detach(|| rnnt::forward(&input, &options))
+        with_rank!(inputs.scores_rank(name)?, |D| {
+            let input = inputs.input::<F, I, D>(name)?;
+            py.detach(|| rnnt::forward(&input, &options))
+        })
     })
     .map_err(to_py_err)?;
     Ok(ForwardState {
@@ -272,8 +306,10 @@ pub fn loss_and_grad_into<'py>(
     let mut grad = Array::import(&grad, "grad")?;
     let (float, index) = inputs.dtypes(name)?;
     let inner = with_dtypes!(float, index, |F, I| {
-        let (input, grad) = inputs.input_and_grad::<F, I>(&mut grad, name)?;
-        py.detach(|| rnnt::loss_and_grad_into(&input, &options, grad))
+        with_rank!(inputs.scores_rank(name)?, |D| {
+            let (input, grad) = inputs.input_and_grad::<F, I, D>(&mut grad, name)?;
+            py.detach(|| rnnt::loss_and_grad_into(&input, &options, grad))
+        })
     })
     .map_err(to_py_err)?;
     Ok(ForwardState {
@@ -298,13 +334,15 @@ pub fn backward<'py>(
     let mut grad = Array::import(&grad, "grad")?;
     let (float, index) = inputs.dtypes(name)?;
     with_dtypes!(float, index, |F, I| {
-        let (input, grad) = inputs.input_and_grad::<F, I>(&mut grad, name)?;
-        py.detach(|| rnnt::backward(&input, &state.inner, &item_weights, grad))
+        with_rank!(inputs.scores_rank(name)?, |D| {
+            let (input, grad) = inputs.input_and_grad::<F, I, D>(&mut grad, name)?;
+            py.detach(|| rnnt::backward(&input, &state.inner, &item_weights, grad))
+        })
     })
     .map_err(to_py_err)
 }
 
-/// The name of the 4-D input in messages, by input mode (as the core names it).
+/// The name of the scores in messages, by input mode (as the core names it).
 pub(crate) fn input_name(fused_log_softmax: bool) -> &'static str {
     if fused_log_softmax {
         "logits"

@@ -11,7 +11,10 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array0, Array1, Array2, Array4, Dimension, OwnedRepr};
+use ndarray::{
+    Array, Array0, Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis, Dimension,
+    Ix4, OwnedRepr,
+};
 use ndarray_npy::{NpzReader, NpzWriter, ReadNpzError};
 
 /// Why a case file could not be read or written.
@@ -35,18 +38,19 @@ pub enum CaseError {
     },
 }
 
-/// A (B, T, U+1, V) score array in its stored dtype.
+/// A score array in its stored dtype: (B, T, U+1, V) padded by default; `D` another rank where a
+/// case is read with [`read_case_as`] (2-D: packed (ΣT_b·(U_b+1), V)).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Scores {
+pub enum Scores<D: Dimension = Ix4> {
     /// float32 scores.
-    F32(Array4<f32>),
+    F32(Array<f32, D>),
     /// float64 scores.
-    F64(Array4<f64>),
+    F64(Array<f64, D>),
 }
 
-impl Scores {
+impl<D: Dimension> Scores<D> {
     /// The scores widened to f64.
-    pub fn to_f64(&self) -> Array4<f64> {
+    pub fn to_f64(&self) -> Array<f64, D> {
         match self {
             Scores::F32(a) => a.mapv(f64::from),
             Scores::F64(a) => a.clone(),
@@ -54,7 +58,7 @@ impl Scores {
     }
 
     /// The scores narrowed (or kept) to f32.
-    pub fn to_f32(&self) -> Array4<f32> {
+    pub fn to_f32(&self) -> Array<f32, D> {
         match self {
             Scores::F32(a) => a.clone(),
             Scores::F64(a) => a.mapv(|x| x as f32),
@@ -79,24 +83,25 @@ pub enum Labels {
     Packed(Array1<i64>),
 }
 
-/// The float64 truth stored with a golden case.
+/// The float64 truth stored with a golden case (gradients of the scores' rank `D`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Truth {
+pub struct Truth<D: Dimension = Ix4> {
     /// (B,) per-item losses.
     pub losses: Array1<f64>,
     /// (B, T, U+1, V) d Σ_b loss_b / d logits.
-    pub grad_logits: Array4<f64>,
+    pub grad_logits: Array<f64, D>,
     /// (B, T, U+1, V) d Σ_b loss_b / d log_probs, log-probs treated as free inputs.
-    pub grad_log_probs: Array4<f64>,
+    pub grad_log_probs: Array<f64, D>,
 }
 
-/// One case: the loss inputs, and the truth when the file holds it.
+/// One case: the loss inputs, and the truth when the file holds it. Its scores are of rank `D`
+/// (padded (B, T, U+1, V) by default; see [`read_case_as`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Case {
+pub struct Case<D: Dimension = Ix4> {
     /// Unnormalised scores, if present.
-    pub logits: Option<Scores>,
+    pub logits: Option<Scores<D>>,
     /// log_softmax of the logits, if present.
-    pub log_probs: Option<Scores>,
+    pub log_probs: Option<Scores<D>>,
     /// Labels.
     pub targets: Labels,
     /// (B,) frames per item.
@@ -106,11 +111,17 @@ pub struct Case {
     /// The stored blank id, if present.
     pub blank: Option<i64>,
     /// The stored truth, if the file has `losses`, `grad_logits` and `grad_log_probs`.
-    pub truth: Option<Truth>,
+    pub truth: Option<Truth<D>>,
 }
 
-/// Reads a case from `path`.
+/// Reads a case with (B, T, U+1, V) scores from `path`.
 pub fn read_case(path: &Path) -> Result<Case, CaseError> {
+    read_case_as::<Ix4>(path)
+}
+
+/// Reads a case from `path` whose scores (and truth gradients) have rank `D`: `Ix4` padded,
+/// `Ix2` packed, `IxDyn` whatever the file holds.
+pub fn read_case_as<D: Dimension>(path: &Path) -> Result<Case<D>, CaseError> {
     let file = File::open(path).map_err(|source| CaseError::Io {
         path: path.into(),
         source,
@@ -123,7 +134,7 @@ pub fn read_case(path: &Path) -> Result<Case, CaseError> {
         NpzReader::new(file).map_err(|e| format(format!("not a readable .npz file: {e}")))?;
     let names = npz.names().map_err(|e| format(e.to_string()))?;
     let has = |name: &str| names.iter().any(|n| n == name);
-    let mut read_scores = |name: &str| -> Result<Option<Scores>, CaseError> {
+    let mut read_scores = |name: &str| -> Result<Option<Scores<D>>, CaseError> {
         if !has(name) {
             return Ok(None);
         }
@@ -182,13 +193,17 @@ pub fn read_case(path: &Path) -> Result<Case, CaseError> {
     })
 }
 
-fn read_f32_or_f64<R: Read + Seek>(npz: &mut NpzReader<R>, name: &str) -> Result<Scores, String> {
+fn read_f32_or_f64<R: Read + Seek, D: Dimension>(
+    npz: &mut NpzReader<R>,
+    name: &str,
+) -> Result<Scores<D>, String> {
+    let rank = D::NDIM.map_or(String::new(), |n| format!("{n}-D "));
     match npz.by_name::<OwnedRepr<f32>, _>(name) {
         Ok(a) => Ok(Scores::F32(a)),
         Err(ReadNpzError::Npy(_)) => npz
             .by_name::<OwnedRepr<f64>, _>(name)
             .map(Scores::F64)
-            .map_err(|e| format!("`{name}` must be a 4-D float32 or float64 array: {e}")),
+            .map_err(|e| format!("`{name}` must be a {rank}float32 or float64 array: {e}")),
         Err(e) => Err(format!("`{name}`: {e}")),
     }
 }
@@ -226,17 +241,17 @@ fn read_int<R: Read + Seek, D: Dimension>(
 
 /// Results of one loss call, as `rnnt loss` writes them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LossResult {
+pub struct LossResult<D: Dimension = Ix4> {
     /// (B,) per-item losses.
     pub losses: Array1<f64>,
     /// The reduced loss.
     pub loss: f64,
-    /// (B, T, U+1, V) d loss / d input.
-    pub grad: Array4<f64>,
+    /// d loss / d input, of the input's shape: (B, T, U+1, V) padded, (ΣT_b·(U_b+1), V) packed.
+    pub grad: Array<f64, D>,
 }
 
 /// Writes `result` to `path` as an .npz with `losses`, `loss` and `grad` (all float64).
-pub fn write_result(path: &Path, result: &LossResult) -> Result<(), CaseError> {
+pub fn write_result<D: Dimension>(path: &Path, result: &LossResult<D>) -> Result<(), CaseError> {
     let file = File::create(path).map_err(|source| CaseError::Io {
         path: path.into(),
         source,
@@ -353,4 +368,61 @@ pub fn read_manifest(dir: &Path) -> Result<BTreeMap<String, ManifestEntry>, Case
             ))
         })
         .collect()
+}
+
+/// Packs padded (B, T, U+1, V) scores into (ΣT_b·(U_b+1), V) rows: item b's node (t, u) for
+/// t < T_b and u ≤ U_b, frame-major, the items in batch order (optimized_transducer's layout).
+/// The padding is dropped.
+///
+/// # Panics
+/// If a length is negative or exceeds the padded sizes, or the lengths do not have B entries.
+pub fn pack_scores<A: Clone>(
+    padded: ArrayView4<'_, A>,
+    logit_lengths: ArrayView1<'_, i64>,
+    target_lengths: ArrayView1<'_, i64>,
+) -> Array2<A> {
+    let (batch, _, _, vocab) = padded.dim();
+    assert_eq!(logit_lengths.len(), batch, "logit_lengths has B entries");
+    assert_eq!(target_lengths.len(), batch, "target_lengths has B entries");
+    let mut values = Vec::new();
+    for (b, item) in padded.axis_iter(Axis(0)).enumerate() {
+        let (frames, positions) = (logit_lengths[b] as usize, target_lengths[b] as usize + 1);
+        for frame in item.axis_iter(Axis(0)).take(frames) {
+            for row in frame.axis_iter(Axis(0)).take(positions) {
+                values.extend(row.iter().cloned());
+            }
+        }
+    }
+    let rows = values.len() / vocab.max(1);
+    Array2::from_shape_vec((rows, vocab), values).expect("whole rows of V")
+}
+
+/// The inverse of [`pack_scores`]: packed (ΣT_b·(U_b+1), V) rows laid out as padded
+/// `(B, T, U+1, V)` scores of sizes `dims`, `fill` in the padding.
+///
+/// # Panics
+/// If the rows do not match the lengths or the lengths exceed `dims`.
+pub fn unpack_scores<A: Clone>(
+    packed: ArrayView2<'_, A>,
+    dims: (usize, usize, usize, usize),
+    logit_lengths: ArrayView1<'_, i64>,
+    target_lengths: ArrayView1<'_, i64>,
+    fill: A,
+) -> Array4<A> {
+    let mut padded = Array4::from_elem(dims, fill);
+    let mut rows = packed.axis_iter(Axis(0));
+    for (b, mut item) in padded.axis_iter_mut(Axis(0)).enumerate() {
+        let (frames, positions) = (logit_lengths[b] as usize, target_lengths[b] as usize + 1);
+        for mut frame in item.axis_iter_mut(Axis(0)).take(frames) {
+            for mut row in frame.axis_iter_mut(Axis(0)).take(positions) {
+                row.assign(
+                    &rows
+                        .next()
+                        .expect("a row for every node within the lengths"),
+                );
+            }
+        }
+    }
+    assert!(rows.next().is_none(), "no rows beyond the lengths");
+    padded
 }

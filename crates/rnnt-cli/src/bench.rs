@@ -8,15 +8,19 @@
 //! shape's runs would move the ratio with the machine's load rather than with the code. After
 //! each triad the shape runs once untimed, so that its data is back in the caches the triad
 //! swept.
+//!
+//! With `--packed`, each shape's batch (ragged: its lengths are drawn in [0.8, 1]·max) is also
+//! timed with its logits packed, (ΣT_b·(U_b+1), V), and reported beside padded: the packed floor
+//! counts the packed bytes, the padded floor the padded ones.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ndarray::{Array4, ArrayView4, ArrayViewMut4};
+use ndarray::{Array, ArrayView, ArrayViewMut, Dimension};
 use rnnt::internals::{run_in_pool, Isa, Triad};
-use rnnt::{Float, Options, Reduction};
+use rnnt::{Float, Options, Reduction, ScoresDim};
 use rnnt_cases::synthetic::{self, Shape, BENCHMARK_SHAPES};
 use rnnt_cases::{Case, Scores};
 
@@ -40,6 +44,10 @@ pub struct Args {
     /// Print a JSON list with one object per shape instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also time each batch with its logits packed, (ΣT_b·(U_b+1), V) (the lengths are ragged),
+    /// and report it beside padded; the packed floor counts the packed bytes.
+    #[arg(long)]
+    packed: bool,
 }
 
 /// The element types `rnnt bench` times.
@@ -108,18 +116,34 @@ struct Timing {
     forward_backward_s: f64,
     /// The best triad bandwidth measured between the shape's runs, bytes per second.
     triad: f64,
+    /// The same batch with packed logits, with `--packed`.
+    packed: Option<PackedTiming>,
+}
+
+/// The measurements of one batch with its logits packed.
+struct PackedTiming {
+    /// ΣT_b·(U_b+1)·V, the packed logits' elements.
+    elements: usize,
+    forward_s: f64,
+    forward_backward_s: f64,
 }
 
 impl Timing {
     /// The floor: the bytes a forward + backward must move over the shape's triad bandwidth.
     fn floor_s(&self, dtype: Dtype) -> f64 {
-        (3 * dtype.bytes() * self.shape.elements()) as f64 / self.triad
+        floor_s(self.shape.elements(), dtype, self.triad)
     }
 
     /// The time over the floor.
     fn ratio(&self, dtype: Dtype) -> f64 {
         self.forward_backward_s / self.floor_s(dtype)
     }
+}
+
+/// The floor of a forward + backward over `elements` logits: each read twice and its gradient
+/// written once, over the `triad` bandwidth (bytes per second).
+fn floor_s(elements: usize, dtype: Dtype, triad: f64) -> f64 {
+    (3 * dtype.bytes() * elements) as f64 / triad
 }
 
 /// Triad measurements per shape, between its blocks of timed runs.
@@ -142,7 +166,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args.shapes.clone()
     };
     let threads = run_in_pool(args.threads, rayon_threads)?;
-    let progress = ProgressBar::new((shapes.len() * (2 * args.repeat + 2) + 1) as u64);
+    let layouts = 1 + usize::from(args.packed);
+    let progress = ProgressBar::new((shapes.len() * layouts * (2 * args.repeat + 2) + 1) as u64);
     if args.json {
         progress.set_draw_target(ProgressDrawTarget::hidden());
     }
@@ -163,18 +188,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         progress.inc(1);
         progress.set_message(format!("{name}: timing"));
         let runs = (args, &mut triad, &progress);
-        let (forward_s, forward_backward_s, triad) = match args.dtype {
-            Dtype::F32 => time_shape(&case, logits, runs)?,
-            Dtype::F64 => time_shape(&case, &logits.mapv(f64::from), runs)?,
-            Dtype::F16 => time_shape(&case, &logits.mapv(half::f16::from_f32), runs)?,
-            Dtype::Bf16 => time_shape(&case, &logits.mapv(half::bf16::from_f32), runs)?,
+        let (forward_s, forward_backward_s, mut best_triad) =
+            time_as(args.dtype, &case, logits, runs)?;
+        let packed = if args.packed {
+            progress.set_message(format!("{name}: timing packed logits"));
+            let packed = rnnt_cases::pack_scores(
+                logits.view(),
+                case.logit_lengths.view(),
+                case.target_lengths.view(),
+            );
+            let runs = (args, &mut triad, &progress);
+            let (forward_s, forward_backward_s, packed_triad) =
+                time_as(args.dtype, &case, &packed, runs)?;
+            // Both layouts' floors over the best bandwidth seen during either's runs.
+            best_triad = best_triad.max(packed_triad);
+            Some(PackedTiming {
+                elements: packed.len(),
+                forward_s,
+                forward_backward_s,
+            })
+        } else {
+            None
         };
         timings.push(Timing {
             name,
             shape,
             forward_s,
             forward_backward_s,
-            triad,
+            triad: best_triad,
+            packed,
         });
     }
     progress.finish_and_clear();
@@ -182,6 +224,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         print_json(&timings, args.dtype, threads);
     } else {
         print_table(&timings, args.dtype, threads);
+        if args.packed {
+            print_packed_table(&timings, args.dtype);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -190,12 +235,27 @@ fn rayon_threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// [`time_shape`] on float32 `logits` converted to `dtype`.
+fn time_as<D: ScoresDim>(
+    dtype: Dtype,
+    case: &Case,
+    logits: &Array<f32, D>,
+    runs: (&Args, &mut Triad, &ProgressBar),
+) -> anyhow::Result<(f64, f64, f64)> {
+    match dtype {
+        Dtype::F32 => time_shape(case, logits, runs),
+        Dtype::F64 => time_shape(case, &logits.mapv(f64::from), runs),
+        Dtype::F16 => time_shape(case, &logits.mapv(half::f16::from_f32), runs),
+        Dtype::Bf16 => time_shape(case, &logits.mapv(half::bf16::from_f32), runs),
+    }
+}
+
 /// Best forward time, best forward + backward time and best triad bandwidth over the repeats,
 /// in up to [`TRIAD_SAMPLES`] blocks, each after a triad measurement and one untimed run (which
 /// also maps the gradient's pages the first time).
-fn time_shape<F: Float>(
+fn time_shape<F: Float, D: ScoresDim>(
     case: &Case,
-    logits: &Array4<F>,
+    logits: &Array<F, D>,
     (args, triad, progress): (&Args, &mut Triad, &ProgressBar),
 ) -> anyhow::Result<(f64, f64, f64)> {
     let logits = AlignedBlock::copy_of(logits);
@@ -207,7 +267,7 @@ fn time_shape<F: Float>(
         ..Options::default()
     };
     let mut grad = AlignedBlock::zeros(logits.dim);
-    let forward_backward = |grad: &mut AlignedBlock<F>| -> anyhow::Result<f64> {
+    let forward_backward = |grad: &mut AlignedBlock<F, D>| -> anyhow::Result<f64> {
         let start = Instant::now();
         std::hint::black_box(rnnt::loss_and_grad_into(&input, &options, grad.view_mut())?);
         Ok(start.elapsed().as_secs_f64())
@@ -271,12 +331,52 @@ fn print_table(timings: &[Timing], dtype: Dtype, threads: usize) {
     }
 }
 
+/// With `--packed`: each batch's forward + backward with padded and with packed logits, each
+/// against the floor of its own bytes.
+fn print_packed_table(timings: &[Timing], dtype: Dtype) {
+    println!();
+    println!(
+        "packed (sum T_b*(U_b+1), V) against padded (B, T, U+1, V) logits, forward + backward; \
+         each floor counts its own bytes"
+    );
+    println!(
+        "{:<8} {:>8} {:>11} {:>9} {:>7} {:>11} {:>9} {:>7} {:>8}",
+        "shape",
+        "packed",
+        "padded ms",
+        "floor ms",
+        "ratio",
+        "packed ms",
+        "floor ms",
+        "ratio",
+        "speed-up"
+    );
+    for timing in timings {
+        let Some(packed) = &timing.packed else {
+            continue;
+        };
+        let packed_floor = floor_s(packed.elements, dtype, timing.triad);
+        println!(
+            "{:<8} {:>7.1}% {:>11.2} {:>9.2} {:>6.2}x {:>11.2} {:>9.2} {:>6.2}x {:>7.2}x",
+            timing.name,
+            100.0 * packed.elements as f64 / timing.shape.elements() as f64,
+            timing.forward_backward_s * 1e3,
+            timing.floor_s(dtype) * 1e3,
+            timing.ratio(dtype),
+            packed.forward_backward_s * 1e3,
+            packed_floor * 1e3,
+            packed.forward_backward_s / packed_floor,
+            timing.forward_backward_s / packed.forward_backward_s
+        );
+    }
+}
+
 fn print_json(timings: &[Timing], dtype: Dtype, threads: usize) {
     let list: Vec<serde_json::Value> = timings
         .iter()
         .map(|timing| {
             let shape = timing.shape;
-            serde_json::json!({
+            let mut entry = serde_json::json!({
                 "shape": [shape.batch, shape.frames, shape.labels, shape.vocab],
                 "dtype": dtype.name(),
                 "threads": threads,
@@ -285,28 +385,41 @@ fn print_json(timings: &[Timing], dtype: Dtype, threads: usize) {
                 "triad_gb_s": timing.triad / 1e9,
                 "floor_s": timing.floor_s(dtype),
                 "ratio": timing.ratio(dtype),
-            })
+            });
+            if let Some(packed) = &timing.packed {
+                let floor = floor_s(packed.elements, dtype, timing.triad);
+                entry["packed"] = serde_json::json!({
+                    "elements": packed.elements,
+                    "padded_elements": shape.elements(),
+                    "forward_s": packed.forward_s,
+                    "forward_backward_s": packed.forward_backward_s,
+                    "floor_s": floor,
+                    "ratio": packed.forward_backward_s / floor,
+                });
+            }
+            entry
         })
         .collect();
     println!("{}", serde_json::Value::Array(list));
 }
 
-/// A C-contiguous (B, T, U+1, V) block whose first element is 64-byte aligned, as torch's CPU
-/// allocator hands out tensors (a plain `Vec` is 16-byte aligned on glibc, so that every row of
-/// a V = 128 block would straddle one cache line more than in training).
-struct AlignedBlock<F> {
+/// A C-contiguous block of logits (padded (B, T, U+1, V) or packed (ΣT_b·(U_b+1), V)) whose
+/// first element is 64-byte aligned, as torch's CPU allocator hands out tensors (a plain `Vec` is
+/// 16-byte aligned on glibc, so that every row of a V = 128 block would straddle one cache line
+/// more than in training).
+struct AlignedBlock<F, D> {
     storage: Vec<F>,
     offset: usize,
-    dim: (usize, usize, usize, usize),
+    dim: D,
 }
 
-impl<F: Float> AlignedBlock<F> {
+impl<F: Float, D: Dimension> AlignedBlock<F, D> {
     /// Bytes of alignment.
     const ALIGNMENT: usize = 64;
 
     /// A zero-filled block.
-    fn zeros(dim: (usize, usize, usize, usize)) -> Self {
-        let len = dim.0 * dim.1 * dim.2 * dim.3;
+    fn zeros(dim: D) -> Self {
+        let len = dim.size();
         let spare = Self::ALIGNMENT / std::mem::size_of::<F>();
         let storage = vec![F::zero(); len + spare];
         let misaligned = storage.as_ptr() as usize % Self::ALIGNMENT;
@@ -319,24 +432,24 @@ impl<F: Float> AlignedBlock<F> {
     }
 
     /// An aligned copy of `values`.
-    fn copy_of(values: &Array4<F>) -> Self {
-        let mut block = Self::zeros(values.dim());
+    fn copy_of(values: &Array<F, D>) -> Self {
+        let mut block = Self::zeros(values.raw_dim());
         block.view_mut().assign(values);
         block
     }
 
     fn len(&self) -> usize {
-        self.dim.0 * self.dim.1 * self.dim.2 * self.dim.3
+        self.dim.size()
     }
 
-    fn view(&self) -> ArrayView4<'_, F> {
+    fn view(&self) -> ArrayView<'_, F, D> {
         let values = &self.storage[self.offset..self.offset + self.len()];
-        ArrayView4::from_shape(self.dim, values).expect("the block holds its shape")
+        ArrayView::from_shape(self.dim.clone(), values).expect("the block holds its shape")
     }
 
-    fn view_mut(&mut self) -> ArrayViewMut4<'_, F> {
+    fn view_mut(&mut self) -> ArrayViewMut<'_, F, D> {
         let len = self.len();
         let values = &mut self.storage[self.offset..self.offset + len];
-        ArrayViewMut4::from_shape(self.dim, values).expect("the block holds its shape")
+        ArrayViewMut::from_shape(self.dim.clone(), values).expect("the block holds its shape")
     }
 }

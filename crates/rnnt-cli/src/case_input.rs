@@ -3,15 +3,16 @@
 
 use std::path::PathBuf;
 
-use ndarray::{Array4, ArrayView4};
-use rnnt::{Float, LossInput, Options, Targets};
-use rnnt_cases::{read_case, Case, Labels, LossResult, Scores};
+use ndarray::{Array4, ArrayD, ArrayView, Dimension, Ix2, Ix4, IxDyn};
+use rnnt::{Float, LossInput, Options, ScoresDim, Targets};
+use rnnt_cases::{read_case, read_case_as, Case, Labels, LossResult, Scores};
 
 /// The arguments of every command that reads one case: the file, its blank and input mode.
 #[derive(Debug, clap::Args)]
 pub struct CaseArgs {
-    /// Input .npz: `logits` (or `log_probs`), `targets` (B, U) padded or (ΣU_b,) packed,
-    /// `logit_lengths` (B,), `target_lengths` (B,), optionally `blank`.
+    /// Input .npz: `logits` (or `log_probs`; `rnnt loss` also takes them packed, 2-D
+    /// (ΣT_b·(U_b+1), V)), `targets` (B, U) padded or (ΣU_b,) packed, `logit_lengths` (B,),
+    /// `target_lengths` (B,), optionally `blank`.
     pub input: PathBuf,
     /// Blank id; negative counts from the end of the vocabulary. Overrides the file's `blank`
     /// [default: the file's `blank`, else -1].
@@ -30,6 +31,19 @@ impl CaseArgs {
     /// (blank, input mode, threads; the rest at their defaults).
     pub fn read(&self) -> anyhow::Result<(Case, Mode, Options)> {
         let case = read_case(&self.input)?;
+        let (mode, options) = self.mode_and_options(&case);
+        Ok((case, mode, options))
+    }
+
+    /// As [`CaseArgs::read`], with scores of any rank (4-D padded or 2-D packed).
+    pub fn read_any_rank(&self) -> anyhow::Result<(Case<IxDyn>, Mode, Options)> {
+        let case = read_case_as::<IxDyn>(&self.input)?;
+        let (mode, options) = self.mode_and_options(&case);
+        Ok((case, mode, options))
+    }
+
+    /// The mode and options these arguments set for `case`.
+    fn mode_and_options<D: Dimension>(&self, case: &Case<D>) -> (Mode, Options) {
         let mode = if self.log_probs {
             Mode::LogProbs
         } else {
@@ -41,7 +55,7 @@ impl CaseArgs {
             threads: self.threads,
             ..Options::default()
         };
-        Ok((case, mode, options))
+        (mode, options)
     }
 }
 
@@ -64,7 +78,7 @@ impl Mode {
     }
 
     /// The array of `case` this mode reads, or an error naming the missing array.
-    pub fn scores(self, case: &Case) -> anyhow::Result<&Scores> {
+    pub fn scores<D: Dimension>(self, case: &Case<D>) -> anyhow::Result<&Scores<D>> {
         match self {
             Mode::Logits => case.logits.as_ref(),
             Mode::LogProbs => case.log_probs.as_ref(),
@@ -81,8 +95,12 @@ impl Mode {
     }
 }
 
-/// Borrows `scores` and the integer arrays of `case` as a loss input.
-pub fn loss_input<'a, F>(case: &'a Case, scores: ArrayView4<'a, F>) -> LossInput<'a, F, i64> {
+/// Borrows `scores` (padded or packed, as `D` says) and the integer arrays of `case` as a loss
+/// input.
+pub fn loss_input<'a, F, D: ScoresDim, E: Dimension>(
+    case: &'a Case<E>,
+    scores: ArrayView<'a, F, D>,
+) -> LossInput<'a, F, i64, D> {
     LossInput {
         logits: scores,
         targets: match &case.targets {
@@ -111,6 +129,47 @@ pub fn fast_loss(case: &Case, scores: &Scores, options: &Options) -> rnnt::Resul
     match scores {
         Scores::F32(scores) => typed(case, scores, options),
         Scores::F64(scores) => typed(case, scores, options),
+    }
+}
+
+/// Runs the fast loss on `scores` of any rank — (B, T, U+1, V) padded or (ΣT_b·(U_b+1), V)
+/// packed — in their stored dtype, and widens the result to f64 (the gradient of their shape).
+pub fn fast_loss_any_rank(
+    case: &Case<IxDyn>,
+    scores: &Scores<IxDyn>,
+    options: &Options,
+    name: &str,
+) -> anyhow::Result<LossResult<IxDyn>> {
+    fn typed<F: Float, D: ScoresDim>(
+        case: &Case<IxDyn>,
+        scores: ArrayView<'_, F, D>,
+        options: &Options,
+    ) -> rnnt::Result<LossResult<IxDyn>> {
+        let out = rnnt::loss_and_grad(&loss_input(case, scores), options)?;
+        Ok(LossResult {
+            losses: out.losses.into(),
+            loss: out.loss,
+            grad: out.grad.mapv(Float::to_f64).into_dyn(),
+        })
+    }
+    fn ranked<F: Float>(
+        case: &Case<IxDyn>,
+        scores: &ArrayD<F>,
+        options: &Options,
+        name: &str,
+    ) -> anyhow::Result<LossResult<IxDyn>> {
+        Ok(match scores.ndim() {
+            4 => typed(case, scores.view().into_dimensionality::<Ix4>()?, options)?,
+            2 => typed(case, scores.view().into_dimensionality::<Ix2>()?, options)?,
+            n => anyhow::bail!(
+                "`{name}` has {n} dimensions: expected 4, (B, T, U+1, V) padded, or 2, \
+                 (sum of T_b*(U_b+1), V) packed"
+            ),
+        })
+    }
+    match scores {
+        Scores::F32(scores) => ranked(case, scores, options, name),
+        Scores::F64(scores) => ranked(case, scores, options, name),
     }
 }
 

@@ -7,15 +7,15 @@ use anyhow::Context;
 use rnnt::{Options, Reduction};
 use rnnt_cases::write_result;
 
-use crate::case_input::{fast_loss, CaseArgs};
+use crate::case_input::{fast_loss_any_rank, CaseArgs};
 
 /// Arguments of `rnnt loss`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     case: CaseArgs,
-    /// Output .npz: `losses` (B,), `loss` (after the reduction) and `grad` (d loss / d input),
-    /// all float64. Written only when the loss succeeds.
+    /// Output .npz: `losses` (B,), `loss` (after the reduction) and `grad` (d loss / d input, of
+    /// the input's shape, padded or packed), all float64. Written only when the loss succeeds.
     #[arg(short, long)]
     output: PathBuf,
     /// How per-item losses are combined into `loss` (`none` reports their sum, and `grad` is the
@@ -39,7 +39,7 @@ fn parse_reduction(text: &str) -> Result<Reduction, String> {
 
 /// Runs `rnnt loss`.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let (case, mode, options) = args.case.read()?;
+    let (case, mode, options) = args.case.read_any_rank()?;
     let options = Options {
         reduction: args.reduction,
         clamp: args.clamp,
@@ -47,7 +47,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         zero_infinity: args.zero_infinity,
         ..options
     };
-    let result = fast_loss(&case, mode.scores(&case)?, &options)?;
+    let result = fast_loss_any_rank(&case, mode.scores(&case)?, &options, mode.name())?;
     write_result(&args.output, &result)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     println!(

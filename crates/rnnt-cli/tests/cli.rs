@@ -137,6 +137,69 @@ fn loss_accepts_packed_targets_and_options() {
     assert!(results[0].1.iter().all(|g| g.abs() <= 0.5));
 }
 
+#[test]
+fn loss_takes_packed_logits() {
+    let input = Input::valid();
+    let padded = scratch("padded-logits.npz");
+    input.write(&padded);
+    let lengths = |a: &Array1<i32>| a.mapv(i64::from);
+    let rows = rnnt_cases::pack_scores(
+        input.logits.view(),
+        lengths(&input.logit_lengths).view(),
+        lengths(&input.target_lengths).view(),
+    );
+    let write_packed = |path: &Path, rows: &Array2<f32>| {
+        let mut npz = NpzWriter::new(File::create(path).unwrap());
+        npz.add_array("logits", rows).unwrap();
+        npz.add_array("targets", &input.targets).unwrap();
+        npz.add_array("logit_lengths", &input.logit_lengths)
+            .unwrap();
+        npz.add_array("target_lengths", &input.target_lengths)
+            .unwrap();
+        npz.finish().unwrap();
+    };
+    let packed = scratch("packed-logits.npz");
+    write_packed(&packed, &rows);
+    let run_on = |file: &Path, out: &Path| {
+        rnnt(&[
+            "loss",
+            file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--blank",
+            "0",
+            "--reduction",
+            "none",
+        ])
+    };
+    let (padded_out, packed_out) = (scratch("padded-logits.out.npz"), scratch("packed.out.npz"));
+    assert!(run_on(&padded, &padded_out).status.success());
+    let run = run_on(&packed, &packed_out);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        read_f64::<ndarray::Ix1>(&packed_out, "losses"),
+        read_f64::<ndarray::Ix1>(&padded_out, "losses")
+    );
+    // The gradient has the packed shape: the padded gradient's rows within the lengths.
+    let padded_grad = read_f64::<ndarray::Ix4>(&padded_out, "grad");
+    let want = rnnt_cases::pack_scores(
+        padded_grad.view(),
+        lengths(&input.logit_lengths).view(),
+        lengths(&input.target_lengths).view(),
+    );
+    assert_eq!(read_f64::<ndarray::Ix2>(&packed_out, "grad"), want);
+    // A wrong number of rows: exit 2 naming both counts.
+    let short = scratch("packed-short.npz");
+    write_packed(&short, &rows.slice(ndarray::s![..12, ..]).to_owned());
+    let run = run_on(&short, &scratch("never.npz"));
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("logits is packed with 12 rows") && stderr.contains("= 13"),
+        "{stderr}"
+    );
+}
+
 /// Runs `rnnt loss` on a bad input: exit 2, one `error:` line naming `needle`, no output file.
 fn assert_rejected(input: &Input, extra: &[&str], needle: &str) {
     let file = scratch(&format!("bad-{}.npz", needle.replace(['[', ']', ' '], "_")));

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use cudarc::driver::{result, sys, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
-use rnnt::backend::Dims;
+use rnnt::backend::{Dims, ScoresShape};
 use rnnt::batch::non_finite_logit;
 use rnnt::loss::input_name;
 use rnnt::{Backend, Batch, Error, Options, Result};
@@ -142,7 +142,14 @@ struct KernelShape {
 }
 
 impl KernelShape {
+    /// The sizes of `batch`, whose scores must be padded: the kernels index (B, T, U+1, V).
     fn of<F: DeviceElement>(batch: &Batch) -> Result<KernelShape> {
+        if batch.is_packed() {
+            return Err(Error::Unavailable(
+                "packed logits are not supported on CUDA yet: pass (B, T, U+1, V) padded ones"
+                    .to_string(),
+            ));
+        }
         let shape = (
             batch.batch_size,
             batch.max_frames,
@@ -225,12 +232,12 @@ impl<F: DeviceElement> Backend<F> for CudaBackend {
     type Grad<'a> = DeviceGrad<'a, F>;
     type State = DeviceState;
 
-    fn scores_dims(scores: &DeviceScores<'_, F>, _name: &str) -> Result<Dims> {
-        Ok(scores.shape)
+    fn scores_dims(scores: &DeviceScores<'_, F>, _name: &str) -> Result<ScoresShape> {
+        Ok(ScoresShape::Padded(scores.shape))
     }
 
-    fn grad_dims(grad: &DeviceGrad<'_, F>) -> Result<Dims> {
-        Ok(grad.shape)
+    fn grad_dims(grad: &DeviceGrad<'_, F>) -> Result<ScoresShape> {
+        Ok(ScoresShape::Padded(grad.shape))
     }
 
     /// Synchronises the stream once, to read the losses and the non-finite-input flag.

@@ -23,7 +23,7 @@
 use ndarray::Array2;
 use rayon::prelude::*;
 
-use crate::batch::LossInput;
+use crate::batch::{LossInput, ScoresDim};
 use crate::cpu::front::NodeScores;
 use crate::cpu::lattice::{forward_variable, incoming, Lattice};
 use crate::cpu::threads::run_in_pool;
@@ -118,14 +118,14 @@ impl Alignment {
 /// Aligns every item of a batch: validation and front pass as in [`forward`], then per item the
 /// best path and the occupancies.
 ///
-/// `input` is as for the loss: (B, T, U+1, V) logits (log-probs when `fused_log_softmax` is off),
-/// padded or packed targets, (B,) lengths. Of `options` only `blank`, `fused_log_softmax` and
+/// `input` is as for the loss: (B, T, U+1, V) padded or (ΣT_b·(U_b+1), V) packed logits
+/// (log-probs when `fused_log_softmax` is off), padded or packed targets, (B,) lengths. Of `options` only `blank`, `fused_log_softmax` and
 /// `threads` matter. Returns B alignments in batch order.
 ///
 /// # Errors
 /// As [`forward`]: a shape, value or layout error naming the argument at fault.
-pub fn align<F: Float, I: Index>(
-    input: &LossInput<'_, F, I>,
+pub fn align<F: Float, I: Index, D: ScoresDim>(
+    input: &LossInput<'_, F, I, D>,
     options: &Options,
 ) -> Result<Vec<Alignment>> {
     let lattices = forward(input, options)?;

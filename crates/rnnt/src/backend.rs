@@ -25,37 +25,41 @@ use crate::element::Float;
 use crate::error::Result;
 use crate::options::Options;
 
-pub use crate::cpu::backend::{Cpu, CpuState};
+pub use crate::batch::ScoresShape;
+pub use crate::cpu::backend::{Cpu, CpuGrad, CpuScores, CpuState};
 
-/// The (B, T, U+1, V) sizes of a batch's scores.
+/// The (B, T, U+1, V) sizes of a batch's padded scores.
 pub type Dims = (usize, usize, usize, usize);
 
 /// A place where the three passes of the loss run, for scores of element type `F`.
 ///
-/// Every method receives a validated [`Batch`] (lengths in range, labels valid and not blank)
-/// and validated [`Options`]; a backend checks only what is its own: the layout of its buffers
-/// and the values of the scores, which it sees while it streams them.
+/// Every method receives a validated [`Batch`] (lengths in range, labels valid and not blank;
+/// where each item's rows are: [`Batch::item_rows`], [`Batch::row_stride`]) and validated
+/// [`Options`]; a backend checks only what is its own: the layout of its buffers, whether it
+/// takes packed scores ([`Batch::is_packed`]), and the values of the scores, which it sees while
+/// it streams them.
 pub trait Backend<F: Float> {
-    /// The (B, T, U+1, V) scores of a batch as this backend reads them (logits, or log-probs
-    /// when `fused_log_softmax` is off): an array view for the CPU, a device buffer for a GPU.
+    /// The scores of a batch as this backend reads them (logits, or log-probs when
+    /// `fused_log_softmax` is off), padded (B, T, U+1, V) or, where the backend takes them,
+    /// packed (ΣT_b·(U_b+1), V): array views for the CPU, a device buffer for a GPU.
     type Scores<'a>: Copy;
     /// A buffer of the scores' shape that the gradient pass writes (every element).
     type Grad<'a>;
     /// What the forward passes keep for the gradient pass: per-node state, O(B·T·U).
     type State;
 
-    /// The sizes of `scores`, once checked that this backend can read them (layout); `name` is
-    /// the argument's name in messages (`"logits"` or `"log_probs"`).
+    /// The layout and sizes of `scores`, once checked that this backend can read them; `name`
+    /// is the argument's name in messages (`"logits"` or `"log_probs"`).
     ///
     /// # Errors
     /// [`Error::Layout`](crate::Error::Layout) for scores the backend cannot read in place.
-    fn scores_dims(scores: &Self::Scores<'_>, name: &str) -> Result<Dims>;
+    fn scores_dims(scores: &Self::Scores<'_>, name: &str) -> Result<ScoresShape>;
 
-    /// The sizes of `grad`, once checked that this backend can write it.
+    /// The layout and sizes of `grad`, once checked that this backend can write it.
     ///
     /// # Errors
     /// [`Error::Layout`](crate::Error::Layout) for a buffer the backend cannot write in place.
-    fn grad_dims(grad: &Self::Grad<'_>) -> Result<Dims>;
+    fn grad_dims(grad: &Self::Grad<'_>) -> Result<ScoresShape>;
 
     /// The front pass and the lattice: the state for [`Backend::backward`] and ln P(y_b|x_b) for
     /// every item (−inf for an impossible one).

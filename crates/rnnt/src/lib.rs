@@ -26,6 +26,30 @@
 //! assert!((out.loss - 4f64.ln()).abs() < 1e-6); // two paths of probability 1/8 each
 //! ```
 //!
+//! Logits may also come packed, (ΣT_b·(U_b+1), V): each item's T_b × (U_b+1) rows, frame-major,
+//! one item after the other (optimized_transducer's layout, no padding). A 2-D `logits` view
+//! says so, and the gradient then has the packed shape:
+//!
+//! ```
+//! use ndarray::{Array1, Array2};
+//! use rnnt::{loss_and_grad, LossInput, Options, Reduction, Targets};
+//!
+//! // The batch above, packed: T_0·(U_0+1) = 2·2 rows of V = 2.
+//! let logits = Array2::<f32>::zeros((4, 2));
+//! let targets = Array2::<i32>::from_elem((1, 1), 0);
+//! let (logit_lengths, target_lengths) = (Array1::from_elem(1, 2), Array1::from_elem(1, 1));
+//! let input = LossInput {
+//!     logits: logits.view(),
+//!     targets: Targets::Padded(targets.view()),
+//!     logit_lengths: logit_lengths.view(),
+//!     target_lengths: target_lengths.view(),
+//! };
+//! let options = Options { blank: 1, reduction: Reduction::Sum, ..Options::default() };
+//! let out = loss_and_grad(&input, &options).unwrap();
+//! assert!((out.loss - 4f64.ln()).abs() < 1e-6);
+//! assert_eq!(out.grad.dim(), (4, 2));
+//! ```
+//!
 //! Modules: [`batch`] (inputs and all validation), [`loss`] (entry points and the bookkeeping
 //! every backend shares), [`backend`] (the boundary the passes sit behind, and the CPU backend),
 //! [`reference`] (the plain f64 oracle), [`align`](mod@align) (best path and occupancy).
@@ -43,7 +67,7 @@ pub mod reference;
 
 pub use align::{align, Alignment, ArcKind, BestPath, FrameSpread};
 pub use backend::{Backend, Cpu};
-pub use batch::{Batch, Labels, LossInput, Targets};
+pub use batch::{Batch, Labels, LossInput, ScoresDim, ScoresShape, Targets};
 pub use cpu::backend::STREAM_MIN_BYTES;
 pub use element::{Float, Index};
 pub use error::{Error, Result};

@@ -6,10 +6,10 @@
 //! a [`Batch`], turns ln P into losses (`zero_infinity`), reduces them, derives the item weights
 //! and checks that a backward call matches its forward (dtype, shape, number of weights).
 
-use ndarray::{Array4, ArrayViewMut4};
+use ndarray::{Array, ArrayViewMut, Ix4};
 
-use crate::backend::{Backend, Cpu, CpuState, Dims};
-use crate::batch::{Batch, Labels, LossInput};
+use crate::backend::{Backend, Cpu, CpuState};
+use crate::batch::{Batch, Labels, LossInput, ScoresDim, ScoresShape};
 use crate::element::{Float, Index};
 use crate::error::{Error, Result};
 use crate::options::Options;
@@ -71,7 +71,7 @@ impl<S> Forward<S> {
     }
 }
 
-/// The name of the 4-D input in messages, by input mode (`"logits"` or `"log_probs"`).
+/// The name of the scores in messages, by input mode (`"logits"` or `"log_probs"`).
 pub fn input_name(options: &Options) -> &'static str {
     if options.fused_log_softmax {
         "logits"
@@ -98,16 +98,6 @@ fn validated<F: Float, I: Index, B: Backend<F>>(
         (labels.logit_lengths, labels.target_lengths),
         options.blank,
         name,
-    )
-}
-
-/// The (B, T, U+1, V) sizes of `batch`.
-fn batch_dims(batch: &Batch) -> Dims {
-    (
-        batch.batch_size,
-        batch.max_frames,
-        batch.label_positions,
-        batch.vocab,
     )
 }
 
@@ -153,11 +143,11 @@ pub fn backward_with<F: Float, B: Backend<F>>(
             forward.dtype
         )));
     }
-    let dims = batch_dims(batch);
+    let dims = batch.shape();
     let scores_dims = B::scores_dims(&scores, name)?;
     if scores_dims != dims {
         return Err(Error::Shape(format!(
-            "{name} has shape {scores_dims:?} but forward saw {dims:?}"
+            "{name} has shape {scores_dims} but forward saw {dims}"
         )));
     }
     check_grad::<F, B>(&grad, dims)?;
@@ -172,11 +162,11 @@ pub fn backward_with<F: Float, B: Backend<F>>(
 }
 
 /// Checks `grad` against the input's sizes `dims` and the backend's layout.
-fn check_grad<F: Float, B: Backend<F>>(grad: &B::Grad<'_>, dims: Dims) -> Result<()> {
+fn check_grad<F: Float, B: Backend<F>>(grad: &B::Grad<'_>, dims: ScoresShape) -> Result<()> {
     let grad_dims = B::grad_dims(grad)?;
     if grad_dims != dims {
         return Err(Error::Shape(format!(
-            "grad has shape {grad_dims:?} but the input has {dims:?}"
+            "grad has shape {grad_dims} but the input has {dims}"
         )));
     }
     Ok(())
@@ -200,7 +190,7 @@ pub fn loss_and_grad_with<F: Float, I: Index, B: Backend<F>>(
     let scores_dims = B::scores_dims(&scores, name)?;
     if grad_dims != scores_dims {
         return Err(Error::Shape(format!(
-            "grad has shape {grad_dims:?} but the input has {scores_dims:?}"
+            "grad has shape {grad_dims} but the input has {scores_dims}"
         )));
     }
     let batch = validated::<F, I, B>(&scores, labels, options)?;
@@ -209,54 +199,60 @@ pub fn loss_and_grad_with<F: Float, I: Index, B: Backend<F>>(
 }
 
 /// Validates the input, streams the logits once and runs the lattice on the CPU: per-item losses
-/// and the state for [`backward`].
+/// and the state for [`backward`]. The logits are padded (B, T, U+1, V) or packed
+/// (ΣT_b·(U_b+1), V), as their rank says ([`ScoresDim`]).
 ///
 /// # Errors
 /// [`Error::Shape`], [`Error::Value`] or [`Error::Layout`] naming the argument and value at fault
-/// (DESIGN.md §5), including a NaN or +inf logit within the lengths.
-pub fn forward<F: Float, I: Index>(
-    input: &LossInput<'_, F, I>,
+/// (DESIGN.md §5), including a NaN or +inf logit within the lengths and packed logits whose
+/// number of rows is not ΣT_b·(U_b+1).
+pub fn forward<F: Float, I: Index, D: ScoresDim>(
+    input: &LossInput<'_, F, I, D>,
     options: &Options,
 ) -> Result<Forward> {
-    forward_with(&Cpu, input.logits, &input.labels(), options)
+    forward_with(&Cpu, D::cpu_scores(input.logits), &input.labels(), options)
 }
 
 /// Writes d objective / d input into `grad`, given d objective / d loss_b = `item_weights[b]`.
 ///
-/// `input` must be the input `forward` was computed from. Padding and impossible items get 0.
+/// `input` must be the input `forward` was computed from (padded or packed alike), `grad` of its
+/// shape. Padding and impossible items get 0.
 ///
 /// # Errors
 /// [`Error::Shape`] if `grad` or `item_weights` do not match the batch, [`Error::Layout`] if
 /// `grad` is not C-contiguous.
-pub fn backward<F: Float, I: Index>(
-    input: &LossInput<'_, F, I>,
+pub fn backward<F: Float, I: Index, D: ScoresDim>(
+    input: &LossInput<'_, F, I, D>,
     forward: &Forward,
     item_weights: &[f64],
-    grad: ArrayViewMut4<'_, F>,
+    grad: ArrayViewMut<'_, F, D>,
 ) -> Result<()> {
-    backward_with(&Cpu, input.logits, forward, item_weights, grad)
+    let scores = D::cpu_scores(input.logits);
+    backward_with(&Cpu, scores, forward, item_weights, D::cpu_grad(grad))
 }
 
-/// Losses and gradient of one call.
+/// Losses and gradient of one call; `D` is the rank of the input (padded by default, see
+/// [`ScoresDim`]).
 #[derive(Debug, Clone)]
-pub struct LossAndGrad<F> {
+pub struct LossAndGrad<F, D: ScoresDim = Ix4> {
     /// Per-item losses (see [`Forward::losses`]).
     pub losses: Vec<f64>,
     /// The reported loss after the reduction (the sum for `Reduction::None`).
     pub loss: f64,
     /// d loss / d input, the input's shape and dtype; 0 in padding.
-    pub grad: Array4<F>,
+    pub grad: Array<F, D>,
 }
 
-/// Forward and backward in one call: the gradient of the reported (reduced) loss.
+/// Forward and backward in one call: the gradient of the reported (reduced) loss, of the input's
+/// shape (padded or packed).
 ///
 /// # Errors
 /// As [`forward`].
-pub fn loss_and_grad<F: Float, I: Index>(
-    input: &LossInput<'_, F, I>,
+pub fn loss_and_grad<F: Float, I: Index, D: ScoresDim>(
+    input: &LossInput<'_, F, I, D>,
     options: &Options,
-) -> Result<LossAndGrad<F>> {
-    let mut grad = Array4::from_elem(input.logits.dim(), F::zero());
+) -> Result<LossAndGrad<F, D>> {
+    let mut grad = Array::from_elem(input.logits.raw_dim(), F::zero());
     let forward = loss_and_grad_into(input, options, grad.view_mut())?;
     Ok(LossAndGrad {
         losses: forward.losses.clone(),
@@ -276,10 +272,11 @@ pub fn loss_and_grad<F: Float, I: Index>(
 /// # Errors
 /// As [`forward`], and [`Error::Shape`] or [`Error::Layout`] for `grad` (checked first); `grad`
 /// is unspecified after an error.
-pub fn loss_and_grad_into<F: Float, I: Index>(
-    input: &LossInput<'_, F, I>,
+pub fn loss_and_grad_into<F: Float, I: Index, D: ScoresDim>(
+    input: &LossInput<'_, F, I, D>,
     options: &Options,
-    grad: ArrayViewMut4<'_, F>,
+    grad: ArrayViewMut<'_, F, D>,
 ) -> Result<Forward> {
-    loss_and_grad_with(&Cpu, input.logits, &input.labels(), options, grad)
+    let scores = D::cpu_scores(input.logits);
+    loss_and_grad_with(&Cpu, scores, &input.labels(), options, D::cpu_grad(grad))
 }

@@ -3,30 +3,32 @@
 //! Written for clarity, not speed: every quantity of DESIGN.md §2 is materialised as a plain
 //! nested vector in f64, in the order the maths states it. Every fast path is tested against it.
 
-use ndarray::Array4;
+use ndarray::{Array, Ix4};
 
-use crate::batch::{non_finite_logit, Batch, LossInput};
+use crate::batch::{Batch, LossInput, ScoresDim};
 use crate::element::{Float, Index};
 use crate::error::Result;
 use crate::logspace::log_add_exp;
 use crate::options::Options;
 
-/// What the reference computes for a batch.
+/// What the reference computes for a batch; `D` is the input's rank (padded by default, see
+/// [`ScoresDim`]).
 #[derive(Debug, Clone)]
-pub struct ReferenceOutput {
+pub struct ReferenceOutput<D: ScoresDim = Ix4> {
     /// Per-item losses −log P(y_b | x_b) (+inf for an impossible item, 0 with `zero_infinity`).
     pub losses: Vec<f64>,
     /// The reported loss after `options.reduction` (the sum for `Reduction::None`).
     pub loss: f64,
     /// d loss / d input in f64, same shape as the input; exactly 0 in padding.
-    pub grad: Array4<f64>,
+    pub grad: Array<f64, D>,
 }
 
-/// Computes losses and the gradient of the reduced loss in plain float64 arithmetic.
-pub fn loss_and_grad<F: Float, I: Index>(
-    input: &LossInput<'_, F, I>,
+/// Computes losses and the gradient of the reduced loss in plain float64 arithmetic, for padded
+/// or packed input alike: node (t, u) of item b is row [`Batch::row`] of the scores.
+pub fn loss_and_grad<F: Float, I: Index, D: ScoresDim>(
+    input: &LossInput<'_, F, I, D>,
     options: &Options,
-) -> Result<ReferenceOutput> {
+) -> Result<ReferenceOutput<D>> {
     options.validate()?;
     let input_name = if options.fused_log_softmax {
         "logits"
@@ -35,7 +37,14 @@ pub fn loss_and_grad<F: Float, I: Index>(
     };
     let batch = Batch::new(input, options.blank, input_name)?;
     let weights = options.reduction.item_weights(1.0, batch.batch_size);
-    let mut grad = Array4::<f64>::zeros(input.logits.dim());
+    let mut grad = Array::<f64, D>::zeros(input.logits.raw_dim());
+    let vocab = batch.vocab;
+    // Both C-contiguous (checked by `Batch::new`; `zeros` is): row r is elements r·V..(r+1)·V.
+    let scores = input
+        .logits
+        .to_slice()
+        .expect("Batch::new checked the layout");
+    let grad_rows = grad.as_slice_mut().expect("a new array is contiguous");
     let mut losses = Vec::with_capacity(batch.batch_size);
     for b in 0..batch.batch_size {
         let frames = batch.frames(b);
@@ -47,15 +56,11 @@ pub fn loss_and_grad<F: Float, I: Index>(
         let mut log_probs = vec![vec![Vec::new(); positions]; frames];
         for (t, row_t) in log_probs.iter_mut().enumerate() {
             for (u, row) in row_t.iter_mut().enumerate() {
-                let x: Vec<f64> = input
-                    .logits
-                    .slice(ndarray::s![b, t, u, ..])
-                    .iter()
-                    .map(|v| v.to_f64())
-                    .collect();
+                let start = batch.row(b, t, u) * vocab;
+                let raw = &scores[start..start + vocab];
+                let x: Vec<f64> = raw.iter().map(|v| v.to_f64()).collect();
                 if x.iter().any(|v| v.is_nan() || *v == f64::INFINITY) {
-                    let raw: Vec<F> = input.logits.slice(ndarray::s![b, t, u, ..]).to_vec();
-                    return Err(non_finite_logit(&raw, input_name, (b, t, u)));
+                    return Err(batch.non_finite_score(raw, input_name, (b, t, u)));
                 }
                 *row = if options.fused_log_softmax {
                     let lse = x
@@ -163,7 +168,7 @@ pub fn loss_and_grad<F: Float, I: Index>(
                     if let Some(bound) = options.clip_bound() {
                         d_input = d_input.clamp(-bound, bound);
                     }
-                    grad[[b, t, u, k]] = weights[b] * d_input;
+                    grad_rows[batch.row(b, t, u) * vocab + k] = weights[b] * d_input;
                 }
             }
         }

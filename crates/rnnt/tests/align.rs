@@ -371,7 +371,21 @@ fn every_golden_case_aligns_consistently_with_its_loss() {
             ..Options::default()
         };
         let truth = case.truth.as_ref().unwrap();
-        for (b, alignment) in align(&input, &options).unwrap().iter().enumerate() {
+        let alignments = align(&input, &options).unwrap();
+        // The same alignments from the logits packed (ΣT_b·(U_b+1), V).
+        let packed = rnnt_cases::pack_scores(
+            log_probs.view(),
+            case.logit_lengths.view(),
+            case.target_lengths.view(),
+        );
+        let packed_input = rnnt::LossInput {
+            logits: packed.view(),
+            targets: input.targets,
+            logit_lengths: input.logit_lengths,
+            target_lengths: input.target_lengths,
+        };
+        assert_eq!(align(&packed_input, &options).unwrap(), alignments);
+        for (b, alignment) in alignments.iter().enumerate() {
             let loss = truth.losses[b];
             let name = path.display();
             if loss == f64::INFINITY {

@@ -5,7 +5,7 @@ mod common;
 
 use common::OwnedInput;
 use ndarray::{s, Array1, Array2, Array4};
-use rnnt::{Error, LossInput, Options, Reduction};
+use rnnt::{Error, LossInput, Options, Reduction, ScoresDim};
 
 /// A valid batch: B=2, T=3, U=2, V=4, blank = 3 (the default −1).
 fn valid() -> OwnedInput<f32, i32> {
@@ -20,7 +20,7 @@ fn valid() -> OwnedInput<f32, i32> {
     }
 }
 
-fn error_of(input: &LossInput<'_, f32, i32>, options: &Options) -> Error {
+fn error_of<D: ScoresDim>(input: &LossInput<'_, f32, i32, D>, options: &Options) -> Error {
     match rnnt::loss_and_grad(input, options) {
         Ok(_) => panic!("expected an error"),
         Err(e) => {
@@ -307,4 +307,91 @@ fn fastemit_changes_the_gradient_not_the_loss() {
     for row in fast_emit.grad.rows() {
         assert!(row.sum().abs() < 1e-6, "row sums to {}", row.sum());
     }
+}
+
+#[test]
+fn packed_logits_must_hold_the_rows_the_lengths_describe() {
+    // T = (3, 2), U = (2, 1): 3·3 + 2·2 = 13 rows.
+    let input = valid();
+    let packed = input.packed_logits();
+    assert_eq!(packed.dim(), (13, 4));
+    assert!(rnnt::loss_and_grad(&input.view_with(packed.view()), &Options::default()).is_ok());
+    for rows in [12, 14] {
+        let wrong = Array2::<f32>::zeros((rows, 4));
+        assert_eq!(
+            error_of(&input.view_with(wrong.view()), &Options::default()),
+            Error::Shape(format!(
+                "logits is packed with {rows} rows but the lengths describe \
+                 sum(logit_lengths[b] * (target_lengths[b] + 1)) = 13"
+            ))
+        );
+    }
+    let empty = Array2::<f32>::zeros((13, 0));
+    assert_eq!(
+        error_of(&input.view_with(empty.view()), &Options::default()).to_string(),
+        "logits has shape (13, 0) and logit_lengths 2 entries: packed (sum of T_b*(U_b+1), V) \
+         scores need V and B at least 1"
+    );
+    let mut short = input.clone();
+    short.logit_lengths[1] = 0;
+    assert_eq!(
+        error_of(&short.view_with(packed.view()), &Options::default()).to_string(),
+        "logit_lengths[1] = 0 is below 1: every sequence needs at least one frame"
+    );
+    let mut long = input.clone();
+    long.logit_lengths[0] = i32::MAX;
+    long.target_lengths[0] = 0;
+    assert_eq!(
+        error_of(&long.view_with(packed.view()), &Options::default()).to_string(),
+        "logits is packed with 13 rows but the lengths describe \
+         sum(logit_lengths[b] * (target_lengths[b] + 1)) = 2147483651"
+    );
+}
+
+#[test]
+fn nan_in_packed_logits_names_its_row() {
+    let input = valid();
+    let mut packed = input.packed_logits();
+    // Item 1 starts at row 9; its frame 1, position 0 is row 9 + 1·2 + 0 = 11.
+    packed[[11, 2]] = f32::NAN;
+    assert_eq!(
+        error_of(&input.view_with(packed.view()), &Options::default()).to_string(),
+        "logits[11][2] = NaN (item 1, frame 1, label position 0): values within the lengths must \
+         be finite or -inf"
+    );
+}
+
+#[test]
+fn backward_checks_the_layout_forward_saw() {
+    let input = valid();
+    let packed = input.packed_logits();
+    let packed_view = input.view_with(packed.view());
+    let padded_forward = rnnt::forward(&input.view(), &Options::default()).unwrap();
+    let mut grad = Array2::<f32>::zeros((13, 4));
+    assert_eq!(
+        rnnt::backward(&packed_view, &padded_forward, &[1.0, 1.0], grad.view_mut())
+            .unwrap_err()
+            .to_string(),
+        "logits has shape (13, 4) but forward saw (2, 3, 3, 4)"
+    );
+    let packed_forward = rnnt::forward(&packed_view, &Options::default()).unwrap();
+    let mut small = Array2::<f32>::zeros((12, 4));
+    assert_eq!(
+        rnnt::backward(&packed_view, &packed_forward, &[1.0, 1.0], small.view_mut())
+            .unwrap_err()
+            .to_string(),
+        "grad has shape (12, 4) but the input has (13, 4)"
+    );
+    let mut padded_grad = Array4::<f32>::zeros((2, 3, 3, 4));
+    assert_eq!(
+        rnnt::backward(
+            &input.view(),
+            &packed_forward,
+            &[1.0, 1.0],
+            padded_grad.view_mut()
+        )
+        .unwrap_err()
+        .to_string(),
+        "logits has shape (2, 3, 3, 4) but forward saw (13, 4)"
+    );
 }

@@ -1,19 +1,60 @@
 //! Every golden case through the fast paths and the reference, in both input modes, float32 and
-//! float64, padded and packed targets, int32 and int64 indices, against manifest tolerances. The
-//! fast paths: the one-shot call on the default threads and on one thread (item by item when the
-//! case has two items or more), and forward then backward.
+//! float64, padded and packed targets, padded and packed logits, int32 and int64 indices, against
+//! manifest tolerances. The fast paths: the one-shot call on the default threads and on one
+//! thread (item by item when the case has two items or more), and forward then backward.
 
 mod common;
 
-use common::{from_case, golden_dir, max_abs_diff, FromI64};
-use ndarray::Array4;
-use rnnt::{Float, Options, Reduction};
+use common::{from_case, golden_dir, max_abs_diff, FromI64, OwnedInput};
+use ndarray::{Array, Array4};
+use rnnt::{Float, LossInput, Options, Reduction, ScoresDim};
 use rnnt_cases::{read_case, read_manifest, Case, Tolerance};
 
 struct Variant {
     fused: bool,
     packed: bool,
+    /// Logits packed (ΣT_b·(U_b+1), V) rather than padded.
+    packed_logits: bool,
     tolerance: Tolerance,
+}
+
+/// Losses and the gradient (as padded (B, T, U+1, V) scores, zeros in the padding) of one path.
+type Outcome<F> = (&'static str, Vec<f64>, Array4<F>);
+
+/// The three fast paths and the reference on `view` (padded or packed logits), their gradients
+/// laid out as padded scores.
+fn run_every_path<F: Float, I: FromI64, D: ScoresDim>(
+    input: &OwnedInput<F, I>,
+    view: &LossInput<'_, F, I, D>,
+    options: &Options,
+    label: &str,
+) -> (Vec<Outcome<F>>, Outcome<f64>) {
+    let fail = |e: rnnt::Error| -> ! { panic!("{label}: {e}") };
+    let one_shot = rnnt::loss_and_grad(view, options).unwrap_or_else(|e| fail(e));
+    let one_thread = Options {
+        threads: 1,
+        ..*options
+    };
+    let by_item = rnnt::loss_and_grad(view, &one_thread).unwrap_or_else(|e| fail(e));
+    let forward = rnnt::forward(view, options).unwrap_or_else(|e| fail(e));
+    let weights = options
+        .reduction
+        .item_weights(1.0, forward.batch().batch_size);
+    let mut two_pass = Array::from_elem(view.logits.raw_dim(), F::from_f64(f64::NAN));
+    rnnt::backward(view, &forward, &weights, two_pass.view_mut()).unwrap_or_else(|e| fail(e));
+    let reference = rnnt::reference::loss_and_grad(view, options).unwrap_or_else(|e| fail(e));
+    let padded = |grad: Array<F, D>| input.padded(grad.into_dyn(), F::zero());
+    let fast = vec![
+        ("one-shot", one_shot.losses, padded(one_shot.grad)),
+        ("one thread", by_item.losses, padded(by_item.grad)),
+        (
+            "forward + backward",
+            forward.losses().to_vec(),
+            padded(two_pass),
+        ),
+    ];
+    let reference_grad = input.padded(reference.grad.into_dyn(), 0.0);
+    (fast, ("reference", reference.losses, reference_grad))
 }
 
 fn check_variant<F: Float, I: FromI64>(
@@ -31,11 +72,12 @@ fn check_variant<F: Float, I: FromI64>(
         ..Options::default()
     };
     let label = format!(
-        "{name} [{} {} {} {}]",
+        "{name} [{} {} {} {} targets, {} logits]",
         if v.fused { "logits" } else { "log_probs" },
         F::DTYPE,
         I::DTYPE,
-        if v.packed { "packed" } else { "padded" }
+        if v.packed { "packed" } else { "padded" },
+        if v.packed_logits { "packed" } else { "padded" }
     );
     let truth_grad = if v.fused {
         &truth.grad_logits
@@ -43,33 +85,24 @@ fn check_variant<F: Float, I: FromI64>(
         &truth.grad_log_probs
     };
     let mut failures = Vec::new();
-    let fail = |e: rnnt::Error| -> ! { panic!("{label}: {e}") };
-    let one_shot = rnnt::loss_and_grad(&input.view(), &options).unwrap_or_else(|e| fail(e));
-    let one_thread = Options {
-        threads: 1,
-        ..options
+    let packed_logits = input.packed_logits();
+    let (fast, reference) = if v.packed_logits {
+        run_every_path(
+            &input,
+            &input.view_with(packed_logits.view()),
+            &options,
+            &label,
+        )
+    } else {
+        run_every_path(&input, &input.view(), &options, &label)
     };
-    let by_item = rnnt::loss_and_grad(&input.view(), &one_thread).unwrap_or_else(|e| fail(e));
-    let forward = rnnt::forward(&input.view(), &options).unwrap_or_else(|e| fail(e));
-    let weights = options
-        .reduction
-        .item_weights(1.0, forward.batch().batch_size);
-    let mut two_pass = Array4::from_elem(input.logits.dim(), F::from_f64(f64::NAN));
-    rnnt::backward(&input.view(), &forward, &weights, two_pass.view_mut())
-        .unwrap_or_else(|e| fail(e));
-    let reference = rnnt::reference::loss_and_grad(&input.view(), &options).unwrap();
-    let fast = [
-        ("one-shot", &one_shot.losses[..], &one_shot.grad),
-        ("one thread", &by_item.losses[..], &by_item.grad),
-        ("forward + backward", forward.losses(), &two_pass),
-    ];
     let checked = fast
         .iter()
-        .map(|&(name, losses, grad)| (name, losses, max_abs_diff(grad, truth_grad)))
+        .map(|(name, losses, grad)| (*name, &losses[..], max_abs_diff(grad, truth_grad)))
         .chain([(
-            "reference",
-            &reference.losses[..],
-            max_abs_diff(&reference.grad, truth_grad),
+            reference.0,
+            &reference.1[..],
+            max_abs_diff(&reference.2, truth_grad),
         )]);
     for (impl_name, losses, grad_err) in checked {
         for (b, (&loss, &want)) in losses.iter().zip(&truth.losses).enumerate() {
@@ -87,7 +120,7 @@ fn check_variant<F: Float, I: FromI64>(
         }
     }
     // Padding gets exactly zero gradient.
-    for (impl_name, _, grad) in fast {
+    for (impl_name, _, grad) in &fast {
         for ((b, t, u, _), &g) in grad.indexed_iter() {
             let outside = t as i64 >= case.logit_lengths[b] || u as i64 > case.target_lengths[b];
             if outside && g.to_f64() != 0.0 {
@@ -126,7 +159,7 @@ fn every_golden_case_in_every_mode() {
             .as_ref()
             .expect("golden cases hold log_probs");
         let exact = Tolerance::FLOAT64;
-        for packed in [false, true] {
+        for (packed, packed_logits) in [(false, false), (true, false), (false, true)] {
             // Stored float32 logits use the case's tolerance; float64 narrowed to float32 the
             // manifest's float32 one.
             let f32_tol = if logits.dtype() == "float32" {
@@ -137,11 +170,13 @@ fn every_golden_case_in_every_mode() {
             let fused = |tolerance| Variant {
                 fused: true,
                 packed,
+                packed_logits,
                 tolerance,
             };
             let unfused = |tolerance| Variant {
                 fused: false,
                 packed,
+                packed_logits,
                 tolerance,
             };
             failures.extend(check_variant::<f32, i32>(

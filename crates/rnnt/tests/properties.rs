@@ -5,9 +5,9 @@
 mod common;
 
 use common::{brute_force_loss, OwnedInput};
-use ndarray::{Array1, Array2, Array4};
+use ndarray::{Array, Array1, Array2, Array4};
 use proptest::prelude::*;
-use rnnt::{Float, LossInput, Options, Reduction};
+use rnnt::{Float, LossInput, Options, Reduction, ScoresDim};
 
 /// A small deterministic generator (splitmix64) for array contents.
 struct Rng(u64);
@@ -165,8 +165,8 @@ fn case_and_options() -> impl Strategy<Value = (Shape, Options)> {
 /// absolute on the gradient): the one-shot call (for these cache-sized shapes, with the softmax
 /// terms kept in the gradient between the passes) and forward then backward (the terms computed
 /// again from the logits).
-fn assert_fast_matches_reference<F: Float>(
-    input: &LossInput<'_, F, i64>,
+fn assert_fast_matches_reference<F: Float, D: ScoresDim>(
+    input: &LossInput<'_, F, i64, D>,
     options: &Options,
     tol: f64,
 ) {
@@ -175,7 +175,7 @@ fn assert_fast_matches_reference<F: Float>(
     let weights = options
         .reduction
         .item_weights(1.0, forward.batch().batch_size);
-    let mut grad = Array4::from_elem(input.logits.dim(), F::from_f64(f64::NAN));
+    let mut grad = Array::from_elem(input.logits.raw_dim(), F::from_f64(f64::NAN));
     rnnt::backward(input, &forward, &weights, grad.view_mut()).unwrap();
     let two_pass = rnnt::LossAndGrad {
         losses: forward.losses().to_vec(),
@@ -187,9 +187,9 @@ fn assert_fast_matches_reference<F: Float>(
 }
 
 /// `fast` agrees with the reference within `tol`.
-fn assert_matches_reference<F: Float>(
-    fast: &rnnt::LossAndGrad<F>,
-    input: &LossInput<'_, F, i64>,
+fn assert_matches_reference<F: Float, D: ScoresDim>(
+    fast: &rnnt::LossAndGrad<F, D>,
+    input: &LossInput<'_, F, i64, D>,
     options: &Options,
     tol: f64,
 ) {
@@ -267,6 +267,41 @@ proptest! {
                     "{} threads, grad element {}: {} against {}", threads, index, g, want
                 );
             }
+        }
+    }
+
+    #[test]
+    fn fast_f64_on_packed_logits_matches_reference((shape, options) in case_and_options()) {
+        let input = random_input::<f64>(&shape);
+        let packed = input.packed_logits();
+        assert_fast_matches_reference(&input.view_with(packed.view()), &options, 1e-9);
+    }
+
+    #[test]
+    fn fast_f32_on_packed_logits_matches_reference((shape, options) in case_and_options()) {
+        let input = random_input::<f32>(&shape);
+        let packed = input.packed_logits();
+        assert_fast_matches_reference(&input.view_with(packed.view()), &options, 2e-5);
+    }
+
+    #[test]
+    fn packed_logits_match_padded_bit_for_bit((shape, options) in case_and_options()) {
+        // Forward then backward on both layouts: the same rows through the same kernels.
+        let input = random_input::<f32>(&shape);
+        let packed_logits = input.packed_logits();
+        let packed_view = input.view_with(packed_logits.view());
+        let padded = rnnt::forward(&input.view(), &options).unwrap();
+        let packed = rnnt::forward(&packed_view, &options).unwrap();
+        prop_assert_eq!(padded.losses(), packed.losses());
+        prop_assert!(packed.batch().is_packed() && !padded.batch().is_packed());
+        let weights = options.reduction.item_weights(0.75, shape.batch);
+        let mut padded_grad = Array4::from_elem(input.logits.dim(), f32::NAN);
+        rnnt::backward(&input.view(), &padded, &weights, padded_grad.view_mut()).unwrap();
+        let mut packed_grad = Array2::from_elem(packed_logits.dim(), f32::NAN);
+        rnnt::backward(&packed_view, &packed, &weights, packed_grad.view_mut()).unwrap();
+        let want = input.padded(packed_grad.into_dyn(), 0.0);
+        for (index, (&g, &w)) in padded_grad.iter().zip(&want).enumerate() {
+            prop_assert!(g.to_bits() == w.to_bits(), "grad element {}: padded {} packed {}", index, g, w);
         }
     }
 

@@ -14,7 +14,8 @@ class SupportsDLPack(Protocol):
     def __dlpack__(self, *, max_version: tuple[int, int] | None = None) -> object: ...
 
 Inputs = tuple[SupportsDLPack, SupportsDLPack, SupportsDLPack, SupportsDLPack]
-"""(logits, targets, logit_lengths, target_lengths)"""
+"""(logits, targets, logit_lengths, target_lengths); logits 4-D (B, T, U+1, V) padded or 2-D
+(sum of T_b*(U_b+1), V) packed, the gradient of their shape."""
 
 STREAM_MIN_BYTES: int
 """Gradients at least this large are streamed past the caches; below, ``loss_and_grad_into``

@@ -147,6 +147,20 @@ def _forward(
     return torch.tensor(reported, dtype=loss_dtype), _Kept(state, grad)
 
 
+def _item_scale(
+    per_item: torch.Tensor,
+    grad: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+) -> torch.Tensor:
+    """``per_item`` (B,) shaped to broadcast over ``grad`` item by item: (B, 1, 1, 1) for padded
+    logits, one entry per row for packed ones (item b's T_b*(U_b+1) rows)."""
+    if grad.dim() != 2:
+        return per_item.reshape(-1, *([1] * (grad.dim() - 1)))
+    rows = logit_lengths.to(torch.int64) * (target_lengths.to(torch.int64) + 1)
+    return per_item.repeat_interleave(rows, output_size=grad.shape[0]).reshape(-1, 1)
+
+
 def _backward(
     kept: _Kept | None,
     logits: torch.Tensor,
@@ -175,7 +189,8 @@ def _backward(
         kept.grad = None
         if isinstance(upstream, list):
             if any(weight != 1.0 for weight in upstream):
-                grad.mul_(grad_loss.to(grad.dtype).reshape(-1, *([1] * (grad.dim() - 1))))
+                scale = grad_loss.to(grad.dtype).reshape(-1)
+                grad.mul_(_item_scale(scale, grad, logit_lengths, target_lengths))
         elif upstream != 1.0:
             grad.mul_(upstream)
         return grad
@@ -259,7 +274,8 @@ def _loss_forward_fake(
     one_shot: bool,
     loss_dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    shape = (logits.shape[0],) if reduction == "none" else ()
+    # B from the lengths: packed logits have no batch axis.
+    shape = (logit_lengths.shape[0],) if reduction == "none" else ()
     return logits.new_empty(shape, dtype=loss_dtype), logits.new_empty((1,), dtype=torch.int64)
 
 

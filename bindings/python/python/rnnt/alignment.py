@@ -106,7 +106,8 @@ def align(
     Args:
         logits: (B, T, U+1, V) joiner output, float32, float64 or float16 (NumPy arrays, or torch
             tensors on any device, including bfloat16; these are copied to the CPU). With
-            ``fused_log_softmax=False`` it holds log-probabilities.
+            ``fused_log_softmax=False`` it holds log-probabilities. Or packed, 2-D
+            (sum of T_b*(U_b+1), V), as for the loss.
         targets: (B, U) padded or (sum of U_b,) packed labels; int32 or int64.
         logit_lengths: (B,) frames per item, 1 <= T_b <= T.
         target_lengths: (B,) labels per item, 0 <= U_b <= U.

@@ -74,8 +74,9 @@ def loss_and_grad(
         logits: (B, T, U+1, V) joiner output, float32, float64, float16 (or an ``ml_dtypes``
             bfloat16 array, widened to float32 and its gradient rounded back). With
             ``fused_log_softmax=False`` it holds log-probabilities. Positions past an item's
-            lengths are padding and never read. Read without a copy when C-contiguous and in
-            native byte order.
+            lengths are padding and never read. Or packed, 2-D (sum of T_b*(U_b+1), V): item b's
+            T_b x (U_b+1) rows, frame-major, after those of the items before it (the total must
+            match the lengths). Read without a copy when C-contiguous and in native byte order.
         targets: (B, U) labels padded past ``target_lengths``, or (sum of U_b,) labels packed end to
             end; int32 or int64.
         logit_lengths: (B,) frames per item, 1 <= T_b <= T; int32 or int64.
@@ -94,8 +95,8 @@ def loss_and_grad(
 
     Returns:
         ``(loss, grad)``: ``loss`` is a 0-d array (shape (B,) for "none") and ``grad`` the
-        gradient of the reported loss (of the sum for "none"), shape (B, T, U+1, V), 0 in padding;
-        both in the dtype of ``logits``. The computation accumulates in float64.
+        gradient of the reported loss (of the sum for "none"), of the shape of ``logits`` (0 in
+        padding); both in the dtype of ``logits``. The computation accumulates in float64.
 
     Raises:
         ValueError: a bad shape, length, label, option or logit value (NaN or +inf within the

@@ -76,7 +76,9 @@ def rnnt_loss(
     Args:
         logits: (B, T, U+1, V) joiner output on the CPU: float32, float64, float16 or bfloat16.
             With ``fused_log_softmax=False`` it holds log-probabilities. Positions past an item's
-            lengths are padding and never read. Read through DLPack without a copy when
+            lengths are padding and never read. Or packed, 2-D (sum of T_b*(U_b+1), V): item b's
+            T_b x (U_b+1) rows, frame-major, after those of the items before it (no padding;
+            the total must match the lengths). Read through DLPack without a copy when
             contiguous.
         targets: (B, U) labels padded past ``target_lengths`` (or (sum of U_b,) labels packed end
             to end); int32 or int64.

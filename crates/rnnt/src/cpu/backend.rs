@@ -7,11 +7,11 @@
 
 use std::sync::Mutex;
 
-use ndarray::{ArrayView4, ArrayViewMut4};
+use ndarray::{ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4};
 use rayon::prelude::*;
 
-use crate::backend::{Backend, Dims};
-use crate::batch::{contiguous_dims, Batch};
+use crate::backend::Backend;
+use crate::batch::{contiguous_shape, Batch, ScoresShape};
 use crate::cpu::front::{FrameRun, NodeScores};
 use crate::cpu::grad::{grad_frames, GradSettings, ItemState, SoftmaxTerms};
 use crate::cpu::huge_pages::advise_huge_pages;
@@ -47,6 +47,59 @@ impl CpuState {
     }
 }
 
+/// Scores as the CPU backend reads them: a C-contiguous host array, padded or packed (made from a
+/// view by [`ScoresDim::cpu_scores`](crate::batch::ScoresDim::cpu_scores), or directly).
+#[derive(Debug, Clone, Copy)]
+pub enum CpuScores<'a, F> {
+    /// (B, T, U+1, V) padded scores.
+    Padded(ArrayView4<'a, F>),
+    /// (ΣT_b·(U_b+1), V) packed scores.
+    Packed(ArrayView2<'a, F>),
+}
+
+/// A gradient buffer as the CPU backend writes it: C-contiguous, of the scores' layout.
+#[derive(Debug)]
+pub enum CpuGrad<'a, F> {
+    /// (B, T, U+1, V), for padded scores.
+    Padded(ArrayViewMut4<'a, F>),
+    /// (ΣT_b·(U_b+1), V), for packed scores.
+    Packed(ArrayViewMut2<'a, F>),
+}
+
+impl<'a, F> CpuScores<'a, F> {
+    /// The layout and sizes, once checked to be C-contiguous.
+    fn shape(&self, name: &str) -> Result<ScoresShape> {
+        match self {
+            CpuScores::Padded(scores) => contiguous_shape(scores, name),
+            CpuScores::Packed(scores) => contiguous_shape(scores, name),
+        }
+    }
+
+    /// The elements in order (the layout checked by [`Backend::scores_dims`] before any pass
+    /// runs).
+    fn elements(&self) -> &'a [F] {
+        match self {
+            CpuScores::Padded(scores) => scores.to_slice(),
+            CpuScores::Packed(scores) => scores.to_slice(),
+        }
+        .expect("Backend::scores_dims checked the layout")
+    }
+}
+
+impl<F> CpuGrad<'_, F> {
+    /// The elements in order (the layout checked by [`Backend::grad_dims`]), advised to take
+    /// huge pages.
+    fn elements(&mut self) -> &mut [F] {
+        let out = match self {
+            CpuGrad::Padded(grad) => grad.as_slice_mut(),
+            CpuGrad::Packed(grad) => grad.as_slice_mut(),
+        }
+        .expect("Backend::grad_dims checked the layout");
+        advise_huge_pages(out);
+        out
+    }
+}
+
 /// Gradients at least this large (in bytes) are written with non-temporal stores: they would not
 /// stay in cache anyway, and streaming them saves reading each line before writing it. (Short
 /// rows are staged and streamed several at a time, see `cpu::grad`.) Below it,
@@ -63,41 +116,51 @@ pub const STREAM_MIN_BYTES: usize = 64 << 20;
 const ITEM_MAJOR_BYTES: usize = 1 << 20;
 
 impl<F: Float> Backend<F> for Cpu {
-    type Scores<'a> = ArrayView4<'a, F>;
-    type Grad<'a> = ArrayViewMut4<'a, F>;
+    type Scores<'a> = CpuScores<'a, F>;
+    type Grad<'a> = CpuGrad<'a, F>;
     type State = CpuState;
 
-    fn scores_dims(scores: &ArrayView4<'_, F>, name: &str) -> Result<Dims> {
-        contiguous_dims(scores, name)
+    fn scores_dims(scores: &CpuScores<'_, F>, name: &str) -> Result<ScoresShape> {
+        scores.shape(name)
     }
 
-    fn grad_dims(grad: &ArrayViewMut4<'_, F>) -> Result<Dims> {
-        if !grad.is_standard_layout() {
+    fn grad_dims(grad: &CpuGrad<'_, F>) -> Result<ScoresShape> {
+        let (contiguous, shape) = match grad {
+            CpuGrad::Padded(grad) => (grad.is_standard_layout(), ScoresShape::Padded(grad.dim())),
+            CpuGrad::Packed(grad) => {
+                let (rows, vocab) = grad.dim();
+                (
+                    grad.is_standard_layout(),
+                    ScoresShape::Packed { rows, vocab },
+                )
+            }
+        };
+        if !contiguous {
             return Err(Error::Layout("grad must be C-contiguous".to_string()));
         }
-        Ok(grad.dim())
+        Ok(shape)
     }
 
     fn forward(
         &self,
         batch: &Batch,
         options: &Options,
-        scores: ArrayView4<'_, F>,
+        scores: CpuScores<'_, F>,
     ) -> Result<(CpuState, Vec<f64>)> {
-        forward_storing(batch, options, contiguous(&scores), None)
+        forward_storing(batch, options, scores.elements(), None)
     }
 
     fn backward(
         &self,
         batch: &Batch,
         options: &Options,
-        scores: ArrayView4<'_, F>,
+        scores: CpuScores<'_, F>,
         state: &CpuState,
         item_weights: &[f64],
-        mut grad: ArrayViewMut4<'_, F>,
+        mut grad: CpuGrad<'_, F>,
     ) -> Result<()> {
-        let out = grad_slice(&mut grad);
-        let logits = contiguous(&scores);
+        let out = grad.elements();
+        let logits = scores.elements();
         backward_into(batch, options, logits, state, item_weights, out, false)
     }
 
@@ -110,11 +173,11 @@ impl<F: Float> Backend<F> for Cpu {
         &self,
         batch: &Batch,
         options: &Options,
-        scores: ArrayView4<'_, F>,
-        mut grad: ArrayViewMut4<'_, F>,
+        scores: CpuScores<'_, F>,
+        mut grad: CpuGrad<'_, F>,
     ) -> Result<(CpuState, Vec<f64>)> {
-        let out = grad_slice(&mut grad);
-        let logits = contiguous(&scores);
+        let out = grad.elements();
+        let logits = scores.elements();
         let stored = options.fused_log_softmax
             && F::STORES_SOFTMAX_TERMS
             && std::mem::size_of_val(out) < STREAM_MIN_BYTES;
@@ -132,30 +195,36 @@ impl<F: Float> Backend<F> for Cpu {
     }
 }
 
-/// The elements of a C-contiguous array (checked by [`Backend::scores_dims`] or
-/// [`Backend::grad_dims`] before any pass runs).
-fn contiguous<'a, F>(scores: &'a ArrayView4<'_, F>) -> &'a [F] {
-    scores
-        .as_slice()
-        .expect("Backend::scores_dims checked the layout")
+/// Item `b`'s block of `elements`, the batch's scores (or a buffer of their shape): its rows
+/// [`Batch::item_rows`].
+fn item_block<'a, F>(elements: &'a [F], batch: &Batch, b: usize) -> &'a [F] {
+    let rows = batch.item_rows(b);
+    &elements[rows.start * batch.vocab..rows.end * batch.vocab]
 }
 
-/// `grad` as a slice (its layout checked by [`Backend::grad_dims`]), advised to take huge pages.
-fn grad_slice<'a, F>(grad: &'a mut ArrayViewMut4<'_, F>) -> &'a mut [F] {
-    let out = grad
-        .as_slice_mut()
-        .expect("Backend::grad_dims checked the layout");
-    advise_huge_pages(out);
-    out
+/// `buffer` (of the scores' shape) split into the items' blocks, in batch order: the blocks are
+/// consecutive and cover it, padded or packed.
+fn item_blocks_mut<'a, F>(buffer: &'a mut [F], batch: &Batch) -> Vec<&'a mut [F]> {
+    let mut rest = buffer;
+    (0..batch.batch_size)
+        .map(|b| {
+            let (block, tail) =
+                std::mem::take(&mut rest).split_at_mut(batch.item_rows(b).len() * batch.vocab);
+            rest = tail;
+            block
+        })
+        .collect()
 }
 
-/// The name of the 4-D input in messages, by input mode.
+/// The name of the scores in messages, by input mode.
 fn input_name(options: &Options) -> &'static str {
     crate::loss::input_name(options)
 }
 
-/// The front pass and the lattice, also storing each valid row's softmax terms exp(x − shift)
-/// at its place in `terms` (a C-contiguous buffer of the input's shape) when given.
+/// The front pass and the lattice over `logits` (the scores' elements, padded or packed: each
+/// item's block is found through the batch, [`item_block`]), also storing each valid row's
+/// softmax terms exp(x − shift) at its place in `terms` (a C-contiguous buffer of the input's
+/// shape) when given.
 fn forward_storing<F: Float>(
     batch: &Batch,
     options: &Options,
@@ -163,16 +232,17 @@ fn forward_storing<F: Float>(
     terms: Option<&mut [F]>,
 ) -> Result<(CpuState, Vec<f64>)> {
     let name = input_name(options);
-    let item_len = batch.item_len();
     let mut scores: Vec<NodeScores> = (0..batch.batch_size)
         .map(|b| NodeScores::new(batch.frames(b), batch.labels(b).len() + 1))
         .collect();
     let lattices = run_in_pool(options.threads, || {
         let frames_per_run = frames_per_run(batch, rayon::current_num_threads());
-        let frame_len = batch.label_positions * batch.vocab;
         let mut blocks: Vec<Option<&mut [F]>> = match terms {
-            Some(buffer) if item_len > 0 => buffer.chunks_mut(item_len).map(Some).collect(),
-            _ => (0..batch.batch_size).map(|_| None).collect(),
+            Some(buffer) => item_blocks_mut(buffer, batch)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..batch.batch_size).map(|_| None).collect(),
         };
         // Each run with its frames of the item's block of `terms`.
         let mut runs: Vec<(FrameRun<'_>, Option<&mut [F]>)> = scores
@@ -180,7 +250,7 @@ fn forward_storing<F: Float>(
             .zip(blocks.iter_mut())
             .enumerate()
             .flat_map(|(b, (item, block))| {
-                let run_len = frames_per_run[b] * frame_len;
+                let run_len = frames_per_run[b] * batch.row_stride(b) * batch.vocab;
                 let mut chunks = block.take().map(|block| block.chunks_mut(run_len));
                 item.frame_runs(b, frames_per_run[b])
                     .into_iter()
@@ -190,7 +260,7 @@ fn forward_storing<F: Float>(
         let outcomes: Vec<Result<()>> = runs
             .par_iter_mut()
             .map(|(run, terms)| {
-                let block = &logits[run.item * item_len..(run.item + 1) * item_len];
+                let block = item_block(logits, batch, run.item);
                 let terms = terms.as_deref_mut();
                 run.score(block, terms, batch, options.fused_log_softmax, name)
             })
@@ -217,15 +287,14 @@ fn backward_into<F: Float>(
     stored: bool,
 ) -> Result<()> {
     let settings = grad_settings(options, out);
-    let item_len = batch.item_len();
-    let frame_len = batch.label_positions * batch.vocab;
     run_in_pool(options.threads, || {
         let frames_per_run = frames_per_run(batch, rayon::current_num_threads());
-        let runs: Vec<(usize, usize, &mut [F])> = out
-            .chunks_mut(item_len)
+        let runs: Vec<(usize, usize, &mut [F])> = item_blocks_mut(out, batch)
+            .into_iter()
             .enumerate()
             .flat_map(|(b, block)| {
                 let frames = frames_per_run[b];
+                let frame_len = batch.row_stride(b) * batch.vocab;
                 block
                     .chunks_mut(frames * frame_len)
                     .enumerate()
@@ -242,7 +311,7 @@ fn backward_into<F: Float>(
             let terms = if stored {
                 SoftmaxTerms::Stored
             } else {
-                SoftmaxTerms::FromLogits(&logits[b * item_len..(b + 1) * item_len])
+                SoftmaxTerms::FromLogits(item_block(logits, batch, b))
             };
             grad_frames(terms, run, first_frame, batch, b, item, settings);
         })
@@ -268,12 +337,11 @@ fn by_item_in_place<F: Float>(
     out: &mut [F],
 ) -> Result<(CpuState, Vec<f64>)> {
     let name = input_name(options);
-    let item_len = batch.item_len();
     let weights = options.reduction.item_weights(1.0, batch.batch_size);
     let settings = grad_settings(options, out);
     let item = |b: usize, grad: &mut [F]| -> Result<(NodeScores, Lattice)> {
         let mut scores = NodeScores::new(batch.frames(b), batch.labels(b).len() + 1);
-        let block = &logits[b * item_len..(b + 1) * item_len];
+        let block = item_block(logits, batch, b);
         for mut run in scores.frame_runs(b, batch.frames(b)) {
             run.score(block, Some(&mut *grad), batch, true, name)?;
         }
@@ -288,7 +356,10 @@ fn by_item_in_place<F: Float>(
     };
     // Largest items first, each taken by the next free thread: the last ones to finish are the
     // smallest, so the threads end within a small item of each other.
-    let mut queue: Vec<(usize, &mut [F])> = out.chunks_mut(item_len).enumerate().collect();
+    let mut queue: Vec<(usize, &mut [F])> = item_blocks_mut(out, batch)
+        .into_iter()
+        .enumerate()
+        .collect();
     queue.sort_by_key(|&(b, _)| std::cmp::Reverse(batch.frames(b) * (batch.labels(b).len() + 1)));
     let queue = Mutex::new(queue.into_iter());
     let finished = Mutex::new(Vec::with_capacity(batch.batch_size));

@@ -6,7 +6,7 @@
 //! one long item still keeps every thread busy; each run writes its own slice of the item's
 //! [`NodeScores`].
 
-use crate::batch::{non_finite_logit, Batch};
+use crate::batch::Batch;
 use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::{self, FrameScores, Isa, ScoreColumns};
 use crate::element::Float;
@@ -91,7 +91,9 @@ pub struct FrameRun<'a> {
 }
 
 impl FrameRun<'_> {
-    /// Reads the run's rows of item `self.item`'s (T, U+1, V) block `logits` and scores them.
+    /// Reads the run's rows of item `self.item`'s block `logits` (its rows in the scores, frames
+    /// [`Batch::row_stride`] rows apart: (T, U+1, V) padded, (T_b, U_b+1, V) packed) and scores
+    /// them.
     ///
     /// Rejects a NaN or +inf inside the lengths (naming the run's first bad element); a row that
     /// is entirely −inf is a masked node whose scores are all −inf. Per frame, the row
@@ -113,7 +115,7 @@ impl FrameRun<'_> {
         let labels = batch.labels(b);
         let positions = labels.len() + 1;
         let v = batch.vocab;
-        let frame_len = batch.label_positions * v;
+        let frame_len = batch.row_stride(b) * v;
         let nodes = self
             .blank
             .chunks_mut(positions)
@@ -142,7 +144,7 @@ impl FrameRun<'_> {
             if !F::frame_scores(frame, v, out, frame_exps, columns) {
                 let u = inv_sum.iter().position(|sum| sum.is_nan()).unwrap_or(0);
                 let row = &frame[u * v..(u + 1) * v];
-                return Err(non_finite_logit(row, input_name, (b, t, u)));
+                return Err(batch.non_finite_score(row, input_name, (b, t, u)));
             }
             if fused_log_softmax {
                 simd::normalise_scores(Isa::detected(), blank, emit, shift, inv_sum);

@@ -47,15 +47,16 @@ pub struct ItemState<'a> {
 /// Where the gradient pass gets each row's softmax terms exp(x − shift).
 #[derive(Debug, Clone, Copy)]
 pub enum SoftmaxTerms<'a, F> {
-    /// Computed again from the item's (T, U+1, V) logits block.
+    /// Computed again from the item's block of the logits (see [`grad_frames`]).
     FromLogits(&'a [F]),
     /// Stored in the output by the front pass ([`Float::frame_scores`] with `exps`), for a type
     /// with [`Float::STORES_SOFTMAX_TERMS`] and unstreamed settings.
     Stored,
 }
 
-/// Writes frames `first_frame..` of item `b`'s gradient into `out` (a whole number of
-/// (U+1, V) frames), with the softmax terms from `terms`.
+/// Writes frames `first_frame..` of item `b`'s gradient into `out` (a whole number of frames of
+/// [`Batch::row_stride`] rows: (U+1, V) padded, (U_b+1, V) packed), with the softmax terms from
+/// `terms`.
 ///
 /// # Panics
 /// With [`SoftmaxTerms::Stored`] when the settings stream or the type stores no terms.
@@ -70,7 +71,7 @@ pub fn grad_frames<F: Float>(
 ) {
     let v = batch.vocab;
     let labels = batch.labels(b);
-    let frame_len = batch.label_positions * v;
+    let frame_len = batch.row_stride(b) * v;
     let ItemState {
         scores,
         lattice,

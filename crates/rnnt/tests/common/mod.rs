@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use ndarray::{Array1, Array2, Array4};
-use rnnt::{Float, Index, LossInput, Targets};
+use ndarray::{Array1, Array2, Array4, ArrayD, ArrayView, Ix4};
+use rnnt::{Float, Index, LossInput, ScoresDim, Targets};
 use rnnt_cases::{Case, Labels};
 
 /// Owned arrays of one loss call.
@@ -20,17 +20,59 @@ pub struct OwnedInput<F, I> {
 impl<F: Float, I: Index> OwnedInput<F, I> {
     /// Borrows the arrays as a loss input (padded targets when present, else packed).
     pub fn view(&self) -> LossInput<'_, F, I> {
+        self.view_with(self.logits.view())
+    }
+
+    /// Borrows the arrays as a loss input whose logits are `logits` (the packed logits of
+    /// [`OwnedInput::packed_logits`], say).
+    pub fn view_with<'a, D: ScoresDim>(
+        &'a self,
+        logits: ArrayView<'a, F, D>,
+    ) -> LossInput<'a, F, I, D> {
         let targets = match (&self.padded, &self.packed) {
             (Some(padded), _) => Targets::Padded(padded.view()),
             (None, Some(packed)) => Targets::Packed(packed.view()),
             (None, None) => panic!("an input needs targets"),
         };
         LossInput {
-            logits: self.logits.view(),
+            logits,
             targets,
             logit_lengths: self.logit_lengths.view(),
             target_lengths: self.target_lengths.view(),
         }
+    }
+}
+
+impl<F: Float, I: Index> OwnedInput<F, I> {
+    /// The logits packed into (ΣT_b·(U_b+1), V) rows (the padding dropped).
+    pub fn packed_logits(&self) -> Array2<F> {
+        let (frames, labels) = self.lengths();
+        rnnt_cases::pack_scores(self.logits.view(), frames.view(), labels.view())
+    }
+
+    /// A gradient of the input's logits, padded or packed (`grad`'s rank says), as padded
+    /// (B, T, U+1, V) scores with `fill` in the padding.
+    pub fn padded<A: Clone>(&self, grad: ArrayD<A>, fill: A) -> Array4<A> {
+        if grad.ndim() == 4 {
+            return grad.into_dimensionality::<Ix4>().unwrap();
+        }
+        let packed = grad.into_dimensionality::<ndarray::Ix2>().unwrap();
+        let (frames, labels) = self.lengths();
+        rnnt_cases::unpack_scores(
+            packed.view(),
+            self.logits.dim(),
+            frames.view(),
+            labels.view(),
+            fill,
+        )
+    }
+
+    /// The lengths as i64.
+    fn lengths(&self) -> (Array1<i64>, Array1<i64>) {
+        (
+            self.logit_lengths.mapv(|x| x.to_i64()),
+            self.target_lengths.mapv(|x| x.to_i64()),
+        )
     }
 }
 

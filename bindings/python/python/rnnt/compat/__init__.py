@@ -11,5 +11,8 @@ module                         replaces                                        i
                                (HuggingFace transformers, Parakeet)             (sum / ΣU_b)
 =============================  ==============================================  ===================
 
+``rnnt.compat.optimized_transducer`` replaces optimized_transducer's ``transducer_loss`` /
+``TransducerLoss`` (packed (sum of T_b*(U_b+1), V) logits or log-probs, mean over B).
+
 Each submodule documents the original API's semantics next to ours. They import torch.
 """
