@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project from a fresh clone: formatting and lints, the Rust test suite,
 # the golden cases through the command line, and the Python package's tests in a virtual
-# environment this script creates (.venv: torch 2.11 + torchaudio 2.11, numpy, pytest, ruff, mypy).
+# environment this script creates (.venv: torch 2.11 + torchaudio 2.11, numpy, pytest, ruff, mypy,
+# hypothesis). The fuzz corpus replays in `cargo test` (crates/rnnt-fuzz); fuzzing itself
+# (scripts/fuzz.sh), the sanitizer run (scripts/sanitize.sh) and the long soak (scripts/soak.py)
+# are run by hand: docs/robustness.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +20,7 @@ echo "== Python virtual environment (.venv)"
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch and torchaudio must match: a newer torch with torchaudio 2.11 fails to import.
-.venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 numpy pytest ruff mypy
+.venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 numpy pytest ruff mypy hypothesis
 
 # torch's wheel ships NVRTC: with it the CUDA kernels are compiled for real by the rnnt-cuda tests
 # (running them still needs a GPU; those tests print why they skip).
