@@ -18,7 +18,7 @@ from test_soak import SOAK_SHAPE, soak
 
 def main() -> None:
     calls = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    print(f"soak: {calls} calls on (B, T, U+1, V) = {SOAK_SHAPE} float32, {platform.processor()}")
+    print(f"soak: {calls} calls on (B, T, U+1, V) = {SOAK_SHAPE} float32, {platform.machine()}")
     figures = soak(calls, report=print)
     mib = {k: v / 2**20 for k, v in figures.items() if k.startswith("rss")}
     print(
