@@ -2,7 +2,9 @@
 # Runs every test of the project from a fresh clone: formatting and lints, the Rust test suite,
 # the golden cases through the command line, and the Python package's tests in a virtual
 # environment this script creates (.venv: torch 2.11 + torchaudio 2.11, numpy, pytest, ruff, mypy,
-# transformers, ml_dtypes).
+# transformers, ml_dtypes, hypothesis). The fuzz corpus replays in `cargo test` (crates/rnnt-fuzz);
+# fuzzing itself (scripts/fuzz.sh), the sanitizer run (scripts/sanitize.sh) and the long soak
+# (scripts/soak.py) are run by hand: docs/robustness.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,7 @@ python3 -m venv .venv
 # transformers (for the comparison with its rnnt_loss) does not depend on torch: it keeps 2.11.
 # ml_dtypes gives NumPy a bfloat16 dtype, for the NumPy front end's bfloat16 path.
 .venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 numpy pytest ruff mypy \
-  transformers ml_dtypes
+  transformers ml_dtypes hypothesis
 
 # torch's wheel ships NVRTC: with it the CUDA kernels are compiled for real by the rnnt-cuda tests
 # (running them still needs a GPU; those tests print why they skip).

@@ -4,6 +4,7 @@
 //! This crate does I/O only; it knows nothing of the loss. Integer arrays are widened to i64 on
 //! reading (they are small); score arrays keep their dtype.
 
+mod npy;
 pub mod synthetic;
 
 use std::collections::BTreeMap;
@@ -12,10 +13,11 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use ndarray::{
-    Array, Array0, Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis, Dimension,
-    Ix4, OwnedRepr,
+    Array, Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis, Dimension, Ix4,
 };
-use ndarray_npy::{NpzReader, NpzWriter, ReadNpzError};
+use ndarray_npy::NpzWriter;
+
+use npy::{Archive, Member};
 
 /// Why a case file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -126,58 +128,64 @@ pub fn read_case_as<D: Dimension>(path: &Path) -> Result<Case<D>, CaseError> {
         path: path.into(),
         source,
     })?;
-    let format = |message: String| CaseError::Format {
-        path: path.into(),
-        message,
-    };
-    let mut npz =
-        NpzReader::new(file).map_err(|e| format(format!("not a readable .npz file: {e}")))?;
-    let names = npz.names().map_err(|e| format(e.to_string()))?;
-    let has = |name: &str| names.iter().any(|n| n == name);
-    let mut read_scores = |name: &str| -> Result<Option<Scores<D>>, CaseError> {
-        if !has(name) {
-            return Ok(None);
-        }
-        read_f32_or_f64(&mut npz, name).map(Some).map_err(format)
-    };
-    let logits = read_scores("logits")?;
-    let log_probs = read_scores("log_probs")?;
+    read_from(file, path)
+}
+
+/// Reads a case with (B, T, U+1, V) scores from the `.npz` bytes of `reader`; `path` names it
+/// in errors.
+///
+/// Nothing in the file is trusted: a truncated file, a wrong magic string, a header whose shape
+/// needs more bytes than the file holds (or more than memory can address), an object, structured
+/// or otherwise unsupported dtype is a [`CaseError::Format`] naming the array, never a panic or an
+/// allocation of what the header claims. Big-endian and Fortran-ordered arrays are read (into
+/// native, C-ordered arrays).
+pub fn read_case_from<R: Read + Seek>(reader: R, path: &Path) -> Result<Case, CaseError> {
+    read_from(reader, path)
+}
+
+/// [`read_case_from`] with scores (and truth gradients) of rank `D` (see [`read_case_as`]).
+fn read_from<D: Dimension, R: Read + Seek>(reader: R, path: &Path) -> Result<Case<D>, CaseError> {
+    Archive::new(reader)
+        .and_then(|mut npz| read_arrays(&mut npz))
+        .map_err(|message| CaseError::Format {
+            path: path.into(),
+            message,
+        })
+}
+
+/// The arrays of a case from its archive.
+fn read_arrays<R: Read + Seek, D: Dimension>(npz: &mut Archive<R>) -> Result<Case<D>, String> {
+    let logits = npz.member("logits")?.map(|m| read_scores(&m)).transpose()?;
+    let log_probs = npz
+        .member("log_probs")?
+        .map(|m| read_scores(&m))
+        .transpose()?;
     if logits.is_none() && log_probs.is_none() {
-        return Err(format("holds neither `logits` nor `log_probs`".into()));
+        return Err("holds neither `logits` nor `log_probs`".into());
     }
-    let required = |name: &str| {
-        if has(name) {
-            Ok(())
-        } else {
-            Err(format(format!("missing array `{name}`")))
+    let targets = npz.required("targets")?;
+    let targets = match targets.ndim() {
+        2 => Labels::Padded(read_int(&targets)?),
+        1 => Labels::Packed(read_int(&targets)?),
+        rank => {
+            return Err(format!(
+                "`targets` has {rank} dimensions: it must be 2-D (padded) or 1-D (packed)"
+            ))
         }
     };
-    required("targets")?;
-    required("logit_lengths")?;
-    required("target_lengths")?;
-    let targets = match read_int::<_, ndarray::Ix2>(&mut npz, "targets") {
-        Ok(padded) => Labels::Padded(padded),
-        Err(_) => Labels::Packed(read_int::<_, ndarray::Ix1>(&mut npz, "targets").map_err(
-            |e| {
-                format(format!(
-                    "{e}; `targets` must be 2-D (padded) or 1-D (packed)"
-                ))
-            },
-        )?),
-    };
-    let logit_lengths = read_int(&mut npz, "logit_lengths").map_err(format)?;
-    let target_lengths = read_int(&mut npz, "target_lengths").map_err(format)?;
-    let blank = if has("blank") {
-        let blank: Array0<i64> = read_int(&mut npz, "blank").map_err(format)?;
-        Some(blank.into_scalar())
-    } else {
-        None
+    let logit_lengths = read_int(&npz.required("logit_lengths")?)?;
+    let target_lengths = read_int(&npz.required("target_lengths")?)?;
+    let names = npz.names();
+    let has = |name: &str| names.iter().any(|n| n == name);
+    let blank = match npz.member("blank")? {
+        Some(blank) => Some(read_int::<ndarray::Ix0>(&blank)?.into_scalar()),
+        None => None,
     };
     let truth = if has("losses") && has("grad_logits") && has("grad_log_probs") {
         Some(Truth {
-            losses: read_f64(&mut npz, "losses").map_err(format)?,
-            grad_logits: read_f64(&mut npz, "grad_logits").map_err(format)?,
-            grad_log_probs: read_f64(&mut npz, "grad_log_probs").map_err(format)?,
+            losses: read_f64(&npz.required("losses")?)?,
+            grad_logits: read_f64(&npz.required("grad_logits")?)?,
+            grad_log_probs: read_f64(&npz.required("grad_log_probs")?)?,
         })
     } else {
         None
@@ -193,51 +201,49 @@ pub fn read_case_as<D: Dimension>(path: &Path) -> Result<Case<D>, CaseError> {
     })
 }
 
-fn read_f32_or_f64<R: Read + Seek, D: Dimension>(
-    npz: &mut NpzReader<R>,
-    name: &str,
-) -> Result<Scores<D>, String> {
+/// A float32 or float64 array of rank `D`.
+fn read_scores<D: Dimension>(member: &Member) -> Result<Scores<D>, String> {
     let rank = D::NDIM.map_or(String::new(), |n| format!("{n}-D "));
-    match npz.by_name::<OwnedRepr<f32>, _>(name) {
-        Ok(a) => Ok(Scores::F32(a)),
-        Err(ReadNpzError::Npy(_)) => npz
-            .by_name::<OwnedRepr<f64>, _>(name)
-            .map(Scores::F64)
-            .map_err(|e| format!("`{name}` must be a {rank}float32 or float64 array: {e}")),
-        Err(e) => Err(format!("`{name}`: {e}")),
+    match member.descr() {
+        Some("<f4" | ">f4") => member.array(FLOAT32).map(Scores::F32),
+        Some("<f8" | ">f8") => member.array(FLOAT64).map(Scores::F64),
+        _ => Err(format!(
+            "`{}` must be a {rank}float32 or float64 array, not of dtype {}",
+            member.name(),
+            member.dtype_text()
+        )),
     }
 }
 
-fn read_f64<R: Read + Seek, D: Dimension>(
-    npz: &mut NpzReader<R>,
-    name: &str,
-) -> Result<ndarray::Array<f64, D>, String> {
-    npz.by_name::<OwnedRepr<f64>, D>(name).map_err(|e| {
-        format!(
-            "`{name}` must be a float64 array of rank {}: {e}",
-            D::NDIM.unwrap_or(0)
-        )
-    })
-}
-
-fn read_int<R: Read + Seek, D: Dimension>(
-    npz: &mut NpzReader<R>,
-    name: &str,
-) -> Result<ndarray::Array<i64, D>, String> {
-    match npz.by_name::<OwnedRepr<i64>, D>(name) {
-        Ok(a) => Ok(a),
-        Err(ReadNpzError::Npy(_)) => npz
-            .by_name::<OwnedRepr<i32>, D>(name)
-            .map(|a| a.mapv(i64::from))
-            .map_err(|e| {
-                format!(
-                    "`{name}` must be an int32 or int64 array of rank {}: {e}",
-                    D::NDIM.unwrap_or(0)
-                )
-            }),
-        Err(e) => Err(format!("`{name}`: {e}")),
+/// A float64 array of rank `D`.
+fn read_f64<D: Dimension>(member: &Member) -> Result<ndarray::Array<f64, D>, String> {
+    match member.descr() {
+        Some("<f8" | ">f8") => member.array(FLOAT64),
+        _ => Err(format!(
+            "`{}` must be a float64 array, not of dtype {}",
+            member.name(),
+            member.dtype_text()
+        )),
     }
 }
+
+/// An int32 or int64 array of rank `D`, widened to i64.
+fn read_int<D: Dimension>(member: &Member) -> Result<ndarray::Array<i64, D>, String> {
+    match member.descr() {
+        Some("<i8" | ">i8") => member.array("int64"),
+        Some("<i4" | ">i4") => member.array::<i32, D>("int32").map(|a| a.mapv(i64::from)),
+        _ => Err(format!(
+            "`{}` must be an int32 or int64 array, not of dtype {}",
+            member.name(),
+            member.dtype_text()
+        )),
+    }
+}
+
+/// The dtype names of the score arrays, in messages.
+const FLOAT32: &str = "float32";
+/// See [`FLOAT32`].
+const FLOAT64: &str = "float64";
 
 /// Results of one loss call, as `rnnt loss` writes them.
 #[derive(Debug, Clone, PartialEq)]

@@ -256,6 +256,33 @@ fn bad_inputs_exit_2_with_a_clear_message() {
 }
 
 #[test]
+fn a_header_declaring_terabytes_exits_2() {
+    // `logits.npy` declares (10⁹, 10⁹, 1, 1) float32 over 64 bytes of data: reading it used to
+    // allocate 4·10¹⁸ bytes and abort.
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000000000, 1, 1), }"
+            .to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut logits = b"\x93NUMPY\x01\x00".to_vec();
+    logits.extend(u16::try_from(header.len()).unwrap().to_le_bytes());
+    logits.extend(header.as_bytes());
+    logits.extend([0; 64]);
+    let file = scratch("terabytes.npz");
+    let mut zip = zip::ZipWriter::new(File::create(&file).unwrap());
+    zip.start_file("logits.npy", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut zip, &logits).unwrap();
+    zip.finish().unwrap();
+    let run = rnnt(&["loss", file.to_str().unwrap(), "-o", "/tmp/never.npz"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("but holds 64 bytes of data"), "{stderr}");
+}
+
+#[test]
 fn missing_file_exits_2() {
     let run = rnnt(&["loss", "/nonexistent/in.npz", "-o", "/tmp/never.npz"]);
     assert_eq!(run.status.code(), Some(2));

@@ -162,7 +162,13 @@ pub(crate) fn align_item(scores: &NodeScores, lattice: &Lattice, labels: &[u32])
     Alignment {
         labels: labels.to_vec(),
         log_p: lattice.log_p,
-        best_path: best_path(scores),
+        // An impossible item has no best path, even where a max-plus sum overflowed to +inf
+        // and the final blank's −inf made its score NaN (log-probs near f64::MAX; fuzzing).
+        best_path: if lattice.log_p > f64::NEG_INFINITY {
+            best_path(scores)
+        } else {
+            None
+        },
         occupancy,
         emit_posterior,
     }

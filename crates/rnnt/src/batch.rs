@@ -235,6 +235,16 @@ impl Batch {
                          {vocab}): (B, T, U+1, V) must all be at least 1"
                     )));
                 }
+                if [max_frames, label_positions, vocab]
+                    .iter()
+                    .try_fold(batch_size, |count, &dim| count.checked_mul(dim))
+                    .is_none()
+                {
+                    return Err(Error::Shape(format!(
+                        "{input_name} has shape ({batch_size}, {max_frames}, {label_positions}, \
+                         {vocab}): B·T·(U+1)·V overflows the address space"
+                    )));
+                }
                 let blank = normalise_blank(blank, vocab)?;
                 let frames = checked_lengths(
                     logit_lengths,

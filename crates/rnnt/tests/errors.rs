@@ -395,3 +395,26 @@ fn backward_checks_the_layout_forward_saw() {
         "logits has shape (2, 3, 3, 4) but forward saw (13, 4)"
     );
 }
+
+#[test]
+fn shape_whose_element_count_overflows() {
+    // A backend whose scores live elsewhere declares their shape: B·T·(U+1)·V must be countable.
+    let targets = Array2::<i64>::zeros((4, 0));
+    let lengths = Array1::<i64>::ones(4);
+    let error = rnnt::Batch::for_shape(
+        (4, 1 << 31, 1 << 31, 1 << 2),
+        &rnnt::Targets::Padded(targets.view()),
+        (lengths.view(), lengths.view()),
+        -1,
+        "logits",
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        Error::Shape(
+            "logits has shape (4, 2147483648, 2147483648, 4): B·T·(U+1)·V overflows the address \
+             space"
+                .into()
+        )
+    );
+}

@@ -95,20 +95,32 @@ impl Lattice {
             let beta_below = &beta[n + positions..n + 2 * positions];
             for (((out, &a), &score), &b) in blank_out.iter_mut().zip(a).zip(blank).zip(beta_below)
             {
-                *out = a - log_p + score + b;
+                *out = at_most_one(a - log_p + score + b);
             }
         } else {
             blank_out.fill(f64::NEG_INFINITY);
-            blank_out[positions - 1] = a[positions - 1] - log_p + blank[positions - 1];
+            blank_out[positions - 1] = at_most_one(a[positions - 1] - log_p + blank[positions - 1]);
         }
         let beta_right = &beta[n + 1..n + positions];
         for (((out, &a), &score), &b) in emit_out.iter_mut().zip(a).zip(emit).zip(beta_right) {
-            *out = a - log_p + score + b;
+            *out = at_most_one(a - log_p + score + b);
         }
         emit_out[positions - 1] = f64::NEG_INFINITY;
         let isa = Isa::detected();
         simd::exp_in_place(isa, blank_out);
         simd::exp_in_place(isa, emit_out);
+    }
+}
+
+/// The log of an arc occupancy, a probability, kept ≤ 0 (NaN stays NaN). With log-probabilities
+/// of huge magnitude (log-probs input of 1e38) the sum α + score + β − ln P loses every digit
+/// below the rounding of its terms, and could exceed 0 by far: its exp would be +inf, and the
+/// gradient infinite where its true value lies in [−1, 0] (found by fuzzing).
+fn at_most_one(log_occupancy: f64) -> f64 {
+    if log_occupancy > 0.0 {
+        0.0
+    } else {
+        log_occupancy
     }
 }
 

@@ -1,4 +1,11 @@
 //! Thread pools of the CPU backend (rayon), one per requested size, built once and reused.
+//!
+//! **Fork.** A child made by `fork` (DataLoader workers, `multiprocessing`) inherits the pools
+//! but none of their threads: work handed to them would wait forever. So the pools belong to the
+//! process that built them: a child builds its own on first use, and runs on one of those where
+//! the parent used rayon's global pool. (A fork while another thread of the parent is inside
+//! `run_in_pool` can still leave the child a held lock; forking from the thread that calls the
+//! loss, between calls, is what DataLoader and `multiprocessing` do.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,9 +24,17 @@ pub fn run_in_pool<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> 
         n => Some(n),
     };
     match threads {
-        None => Ok(work()),
+        None if !forked() => Ok(work()),
+        None => Ok(pool(rayon::current_num_threads())?.install(work)),
         Some(n) => Ok(pool(n)?.install(work)),
     }
+}
+
+/// Whether this process is a fork of the one that first ran work here (whose pools, rayon's
+/// global one included, have no threads in this process).
+fn forked() -> bool {
+    static FIRST: OnceLock<u32> = OnceLock::new();
+    *FIRST.get_or_init(std::process::id) != std::process::id()
 }
 
 /// The number of workers [`run_in_pool`] runs on for `threads`.
@@ -44,12 +59,22 @@ fn threads_from_env() -> Result<Option<usize>> {
     }
 }
 
+/// The pool of `threads` workers of this process, built on first use.
 fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
-    let mut pools = POOLS
-        .get_or_init(Default::default)
+    /// The process the pools belong to, and its pools by size.
+    type Pools = (u32, HashMap<usize, Arc<ThreadPool>>);
+    static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
+    let mut guard = POOLS
+        .get_or_init(|| Mutex::new((std::process::id(), HashMap::new())))
         .lock()
         .unwrap_or_else(|p| p.into_inner());
+    let (owner, pools) = &mut *guard;
+    if *owner != std::process::id() {
+        // A fork's copy of the parent's pools: their threads are not in this process, so they are
+        // neither used nor dropped (dropping one signals threads that do not exist).
+        std::mem::forget(std::mem::take(pools));
+        *owner = std::process::id();
+    }
     if let Some(pool) = pools.get(&threads) {
         return Ok(Arc::clone(pool));
     }

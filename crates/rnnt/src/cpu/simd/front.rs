@@ -310,8 +310,7 @@ const STATS_ROWS: usize = 4;
 /// elements), first one pass for the sum shifted by it, and only where that sum is too large
 /// (or NaN), the maximum and the sum shifted by it, two more passes over a row the first left in
 /// L1; for others, the latter alone. Unless `exps` is null, the terms exp(x − shift) (clamped at
-/// the exp's flush bound, not flushed) are also stored there, when the shift is finite (nothing
-/// of use is stored otherwise).
+/// the exp's flush bound, not flushed) are also stored there: zeros for a masked row (all −inf).
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `exps` is null or valid for `row.len()` writes.
@@ -372,6 +371,13 @@ unsafe fn shifted_by_max<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> R
     if max == f64::NEG_INFINITY {
         let nan = row.iter().any(|x| x.to_f64().is_nan());
         let sum = if nan { f64::NAN } else { 0.0 };
+        if !exps.is_null() {
+            // A masked row's terms are all 0. Stored all the same: the in-place gradient pass
+            // reads them, and read whatever the buffer held before (a NaN there made a NaN
+            // gradient; found by fuzzing).
+            // SAFETY: the caller passes `exps` valid for `row.len()` writes; 0 bits are +0.0.
+            unsafe { std::ptr::write_bytes(exps, 0, row.len()) };
+        }
         return RowStats { shift: max, sum };
     }
     // `max` is one of the row's elements, so it converts back exactly.
