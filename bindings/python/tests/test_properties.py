@@ -20,6 +20,8 @@ import rnnt
 SETTINGS = settings(
     max_examples=200,
     deadline=None,
+    # The same examples on every run, so that CI cannot pass or fail by the draw.
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
@@ -345,8 +347,9 @@ def test_align(case: Case) -> None:
     assert case.fault in (None, "fastemit_lambda", "clamp", "reduction"), case.fault
     plain = replace(case, zero_infinity=False, reduction="none", clamp=-1.0, fastemit_lambda=0.0)
     losses, _ = reference(plain, arrays[0].astype(np.float64))
-    # Half floats widen exactly and are computed in float64; float32 in float32 arithmetic.
-    tol = TOLERANCE["float32" if case.dtype == "float32" else "float64"]
+    # float64 is computed in float64 arithmetic; float32 and the half floats (widened exactly to
+    # float32) in float32 arithmetic.
+    tol = TOLERANCE["float64" if case.dtype == "float64" else "float32"]
     for i, alignment in enumerate(alignments):
         frames, n = int(case.logit_lengths[i]), int(case.target_lengths[i])
         assert alignment.occupancy.shape == (frames, n + 1)
@@ -388,8 +391,9 @@ def test_compat_modules(case: Case) -> None:
         assert got.shape == (1,)
         if finite:
             np.testing.assert_allclose(float(got[0]), losses.mean(), rtol=tol, atol=tol)
-    # awni: log-probs in, packed labels, batch sum.
+    # awni: log-probs in, packed labels, the batch mean (size_average=True), shape (1,).
     elif case.packed:
         got = awni.TransducerLoss(blank_label=case.blank)(*arrays)
+        assert got.shape == (1,)
         if finite:
-            np.testing.assert_allclose(float(got), losses.sum(), rtol=tol, atol=tol)
+            np.testing.assert_allclose(float(got[0]), losses.mean(), rtol=tol, atol=tol)
