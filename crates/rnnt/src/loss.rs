@@ -163,7 +163,11 @@ pub fn backward_with<F: Float, B: Backend<F>>(
 
 /// Checks `grad` against the input's sizes `dims` and the backend's layout.
 fn check_grad<F: Float, B: Backend<F>>(grad: &B::Grad<'_>, dims: ScoresShape) -> Result<()> {
-    let grad_dims = B::grad_dims(grad)?;
+    grad_matches(B::grad_dims(grad)?, dims)
+}
+
+/// An error unless the gradient's sizes `grad_dims` are the input's `dims`.
+fn grad_matches(grad_dims: ScoresShape, dims: ScoresShape) -> Result<()> {
     if grad_dims != dims {
         return Err(Error::Shape(format!(
             "grad has shape {grad_dims} but the input has {dims}"
@@ -187,12 +191,7 @@ pub fn loss_and_grad_with<F: Float, I: Index, B: Backend<F>>(
 ) -> Result<Forward<B::State>> {
     let name = input_name(options);
     let grad_dims = B::grad_dims(&grad)?;
-    let scores_dims = B::scores_dims(&scores, name)?;
-    if grad_dims != scores_dims {
-        return Err(Error::Shape(format!(
-            "grad has shape {grad_dims} but the input has {scores_dims}"
-        )));
-    }
+    grad_matches(grad_dims, B::scores_dims(&scores, name)?)?;
     let batch = validated::<F, I, B>(&scores, labels, options)?;
     let outcome = backend.forward_backward(&batch, options, scores, grad)?;
     Ok(Forward::new::<F>(batch, options, outcome))
