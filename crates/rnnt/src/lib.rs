@@ -52,7 +52,8 @@
 //!
 //! Modules: [`batch`] (inputs and all validation), [`loss`] (entry points and the bookkeeping
 //! every backend shares), [`backend`] (the boundary the passes sit behind, and the CPU backend),
-//! [`reference`] (the plain f64 oracle), [`align`](mod@align) (best path and occupancy).
+//! [`reference`] (the plain f64 oracle), [`align`](mod@align) (best path and occupancy),
+//! [`joint`] (the joiner fused into the loss: the loss from the joiner's inputs).
 
 pub mod align;
 pub mod backend;
@@ -60,6 +61,7 @@ pub mod batch;
 mod cpu;
 mod element;
 pub mod error;
+pub mod joint;
 pub mod logspace;
 pub mod loss;
 pub mod options;
