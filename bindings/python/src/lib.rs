@@ -12,6 +12,7 @@ mod align;
 mod array;
 mod dlpack;
 mod errors;
+mod joint;
 mod loss;
 
 use pyo3::prelude::*;
@@ -28,5 +29,6 @@ fn _rnnt(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(loss::loss_and_grad_into, module)?)?;
     module.add_class::<align::ItemAlignment>()?;
     module.add_function(wrap_pyfunction!(align::align, module)?)?;
+    module.add_function(wrap_pyfunction!(joint::joint_loss, module)?)?;
     Ok(())
 }

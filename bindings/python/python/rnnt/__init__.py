@@ -4,6 +4,9 @@
   (:mod:`rnnt.numpy`);
 - ``rnnt.rnnt_loss`` and ``rnnt.RNNTLoss`` on torch tensors, with torchaudio's signature
   (:mod:`rnnt.torch`, imported on first use: ``import rnnt`` never imports torch);
+- ``rnnt.joint_rnnt_loss`` and ``rnnt.JointRNNTLoss``: the joiner's output layer fused into the
+  loss, the logits never materialised (:mod:`rnnt.joint`; ``rnnt.joint_loss_and_grad`` on NumPy
+  arrays, :mod:`rnnt.joint_numpy`);
 - ``rnnt.align(...)``: best paths, emission frames and occupancies, and ``rnnt.plot_alignment``
   to draw them with matplotlib (:mod:`rnnt.alignment`);
 - ``rnnt.reuse_gradient_memory(enabled)``: whether large gradients reuse the memory of earlier ones
@@ -20,15 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 from rnnt._gradient_memory import reuse_gradient_memory
 from rnnt.alignment import Alignment, align, plot_alignment
+from rnnt.joint_numpy import joint_loss_and_grad
 from rnnt.numpy import loss_and_grad
 
 if TYPE_CHECKING:
+    from rnnt.joint import JointRNNTLoss, joint_rnnt_loss
     from rnnt.torch import RNNTLoss, rnnt_loss
 
 __all__ = [
     "Alignment",
+    "JointRNNTLoss",
     "RNNTLoss",
     "align",
+    "joint_loss_and_grad",
+    "joint_rnnt_loss",
     "loss_and_grad",
     "plot_alignment",
     "reuse_gradient_memory",
@@ -37,6 +45,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 _TORCH_NAMES = ("RNNTLoss", "rnnt_loss")
+_JOINT_NAMES = ("JointRNNTLoss", "joint_rnnt_loss")
 
 
 def __getattr__(name: str) -> Any:
@@ -45,4 +54,8 @@ def __getattr__(name: str) -> Any:
         import rnnt.torch
 
         return getattr(rnnt.torch, name)
+    if name in _JOINT_NAMES:
+        import rnnt.joint
+
+        return getattr(rnnt.joint, name)
     raise AttributeError(f"module 'rnnt' has no attribute {name!r}")

@@ -6,7 +6,7 @@ the producer's memory for the whole call. It must be C-contiguous, in CPU memory
 the argument takes; anything else raises TypeError or ValueError naming the argument.
 """
 
-from typing import Protocol
+from typing import Any, Protocol
 
 class SupportsDLPack(Protocol):
     """An array that lends its memory through DLPack (NumPy arrays, torch tensors)."""
@@ -113,3 +113,20 @@ class ItemAlignment:
 
 def align(inputs: Inputs, *, blank: int, fused_log_softmax: bool) -> list[ItemAlignment]:
     """Validates the input as ``forward`` does and aligns every item (GIL released)."""
+
+def joint_loss(
+    arrays: tuple[Any, Any, Any, Any | None, Any, Any, Any],
+    grads: tuple[Any, Any, Any, Any | None] | None,
+    *,
+    activation: str,
+    blank: int,
+    reduction: str,
+    clamp: float,
+    fastemit_lambda: float,
+    zero_infinity: bool,
+    item_weights: list[float] | None,
+) -> tuple[list[float], float]:
+    """The fused joiner and RNN-T loss over ``(encoder_out, predictor_out, weight, bias, targets,
+    logit_lengths, target_lengths)`` (GIL released): per-item losses and the reported loss; with
+    ``grads``, the gradients of the reported loss (or of sum(item_weights[b] * loss_b)) written
+    into those buffers."""
