@@ -2,10 +2,9 @@
 //! zero to working precision (the CPU gradient pass's own test) are made again, d loss / d x is
 //! formed in them with the gradient pass's row kernel, and d f, d g, d W and d bias are
 //! accumulated: d h = d x · W and d W += d xᵀ · h (two GEMMs a tile), d (f + g) = d h ⊙ act'.
-//! d W, d bias and d g gather over every tile: each thread sums into its own copies, added up at
-//! the end.
-
-use std::sync::Mutex;
+//! d W, d bias and d g gather over every tile: the tiles are split into a fixed number of groups,
+//! each summed on one thread into its own copies, added up at the end in group order (so the
+//! result is the same on every run with the same number of threads).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{
@@ -34,7 +33,7 @@ pub struct JointGrads<F> {
     pub bias: Option<Array1<F>>,
 }
 
-/// The sums every tile adds to: one thread's copies of d g, d W and d bias.
+/// The sums every tile adds to: one group's copies of d g, d W and d bias.
 struct Partial<F> {
     predictor_out: Array3<F>,
     weight: Array2<F>,
@@ -50,6 +49,10 @@ impl<F: JointFloat> Partial<F> {
         }
     }
 }
+
+/// Groups of tiles per thread in the backward pass (each with its own partial sums of d W, d bias
+/// and d g): enough for the threads to even out tiles of unequal work.
+const GROUPS_PER_THREAD: usize = 4;
 
 /// One thread's scratch: the tile buffers and a frame's arc occupancies and row parameters.
 struct Scratch<F> {
@@ -96,9 +99,6 @@ pub fn backward<F: JointFloat, I: Index>(
     let mut encoder_out = Array3::<F>::zeros(input.encoder_out.raw_dim());
     let rows = largest_tile(batch);
     let partials = run_in_pool(forward.options.threads, || {
-        let threads = rayon::current_num_threads();
-        let partials: Vec<Mutex<Option<Partial<F>>>> =
-            (0..threads).map(|_| Mutex::new(None)).collect();
         let mut tiles: Vec<(usize, usize, ArrayViewMut2<'_, F>)> = Vec::new();
         for (b, item) in encoder_out.outer_iter_mut().enumerate() {
             let frames = frames_per_tile(batch.labels(b).len() + 1);
@@ -119,18 +119,36 @@ pub fn backward<F: JointFloat, I: Index>(
             nodes: Vec::with_capacity(rows),
             params: Vec::with_capacity(rows),
         };
-        tiles.into_par_iter().for_each_init(
-            new_scratch,
-            |scratch, (b, first_frame, encoder_grad)| {
-                let tile = Tile {
-                    b,
-                    first_frame,
-                    weight: item_weights[b],
-                };
-                tile.grad(input, forward, scratch, encoder_grad, &partials);
-            },
-        );
-        partials
+        // A fixed split of the tiles into groups, each summed on one thread into its own partial
+        // sums, added up in group order: the same numbers on every run with as many threads.
+        let groups =
+            (GROUPS_PER_THREAD * rayon::current_num_threads()).clamp(1, tiles.len().max(1));
+        let per_group = tiles.len().div_ceil(groups).max(1);
+        let mut grouped: Vec<Vec<_>> = Vec::with_capacity(groups);
+        let mut rest = tiles.into_iter();
+        loop {
+            let group: Vec<_> = rest.by_ref().take(per_group).collect();
+            if group.is_empty() {
+                break;
+            }
+            grouped.push(group);
+        }
+        grouped
+            .into_par_iter()
+            .map(|group| {
+                let mut scratch = new_scratch();
+                let mut partial = None;
+                for (b, first_frame, encoder_grad) in group {
+                    let tile = Tile {
+                        b,
+                        first_frame,
+                        weight: item_weights[b],
+                    };
+                    tile.grad(input, forward, &mut scratch, encoder_grad, &mut partial);
+                }
+                partial
+            })
+            .collect::<Vec<Option<Partial<F>>>>()
     })?;
     let mut grads = JointGrads {
         encoder_out,
@@ -138,9 +156,7 @@ pub fn backward<F: JointFloat, I: Index>(
         weight: Array2::zeros(input.weight.raw_dim()),
         bias: input.bias.map(|bias| Array1::zeros(bias.raw_dim())),
     };
-    for partial in partials {
-        let partial = partial.into_inner().unwrap_or_else(|p| p.into_inner());
-        let Some(partial) = partial else { continue };
+    for partial in partials.into_iter().flatten() {
         add_into(grads.predictor_out.view_mut(), partial.predictor_out.view());
         add_into(grads.weight.view_mut(), partial.weight.view());
         if let Some(bias) = &mut grads.bias {
@@ -172,7 +188,7 @@ impl Tile {
         forward: &JointForward,
         scratch: &mut Scratch<F>,
         mut encoder_grad: ArrayViewMut2<'_, F>,
-        partials: &[Mutex<Option<Partial<F>>>],
+        partial: &mut Option<Partial<F>>,
     ) {
         self.active_rows(forward, encoder_grad.nrows(), scratch);
         let n = scratch.nodes.len();
@@ -207,8 +223,6 @@ impl Tile {
         for (&(t, _), d) in nodes.iter().zip(grad_hidden.rows()) {
             add_into(encoder_grad.row_mut(t - self.first_frame), d);
         }
-        let thread = rayon::current_thread_index().unwrap_or(0) % partials.len();
-        let mut partial = partials[thread].lock().unwrap_or_else(|p| p.into_inner());
         let partial = partial.get_or_insert_with(|| Partial::zeros(&forward.dims));
         general_mat_mul(
             F::one(),
