@@ -42,7 +42,8 @@ def unfused(
 def random_problem(seed: int, dtype: torch.dtype) -> dict[str, Any]:
     """A random ragged batch (T_b = 1 and U_b = 0 among them) with random options."""
     rng = np.random.default_rng(seed)
-    batch, frames, labels = int(rng.integers(1, 4)), int(rng.integers(1, 7)), int(rng.integers(0, 5))
+    batch, frames = int(rng.integers(1, 4)), int(rng.integers(1, 7))
+    labels = int(rng.integers(0, 5))
     hidden, vocab = int(rng.integers(1, 9)), int(rng.integers(2, 9))
     scale = float(rng.uniform(0.2, 2.0))
     blank = int(rng.choice([0, -1]))

@@ -78,9 +78,11 @@ def _forward_op(
     options = (activation, blank, reduction, clamp, fastemit_lambda, zero_infinity)
     losses, loss, out = _native(arrays, options, grads, None)
     reported = losses if reduction == "none" else loss
-    empty = encoder_out.new_empty(0)
-    grad_tensors = out if grads else (empty, empty.clone(), empty.clone(), empty.clone())
-    return (torch.tensor(reported, dtype=encoder_out.dtype), *grad_tensors)
+    if not grads:
+        empty = encoder_out.new_empty(0)
+        out = (empty, empty.clone(), empty.clone(), empty.clone())
+    reported_loss = torch.tensor(reported, dtype=encoder_out.dtype)
+    return reported_loss, out[0], out[1], out[2], out[3]
 
 
 def _forward_fake(

@@ -115,8 +115,8 @@ def align(inputs: Inputs, *, blank: int, fused_log_softmax: bool) -> list[ItemAl
     """Validates the input as ``forward`` does and aligns every item (GIL released)."""
 
 def joint_loss(
-    arrays: tuple[Any, Any, Any, Any | None, Any, Any, Any],
-    grads: tuple[Any, Any, Any, Any | None] | None,
+    arrays: tuple[Any, ...],
+    grads: tuple[Any, ...] | None,
     *,
     activation: str,
     blank: int,

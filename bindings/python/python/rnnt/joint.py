@@ -12,6 +12,7 @@ B*T*(U+1)*V logits, their gradient and the B*T*(U+1)*H hidden activations are ne
 from __future__ import annotations
 
 import math
+
 import torch
 
 from rnnt import _joint_ops
@@ -66,9 +67,7 @@ def joint_rnnt_loss(
             floats of different dtypes.
     """
     if activation not in _ACTIVATIONS:
-        raise ValueError(
-            f'activation = {activation!r} is not one of "tanh", "relu", "identity"'
-        )
+        raise ValueError(f'activation = {activation!r} is not one of "tanh", "relu", "identity"')
     if reduction not in _REDUCTIONS:
         raise ValueError(f'reduction = {reduction!r} is not one of "none", "sum", "mean"')
     floats = [
@@ -102,9 +101,7 @@ def joint_rnnt_loss(
     if common_index_dtype([str(t.dtype).removeprefix("torch.") for t in indices]) is not None:
         indices = [t.to(torch.int64) for t in indices]
     params = (*floats, bias_tensor)
-    wants_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in params
-    )
+    wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in params)
     options = (
         activation,
         _blank_id(blank),

@@ -57,8 +57,7 @@ def joint_loss_and_grad(
     for array, name, rank in zip(floats, ("encoder_out", "predictor_out", "weight"), (3, 3, 2)):
         if array.ndim != rank:
             raise ValueError(
-                f"{name} has {array.ndim} dimensions (shape {array.shape}) but {rank} were "
-                "expected"
+                f"{name} has {array.ndim} dimensions (shape {array.shape}) but {rank} were expected"
             )
     grads = [np.empty_like(a) for a in floats]
     grad_bias = None if bias_array is None else np.empty_like(bias_array)
