@@ -48,6 +48,11 @@ pub struct Args {
     /// and report it beside padded; the packed floor counts the packed bytes.
     #[arg(long)]
     packed: bool,
+    /// Time the joiner fused into the loss, with hidden size H, against the same shape unfused
+    /// (the joiner materialised, then the loss), and print both peak memories (float32 or
+    /// float64).
+    #[arg(long, value_name = "H")]
+    joint: Option<usize>,
 }
 
 /// The element types `rnnt bench` times.
@@ -165,6 +170,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         args.shapes.clone()
     };
+    if let Some(hidden) = args.joint {
+        return run_joint(args, &shapes, hidden);
+    }
     let threads = run_in_pool(args.threads, rayon_threads)?;
     let layouts = 1 + usize::from(args.packed);
     let progress = ProgressBar::new((shapes.len() * layouts * (2 * args.repeat + 2) + 1) as u64);
@@ -229,6 +237,27 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--joint H`: [`crate::bench_joint`] on `shapes`.
+fn run_joint(args: &Args, shapes: &[NamedShape], hidden: usize) -> anyhow::Result<ExitCode> {
+    let shapes: Vec<_> = shapes
+        .iter()
+        .map(|named| {
+            let Shape {
+                batch,
+                frames,
+                labels,
+                vocab,
+            } = named.shape;
+            (named.name.clone(), (batch, frames, labels, vocab))
+        })
+        .collect();
+    match args.dtype {
+        Dtype::F32 => crate::bench_joint::run::<f32>(&shapes, hidden, args.threads, args.repeat),
+        Dtype::F64 => crate::bench_joint::run::<f64>(&shapes, hidden, args.threads, args.repeat),
+        other => anyhow::bail!("--joint takes --dtype f32 or f64, not {}", other.name()),
+    }
 }
 
 fn rayon_threads() -> usize {

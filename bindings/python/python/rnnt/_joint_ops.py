@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 from torch.library import custom_op, register_autograd, register_fake
 
 from rnnt import _rnnt
@@ -178,17 +179,23 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor
     ctx.save_for_backward(*arrays, *(output[1:] if ctx.grads else ()))
 
 
-def _forward_grad(ctx: Any, grad_loss: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
+def _input_grads(
+    ctx: Any, grad_loss: torch.Tensor, backward: Any
+) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of the op's inputs: those forward computed, scaled by ``grad_loss``, or
+    ``backward`` (the backward op or its implementation) on the saved arrays."""
     saved = ctx.saved_tensors
     if ctx.grads:
         grads = [g * grad_loss.to(g.dtype) for g in saved[7:]]
     else:
         bias = saved[3] if ctx.has_bias else None
-        grads = list(
-            torch.ops.rnnt.joint_backward(*saved[:3], bias, *saved[4:7], grad_loss, *ctx.options)
-        )
+        grads = list(backward(*saved[:3], bias, *saved[4:7], grad_loss, *ctx.options))
     bias_grad = grads[3] if ctx.has_bias else None
     return (grads[0], grads[1], grads[2], bias_grad, *([None] * 10))
+
+
+def _forward_grad(ctx: Any, grad_loss: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
+    return _input_grads(ctx, grad_loss, torch.ops.rnnt.joint_backward)
 
 
 #: ``rnnt::joint_forward(encoder_out, predictor_out, weight, bias, targets, logit_lengths,
@@ -206,11 +213,32 @@ joint_backward = custom_op("rnnt::joint_backward", _backward_op, mutates_args=()
 register_fake("rnnt::joint_backward", _backward_fake)
 
 
+class _EagerJoint(torch.autograd.Function):
+    """The ops' implementations joined by a plain autograd function, for eager mode: a custom
+    op's first call imports ``torch._dynamo`` (seconds), and each call pays its Python
+    dispatch."""
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> torch.Tensor:
+        out = _forward_op(*args)
+        _setup_context(ctx, args, out)
+        return out[0]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return _input_grads(ctx, grad_loss, _backward_op)
+
+
 def joint_loss(
     arrays: tuple[torch.Tensor | None, ...], options: Options, grads: bool
 ) -> torch.Tensor:
     """The differentiable loss of the seven ``arrays`` (contiguous CPU tensors; the bias may be
-    None) with ``options``; ``grads``: autograd will ask for the gradients."""
-    out = torch.ops.rnnt.joint_forward(*arrays, *options, grads)
-    loss: torch.Tensor = out[0]
-    return loss
+    None) with ``options``; ``grads``: autograd will ask for the gradients. Through the custom
+    ops while ``torch.compile`` or ``torch.export`` traces, through :class:`_EagerJoint`
+    otherwise."""
+    if torch.compiler.is_compiling():
+        traced: torch.Tensor = torch.ops.rnnt.joint_forward(*arrays, *options, grads)[0]
+        return traced
+    eager: torch.Tensor = _EagerJoint.apply(*arrays, *options, grads)  # type: ignore[no-untyped-call]
+    return eager
