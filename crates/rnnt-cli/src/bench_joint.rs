@@ -157,9 +157,12 @@ fn measure(
     Ok((best, resident("VmHWM").saturating_sub(before), loss))
 }
 
+/// A shape's name and its sizes (B, T, U, V).
+pub type NamedSizes = (String, (usize, usize, usize, usize));
+
 /// Times both ways on each of `shapes` (B, T, U, V) with H = `hidden`, in `F`, and prints a table.
 pub fn run<F: JointFloat>(
-    shapes: &[(String, (usize, usize, usize, usize))],
+    shapes: &[NamedSizes],
     hidden: usize,
     threads: usize,
     repeat: usize,
