@@ -92,7 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", help="B,T,U,V,H (default: the three of issue 18)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of " + str(WAYS))
+    parser.add_argument(
+        "--ways", default=",".join(WAYS), help="comma-separated subset of " + str(WAYS)
+    )
     args = parser.parse_args()
     shapes = [tuple(map(int, args.shape.split(",")))] if args.shape else SHAPES
     ways = args.ways.split(",")
