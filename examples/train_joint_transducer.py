@@ -24,8 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import rnnt  # noqa: E402
-from train_tiny_transducer import BLANK, VOCAB, TinyTransducer, make_batch  # noqa: E402
+from train_tiny_transducer import BLANK, VOCAB, TinyTransducer, make_batch
+
+import rnnt
 
 
 def teacher_forced(
