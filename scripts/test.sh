@@ -40,10 +40,15 @@ cargo test --workspace
 echo "== Golden cases through the command line"
 cargo run --release -p rnnt-cli -- check tests/golden
 
+echo "== The fused joiner through the command line (a small shape; it checks fused and unfused agree)"
+cargo run --release -p rnnt-cli -- bench --joint 32 --shape 2,30,8,40 --repeat 1
+
 echo "== Python package: lints, build into .venv, tests"
 cargo fmt --manifest-path bindings/python/Cargo.toml --check
 cargo clippy --manifest-path bindings/python/Cargo.toml --all-targets -- -D warnings
 .venv/bin/python -m pip install --quiet --force-reinstall --no-deps ./bindings/python
 (cd bindings/python && ../../.venv/bin/ruff check python tests ../../benchmarks ../../examples \
-  && ../../.venv/bin/ruff format --check python tests ../../benchmarks ../../examples && ../../.venv/bin/mypy)
+    ../../scripts/make_joint_cases.py \
+  && ../../.venv/bin/ruff format --check python tests ../../benchmarks ../../examples \
+    ../../scripts/make_joint_cases.py && ../../.venv/bin/mypy)
 .venv/bin/python -m pytest -q bindings/python/tests
