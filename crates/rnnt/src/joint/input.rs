@@ -10,14 +10,15 @@ use crate::options::Options;
 /// The element types of the fused joiner: `f32` and `f64`, whose GEMM is `matrixmultiply`'s
 /// (through [`ndarray::linalg::general_mat_mul`]). Sealed.
 pub trait JointFloat: Float + LinalgScalar + sealed::Sealed {
-    /// tanh in the type's own arithmetic.
+    /// tanh in the type's own arithmetic (for f32 without a library call, see
+    /// [`tanh_f32`](crate::joint::tanh::tanh_f32)).
     fn tanh(self) -> Self;
 }
 
 impl JointFloat for f32 {
-    #[inline]
+    #[inline(always)]
     fn tanh(self) -> Self {
-        f32::tanh(self)
+        crate::joint::tanh::tanh_f32(self)
     }
 }
 

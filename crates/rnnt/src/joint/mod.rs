@@ -9,6 +9,7 @@
 //! - [`lattice`]: the one call into the crate's lattice;
 //! - [`backward`]: the tiles of the rows whose gradient is not zero made again, d loss / d x
 //!   formed in them, and d f, d g, d W, d bias accumulated with two more GEMMs a tile;
+//! - [`tanh`]: tanh in float32 without a library call;
 //! - [`reference`]: the plain float64 oracle (the logits materialised, then
 //!   [`crate::reference`]).
 //!
@@ -43,6 +44,7 @@ pub mod forward;
 pub mod input;
 pub mod lattice;
 pub mod reference;
+pub mod tanh;
 pub mod tile;
 
 #[cfg(test)]
