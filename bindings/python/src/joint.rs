@@ -282,6 +282,8 @@ pub fn joint_loss<'py>(
         (FloatDtype::F32, IndexDtype::I64) => run::<f32, i64>(py, &arrays, grads.as_mut(), call),
         (FloatDtype::F64, IndexDtype::I32) => run::<f64, i32>(py, &arrays, grads.as_mut(), call),
         (FloatDtype::F64, IndexDtype::I64) => run::<f64, i64>(py, &arrays, grads.as_mut(), call),
-        _ => unreachable!("dtypes() admits float32 and float64 only"),
+        (other, _) => Err(PyTypeError::new_err(format!(
+            "encoder_out has dtype {other:?}: the fused joiner takes float32 or float64"
+        ))),
     }
 }
