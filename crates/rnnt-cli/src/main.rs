@@ -11,6 +11,7 @@ mod check;
 mod demo;
 mod loss;
 mod picture;
+mod variant_case;
 
 use std::process::ExitCode;
 
