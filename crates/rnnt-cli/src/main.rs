@@ -6,6 +6,7 @@
 
 mod align;
 mod bench;
+mod bench_variant;
 mod case_input;
 mod check;
 mod demo;

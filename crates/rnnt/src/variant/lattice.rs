@@ -5,7 +5,6 @@ use crate::batch::Batch;
 use crate::cpu::simd::{FrameScores, ScoreColumns};
 use crate::element::Float;
 use crate::error::Result;
-use crate::logspace::log_add_exp;
 use crate::variant::arcs::{big_blank, Arc, Dest, ItemShape, BLANK, LABEL};
 use crate::variant::rows::Rows;
 use crate::variant::topology::Variant;
@@ -202,62 +201,73 @@ pub(crate) struct ItemLattice {
 }
 
 impl ItemLattice {
-    /// α (pushed along each arc, nodes in frame-major order: every arc lands on a later node)
-    /// and β (pulled, in reverse order), combining with `combine` (`log_add_exp`, or `f64::max`
-    /// for the best path).
-    pub(crate) fn walk(
-        variant: &Variant,
-        scores: &ItemScores,
-        combine: impl Fn(f64, f64) -> f64,
-    ) -> ItemLattice {
+    /// The log-space α/β of the loss, with one exp per arc and direction: α is pushed along
+    /// each arc into a running (largest, scaled sum) pair per node, finished to a logarithm when
+    /// the walk reaches the node (every arc lands on a later node); each arc's destination and
+    /// weight are kept for β, which sums a node's arcs relative to their largest term.
+    pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
         let shape = scores.shape;
         let nodes = shape.nodes();
+        // Per node: the largest incoming α + w and Σ exp(α + w − largest).
+        let mut peak = vec![f64::NEG_INFINITY; nodes];
+        let mut scaled = vec![0.0f64; nodes];
         let mut alpha = vec![f64::NEG_INFINITY; nodes];
-        let mut beta = vec![f64::NEG_INFINITY; nodes];
-        alpha[0] = 0.0;
+        let mut starts = Vec::with_capacity(nodes + 1);
+        let mut dests: Vec<u32> = Vec::with_capacity(nodes * 3);
+        let mut weights: Vec<f64> = Vec::with_capacity(nodes * 3);
         let mut arcs = Vec::with_capacity(16);
         for t in 0..shape.node_frames {
             for u in 0..shape.positions {
                 let n = shape.node(t, u);
-                let a = alpha[n];
-                if a == f64::NEG_INFINITY {
-                    continue;
-                }
+                starts.push(dests.len());
+                let a = if n == 0 {
+                    0.0
+                } else if scaled[n] > 0.0 {
+                    peak[n] + scaled[n].ln()
+                } else {
+                    f64::NEG_INFINITY
+                };
+                alpha[n] = a;
                 variant.arcs(shape, (t, u), &mut arcs);
                 for arc in &arcs {
-                    if let Some(d) = scores.dest(arc) {
-                        let w = scores.weight(arc, t, n);
-                        if w > f64::NEG_INFINITY {
-                            alpha[d] = combine(alpha[d], a + w);
+                    let w = scores.weight(arc, t, n);
+                    if w == f64::NEG_INFINITY {
+                        continue;
+                    }
+                    let dest = scores.dest(arc);
+                    dests.push(dest.map_or(u32::MAX, |d| d as u32));
+                    weights.push(w);
+                    if let (Some(d), true) = (dest, a > f64::NEG_INFINITY) {
+                        let v = a + w;
+                        if v > peak[d] {
+                            scaled[d] = scaled[d] * (peak[d] - v).exp() + 1.0;
+                            peak[d] = v;
+                        } else {
+                            scaled[d] += (v - peak[d]).exp();
                         }
                     }
                 }
             }
         }
-        for t in (0..shape.node_frames).rev() {
-            for u in (0..shape.positions).rev() {
-                let n = shape.node(t, u);
-                variant.arcs(shape, (t, u), &mut arcs);
-                let mut acc = f64::NEG_INFINITY;
-                for arc in &arcs {
-                    let rest = scores.dest(arc).map_or(0.0, |d| beta[d]);
-                    if rest > f64::NEG_INFINITY {
-                        let w = scores.weight(arc, t, n);
-                        if w > f64::NEG_INFINITY {
-                            acc = combine(acc, w + rest);
-                        }
-                    }
-                }
-                beta[n] = acc;
+        starts.push(dests.len());
+        let mut beta = vec![f64::NEG_INFINITY; nodes];
+        for n in (0..nodes).rev() {
+            let arcs = starts[n]..starts[n + 1];
+            let rest = |i: usize| match dests[i] {
+                u32::MAX => 0.0,
+                d => beta[d as usize],
+            };
+            let largest = arcs
+                .clone()
+                .map(|i| weights[i] + rest(i))
+                .fold(f64::NEG_INFINITY, f64::max);
+            if largest > f64::NEG_INFINITY {
+                let sum: f64 = arcs.map(|i| (weights[i] + rest(i) - largest).exp()).sum();
+                beta[n] = largest + sum.ln();
             }
         }
         let log_p = beta[0];
         ItemLattice { alpha, beta, log_p }
-    }
-
-    /// The log-space α/β of the loss.
-    pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
-        Self::walk(variant, scores, log_add_exp)
     }
 
     /// Calls `visit(t, u, arc, occupancy)` for every arc of positive occupancy
