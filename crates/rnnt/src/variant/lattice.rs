@@ -1,7 +1,10 @@
 //! One item's front pass (the log-probabilities each arc reads, gathered per node) and its
 //! float64 lattice over the topology's arcs, in log space.
 
+use std::cell::RefCell;
+
 use crate::batch::Batch;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::{FrameScores, ScoreColumns};
 use crate::element::Float;
 use crate::error::Result;
@@ -34,13 +37,13 @@ pub(crate) struct ItemScores {
     /// The token head's column of each slot at each label position (`usize::MAX`: none).
     pub slot_columns: Vec<usize>,
     /// lp of every slot, nodes × slots (−inf where a node has no row).
-    pub token_lp: Vec<f64>,
+    pub token_lp: NodeVec,
     /// ld of every duration column, nodes × columns.
-    pub duration_lp: Vec<f64>,
+    pub duration_lp: NodeVec,
     /// The log-sum-exp of each node's token row (0 for log-probs input).
-    pub token_lse: Vec<f64>,
+    pub token_lse: NodeVec,
     /// The log-sum-exp of each node's duration row.
-    pub duration_lse: Vec<f64>,
+    pub duration_lse: NodeVec,
 }
 
 /// ln Σ exp over a row in f64, and whether every element is finite or −inf.
@@ -105,10 +108,10 @@ impl ItemScores {
             slots,
             columns,
             slot_columns,
-            token_lp: vec![f64::NEG_INFINITY; nodes * slots],
-            duration_lp: vec![f64::NEG_INFINITY; nodes * columns],
-            token_lse: vec![0.0; nodes],
-            duration_lse: vec![0.0; nodes],
+            token_lp: NodeVec::filled(nodes * slots, f64::NEG_INFINITY),
+            duration_lp: NodeVec::filled(nodes * columns, f64::NEG_INFINITY),
+            token_lse: NodeVec::filled(nodes, 0.0),
+            duration_lse: NodeVec::filled(nodes, 0.0),
         };
         let vocab = batch.vocab;
         for t in 0..shape.frames {
@@ -193,9 +196,9 @@ impl ItemScores {
 #[derive(Debug, Clone)]
 pub(crate) struct ItemLattice {
     /// ln of the weight of every path prefix from (0, 0) to each node.
-    pub alpha: Vec<f64>,
+    pub alpha: NodeVec,
     /// ln of the weight of every path suffix from each node to the end.
-    pub beta: Vec<f64>,
+    pub beta: NodeVec,
     /// ln P, the log-sum over every path (−inf when none exists).
     pub log_p: f64,
 }
@@ -209,13 +212,45 @@ impl ItemLattice {
         let shape = scores.shape;
         let nodes = shape.nodes();
         // Per node: the largest incoming α + w and Σ exp(α + w − largest).
-        let mut peak = vec![f64::NEG_INFINITY; nodes];
-        let mut scaled = vec![0.0f64; nodes];
-        let mut alpha = vec![f64::NEG_INFINITY; nodes];
-        let mut starts = Vec::with_capacity(nodes + 1);
-        let mut dests: Vec<u32> = Vec::with_capacity(nodes * 3);
-        let mut weights: Vec<f64> = Vec::with_capacity(nodes * 3);
-        let mut arcs = Vec::with_capacity(16);
+        let mut peak = NodeVec::filled(nodes, f64::NEG_INFINITY);
+        let mut scaled = NodeVec::filled(nodes, 0.0);
+        let mut alpha = NodeVec::filled(nodes, f64::NEG_INFINITY);
+        let mut beta = NodeVec::filled(nodes, f64::NEG_INFINITY);
+        ARC_SCRATCH.with_borrow_mut(|scratch| {
+            let ArcScratch {
+                starts,
+                dests,
+                weights,
+                arcs,
+            } = scratch;
+            starts.clear();
+            dests.clear();
+            weights.clear();
+            Self::walk_arcs(
+                variant,
+                scores,
+                (&mut peak, &mut scaled, &mut alpha, &mut beta),
+                (starts, dests, weights, arcs),
+            );
+        });
+        let log_p = beta[0];
+        ItemLattice { alpha, beta, log_p }
+    }
+
+    /// The two walks of [`ItemLattice::sum`] over scratch buffers.
+    fn walk_arcs(
+        variant: &Variant,
+        scores: &ItemScores,
+        (peak, scaled, alpha, beta): (&mut [f64], &mut [f64], &mut [f64], &mut [f64]),
+        (starts, dests, weights, arcs): (
+            &mut Vec<usize>,
+            &mut Vec<u32>,
+            &mut Vec<f64>,
+            &mut Vec<Arc>,
+        ),
+    ) {
+        let shape = scores.shape;
+        let nodes = shape.nodes();
         for t in 0..shape.node_frames {
             for u in 0..shape.positions {
                 let n = shape.node(t, u);
@@ -228,8 +263,8 @@ impl ItemLattice {
                     f64::NEG_INFINITY
                 };
                 alpha[n] = a;
-                variant.arcs(shape, (t, u), &mut arcs);
-                for arc in &arcs {
+                variant.arcs(shape, (t, u), arcs);
+                for arc in arcs.iter() {
                     let w = scores.weight(arc, t, n);
                     if w == f64::NEG_INFINITY {
                         continue;
@@ -250,7 +285,6 @@ impl ItemLattice {
             }
         }
         starts.push(dests.len());
-        let mut beta = vec![f64::NEG_INFINITY; nodes];
         for n in (0..nodes).rev() {
             let arcs = starts[n]..starts[n + 1];
             let rest = |i: usize| match dests[i] {
@@ -266,8 +300,6 @@ impl ItemLattice {
                 beta[n] = largest + sum.ln();
             }
         }
-        let log_p = beta[0];
-        ItemLattice { alpha, beta, log_p }
     }
 
     /// Calls `visit(t, u, arc, occupancy)` for every arc of positive occupancy
@@ -302,4 +334,20 @@ impl ItemLattice {
             }
         }
     }
+}
+
+/// Per-thread buffers of [`ItemLattice::sum`]: each node's first arc, and every arc's
+/// destination (`u32::MAX`: the end) and weight, kept between its two walks; and the arcs of one
+/// node. Reused from item to item, so a walk takes no page faults.
+#[derive(Default)]
+struct ArcScratch {
+    starts: Vec<usize>,
+    dests: Vec<u32>,
+    weights: Vec<f64>,
+    arcs: Vec<Arc>,
+}
+
+thread_local! {
+    /// This thread's [`ArcScratch`].
+    static ARC_SCRATCH: RefCell<ArcScratch> = RefCell::new(ArcScratch::default());
 }
