@@ -44,26 +44,11 @@ pub struct Args {
 
 /// The alignments of a variant's case.
 fn variant_alignments(args: &Args) -> anyhow::Result<Vec<Alignment>> {
-    let arrays = rnnt_cases::variants::read_arrays(&args.case.input)?;
-    let (variant, _) = crate::variant_case::variant_of(
+    let (arrays, variant, options) = crate::variant_case::read_case(
+        &args.case,
         &args.variant,
-        &arrays,
-        &serde_json::Map::new(),
         (args.sigma, args.delay_penalty),
     )?;
-    let blank = args.case.blank.unwrap_or_else(|| {
-        arrays
-            .get("blank")
-            .and_then(|b| b.to_i64())
-            .and_then(|b| b.iter().next().copied())
-            .unwrap_or(-1)
-    });
-    let options = rnnt::Options {
-        blank,
-        fused_log_softmax: !args.case.log_probs,
-        threads: args.case.threads,
-        ..rnnt::Options::default()
-    };
     crate::variant_case::align(&arrays, &variant, &options)
 }
 

@@ -103,6 +103,32 @@ pub fn variant_of(
     Ok((variant, number(arrays, options, "fastemit_lambda")))
 }
 
+/// A variant case named on the command line: its arrays, the variant `kind` with the flags'
+/// `sigma` / `delay_penalty` overrides, and the options of `case` (blank: the flag, else the
+/// file's, else −1; input mode; threads).
+pub fn read_case(
+    case: &crate::case_input::CaseArgs,
+    kind: &str,
+    overrides: (Option<f64>, Option<f64>),
+) -> anyhow::Result<(Arrays, Variant, Options)> {
+    let arrays = rnnt_cases::variants::read_arrays(&case.input)?;
+    let (variant, _) = variant_of(kind, &arrays, &serde_json::Map::new(), overrides)?;
+    let blank = case.blank.unwrap_or_else(|| {
+        arrays
+            .get("blank")
+            .and_then(NamedArray::to_i64)
+            .and_then(|b| b.iter().next().copied())
+            .unwrap_or(-1)
+    });
+    let options = Options {
+        blank,
+        fused_log_softmax: !case.log_probs,
+        threads: case.threads,
+        ..Options::default()
+    };
+    Ok((arrays, variant, options))
+}
+
 /// The token head's array name for `variant`.
 pub fn token_array(variant: &Variant) -> &'static str {
     if matches!(variant.topology, Topology::Tdt { .. }) {
