@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     png: Option<PathBuf>,
     /// The lattice: regular, tdt, multiblank, modified or constrained (the variants' .npz
-    /// format, tests/golden-variants-extra/README.md); the table then gives each label's arc
+    /// format, docs/variants-format.md); the table then gives each label's arc
     /// duration (TDT: the token's duration) and the picture the path's jumps.
     #[arg(long, default_value = "regular")]
     variant: String,

@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     zero_infinity: bool,
     /// The lattice: regular, tdt, multiblank, modified or constrained. Anything but a plain
-    /// regular call reads the variants' format (tests/golden-variants/README.md): `logits` or,
+    /// regular call reads the variants' format (docs/variants-format.md): `logits` or,
     /// for tdt, `token_logits` and `duration_logits`; `durations`, `big_blank_durations`,
     /// `sigma`, `delay_penalty` from the .npz; writes `losses`, `loss` and `grad` (tdt:
     /// `grad_token_logits`, `grad_duration_logits`).
