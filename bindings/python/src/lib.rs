@@ -14,6 +14,7 @@ mod dlpack;
 mod errors;
 mod joint;
 mod loss;
+mod variant;
 
 use pyo3::prelude::*;
 
