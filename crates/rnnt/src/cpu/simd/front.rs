@@ -168,7 +168,7 @@ pub(super) unsafe fn frame_scores<V: Lanes>(
     debug_assert!(exps.as_ref().is_none_or(|e| e.len() >= n * len));
     let exps = exps.map_or(std::ptr::null_mut(), |e| e.as_mut_ptr());
     let short = len <= short_row_len::<V>();
-    if short && V::LANES < len && len % V::LANES != 0 {
+    if short && V::LANES < len && !len.is_multiple_of(V::LANES) {
         let rows = rows.as_ptr();
         match len.div_ceil(V::LANES) {
             2 => return short_frame_scores::<V, 2>(rows, len, out, exps, columns),
