@@ -128,6 +128,18 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp_normal(self, n: Self) -> Self {
+        // n added to self's exponent field: exact where the result is normal (three operations
+        // where `ldexp`'s two factors take nine). A result beyond the range gets the exponent
+        // field of inf or NaN, which `min` with +inf makes +inf (x86 `min` returns its second
+        // operand for a NaN); adding self − self (0, or NaN for a NaN self) keeps NaN NaN.
+        let exponent = _mm256_slli_epi32::<23>(_mm256_cvtps_epi32(n.0));
+        let bits = _mm256_add_epi32(_mm256_castps_si256(self.0), exponent);
+        let scaled = _mm256_min_ps(_mm256_castsi256_ps(bits), _mm256_set1_ps(f32::INFINITY));
+        F32x8(_mm256_add_ps(scaled, _mm256_sub_ps(self.0, self.0)))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self {
         let below = _mm256_cmp_ps::<_CMP_LT_OQ>(x.0, bound.0);
         F32x8(_mm256_andnot_ps(below, self.0))
@@ -274,6 +286,18 @@ impl Lanes for F64x4 {
         };
         let scaled = _mm256_mul_pd(self.0, power(half));
         F64x4(_mm256_mul_pd(scaled, power(_mm256_sub_pd(n.0, half))))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp_normal(self, n: Self) -> Self {
+        // As for f32 (six operations where `ldexp` takes eleven): adding 1.5·2⁵² puts the
+        // integer n in the low significand bits, and shifting them up by 52 leaves n·2⁵² (the
+        // constant's own bits shift out).
+        let rounded = _mm256_add_pd(n.0, _mm256_set1_pd(6_755_399_441_055_744.0));
+        let exponent = _mm256_slli_epi64::<52>(_mm256_castpd_si256(rounded));
+        let bits = _mm256_add_epi64(_mm256_castpd_si256(self.0), exponent);
+        let scaled = _mm256_min_pd(_mm256_castsi256_pd(bits), _mm256_set1_pd(f64::INFINITY));
+        F64x4(_mm256_add_pd(scaled, _mm256_sub_pd(self.0, self.0)))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]

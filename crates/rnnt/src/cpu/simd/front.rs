@@ -8,7 +8,7 @@ use crate::cpu::simd::vector::{load_upto, store_upto, Lanes, SimdFloat};
 
 /// The front pass's statistics of one row: its terms exp(x − shift), summed.
 ///
-/// For a short row (at most two vectors: S1's 29 f32), the shift is the row's anchor, the larger
+/// For a short row ([`short_row_len`]: S1's 29 f32 on every instruction set), the shift is the row's anchor, the larger
 /// of two of its elements that the caller names ([`ScoreColumns`]: the blank and the next
 /// label), wherever Σ exp(x − anchor) is at most `ANCHORED_SUM_HIGH` (2¹¹): one
 /// pass over the row, with no maximum to find (its horizontal reduction is much of a short row's
@@ -49,6 +49,18 @@ impl RowStats {
 /// as with the maximum as shift, whose arguments near 0 are exact. (A larger bound would let
 /// that rounding grow with the spread: 4e-6 at e^69.)
 pub(crate) const ANCHORED_SUM_HIGH: f64 = 2048.0;
+
+/// Bytes of the longest row that is short (shifted by its anchor where that allows, see
+/// [`RowStats`]): two AVX-512 vectors, and on narrower vectors as many bytes (four AVX2
+/// vectors), so that S1's rows of 29 f32 are short on every instruction set.
+const SHORT_ROW_BYTES: usize = 128;
+
+/// The elements of the longest short row of `V`'s scalars: [`SHORT_ROW_BYTES`], and at least
+/// two vectors.
+#[inline(always)]
+pub(crate) fn short_row_len<V: Lanes>() -> usize {
+    (SHORT_ROW_BYTES / std::mem::size_of::<V::Scalar>()).max(2 * V::LANES)
+}
 
 /// The two columns of each row whose scores the front pass keeps, its blank and its next label,
 /// which are also the row's anchor candidates (see [`RowStats`]): row r's anchor is the larger of
@@ -155,10 +167,16 @@ pub(super) unsafe fn frame_scores<V: Lanes>(
     debug_assert!(rows.len() >= n * len);
     debug_assert!(exps.as_ref().is_none_or(|e| e.len() >= n * len));
     let exps = exps.map_or(std::ptr::null_mut(), |e| e.as_mut_ptr());
-    if V::LANES < len && len < 2 * V::LANES {
-        return two_vector_frame_scores::<V>(rows.as_ptr(), len, out, exps, columns);
+    let short = len <= short_row_len::<V>();
+    if short && V::LANES < len && !len.is_multiple_of(V::LANES) {
+        let rows = rows.as_ptr();
+        match len.div_ceil(V::LANES) {
+            2 => return short_frame_scores::<V, 2>(rows, len, out, exps, columns),
+            3 => return short_frame_scores::<V, 3>(rows, len, out, exps, columns),
+            4 => return short_frame_scores::<V, 4>(rows, len, out, exps, columns),
+            _ => {}
+        }
     }
-    let short = len <= 2 * V::LANES;
     let mut finite = true;
     for r in 0..n {
         // SAFETY: the caller passes n rows of `len`.
@@ -203,19 +221,20 @@ fn offset_or_null<T>(ptr: *mut T, offset: usize) -> *mut T {
     }
 }
 
-/// [`frame_scores`] of rows of one whole and one partial vector (LANES < `len` < 2·LANES: S1's
-/// rows of 29 f32), the same operations in the same order as [`row_stats`] (so the same bits),
-/// written out for that shape, [`STATS_ROWS`] rows side by side: a row's work is one chain of
-/// dependent steps (its loads, the anchor, the exps, the sum's horizontal reduction), and the
-/// independent rows fill each other's waits. Each row's scores (its anchor) are read from its
-/// own lines after its vector loads. Rows without a finite anchor, or whose anchored sum is too
-/// large, take [`shifted_by_max`].
+/// [`frame_scores`] of rows of `N` vectors, the last one partial (LANES < `len` < N·LANES, `N`
+/// ≤ 4: S1's rows of 29 f32 are two AVX-512 vectors, four AVX2 ones), the same operations in the
+/// same order as [`row_stats`] (so the same bits), written out for that shape, [`STATS_ROWS`]
+/// rows side by side: a row's work is one chain of dependent steps (its loads, the anchor, the
+/// exps, the sum's horizontal reduction), and the independent rows fill each other's waits. Each
+/// row's scores (its anchor) are read from its own lines after its vector loads. Rows without a
+/// finite anchor, or whose anchored sum is too large, take [`shifted_by_max`].
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `rows` points to `out.len()` rows of `len`
-/// readable elements, and `exps` is null or valid for as many writes; LANES < `len` < 2·LANES.
+/// readable elements, and `exps` is null or valid for as many writes; (N − 1)·LANES < `len` <
+/// N·LANES.
 #[inline(always)]
-unsafe fn two_vector_frame_scores<V: Lanes>(
+unsafe fn short_frame_scores<V: Lanes, const N: usize>(
     rows: *const V::Scalar,
     len: usize,
     mut out: FrameScores<'_>,
@@ -223,8 +242,9 @@ unsafe fn two_vector_frame_scores<V: Lanes>(
     columns: ScoreColumns<'_>,
 ) -> bool {
     let lanes = V::LANES;
-    debug_assert!(lanes < len && len < 2 * lanes);
-    let (tail, zero) = (len - lanes, V::splat(V::Scalar::ZERO));
+    debug_assert!((N - 1) * lanes < len && len < N * lanes);
+    let (last, zero) = ((N - 1) * lanes, V::splat(V::Scalar::ZERO));
+    let tail = len - last;
     let n = out.len();
     let mut finite = true;
     let groups = n / STATS_ROWS;
@@ -233,12 +253,14 @@ unsafe fn two_vector_frame_scores<V: Lanes>(
         let group = rows.add(first * len);
         // (Loops over the group, not closures: closures do not get the caller's
         // `#[target_feature]`s.)
-        let mut vectors = [(zero, zero); STATS_ROWS];
-        for (r, (a, b)) in vectors.iter_mut().enumerate() {
+        let mut vectors = [[zero; N]; STATS_ROWS];
+        for (r, row_vectors) in vectors.iter_mut().enumerate() {
             // SAFETY: the loads touch row r's `len` elements only.
             let row = group.add(r * len);
-            *a = V::load(row);
-            *b = V::load_partial(row.add(lanes), tail, V::Scalar::NEG_INFINITY);
+            for (k, vector) in row_vectors[..N - 1].iter_mut().enumerate() {
+                *vector = V::load(row.add(k * lanes));
+            }
+            row_vectors[N - 1] = V::load_partial(row.add(last), tail, V::Scalar::NEG_INFINITY);
         }
         // Each anchor splatted where it is read (an array of scalars read back as a vector
         // would wait for the scalar stores: a failed store-to-load forwarding).
@@ -269,16 +291,31 @@ unsafe fn two_vector_frame_scores<V: Lanes>(
             continue;
         }
         let mut sums = [zero; STATS_ROWS];
-        for (r, (sum, &(a, b))) in sums.iter_mut().zip(&vectors).enumerate() {
-            let (a, b) = (row_term(a, splats[r]), row_term(b, splats[r]));
+        for (r, (sum, row_vectors)) in sums.iter_mut().zip(&vectors).enumerate() {
+            let mut terms = [zero; N];
+            for (term, &x) in terms.iter_mut().zip(row_vectors) {
+                *term = row_term(x, splats[r]);
+            }
             if !exps.is_null() {
                 // SAFETY: the stores touch row r's `len` elements only.
                 let row_exps = exps.add((first + r) * len);
-                a.store(row_exps);
-                b.store_partial(row_exps.add(lanes), tail);
+                for (k, term) in terms[..N - 1].iter().enumerate() {
+                    term.store(row_exps.add(k * lanes));
+                }
+                terms[N - 1].store_partial(row_exps.add(last), tail);
             }
-            // `sum_of_exps` adds each to 0 first: the same bits, the terms being ≥ 0 (or NaN).
-            *sum = a.add(b);
+            // `sum_of_exps`'s two running sums, each started by adding to 0 (the same bits, the
+            // terms being ≥ 0 or NaN): whole vectors alternate between them, the partial one
+            // goes to the second.
+            let (mut sum_a, mut sum_b) = (terms[0], terms[1]);
+            for (k, &term) in terms.iter().enumerate().skip(2) {
+                if k % 2 == 0 && k < N - 1 {
+                    sum_a = sum_a.add(term);
+                } else {
+                    sum_b = sum_b.add(term);
+                }
+            }
+            *sum = sum_a.add(sum_b);
         }
         for (r, (&sum, &row_scores)) in sums.iter().zip(&scores).enumerate() {
             let sum = sum.reduce_sum();
@@ -303,7 +340,7 @@ unsafe fn two_vector_frame_scores<V: Lanes>(
     finite
 }
 
-/// Rows [`two_vector_frame_scores`] takes side by side.
+/// Rows [`short_frame_scores`] takes side by side.
 const STATS_ROWS: usize = 4;
 
 /// The statistics of `row` (see [`RowStats`]): for a short row with a finite `anchor` (one of its
@@ -320,7 +357,7 @@ pub(super) unsafe fn row_stats<V: Lanes>(
     exps: *mut V::Scalar,
     anchor: Option<V::Scalar>,
 ) -> RowStats {
-    let short = row.len() <= 2 * V::LANES;
+    let short = row.len() <= short_row_len::<V>();
     if let Some(anchor) = anchor.filter(|a| short && a.to_f64().is_finite()) {
         let sum = sum_of_exps::<V>(row, anchor, exps);
         if let Some(stats) = RowStats::anchored(anchor.to_f64(), sum) {

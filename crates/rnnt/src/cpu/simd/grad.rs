@@ -2,6 +2,7 @@
 //! front pass's statistics ([`grad_rows`]), or from the softmax terms the front pass stored in the
 //! output, in place ([`FrameRows`], [`grad_rows_in_place`]).
 
+use crate::cpu::simd::front::short_row_len;
 use crate::cpu::simd::math::exp_above;
 use crate::cpu::simd::memory::{
     prefetch, prefetch_distances, prefetch_to_l2, write_vectors, VectorSource,
@@ -279,9 +280,13 @@ pub(super) unsafe fn grad_rows_in_place<V: Lanes>(
 ) {
     debug_assert!(out.len() >= rows.len() * len);
     let output = out.as_mut_ptr();
-    if V::LANES < len && len <= 2 * V::LANES {
-        two_vector_rows_in_place::<V>(output, len, rows);
-        return;
+    if V::LANES < len && len <= short_row_len::<V>() {
+        match len.div_ceil(V::LANES) {
+            2 => return short_rows_in_place::<V, 2>(output, len, rows),
+            3 => return short_rows_in_place::<V, 3>(output, len, rows),
+            4 => return short_rows_in_place::<V, 4>(output, len, rows),
+            _ => {}
+        }
     }
     // Other lengths through the general kernel, a chunk of rows' parameters at a time.
     for first in (0..rows.len()).step_by(PLANNED_ROWS) {
@@ -377,15 +382,16 @@ unsafe fn short_grad_rows<V: Lanes, S: SoftmaxSource<V>>(
     }
 }
 
-/// [`grad_rows_in_place`] of rows longer than one vector and at most two (S1's rows of 29 f32),
+/// [`grad_rows_in_place`] of short rows of `N` vectors (LANES < `len` ≤ N·LANES, at most
+/// [`short_row_len`]: S1's rows of 29 f32 are two AVX-512 vectors, four AVX2 ones),
 /// [`PLANNED_ROWS`] at a time: first each row's scalar decisions ([`GradRow::plan`]) into a
 /// small [`RowWrite`] array, from the rows' contiguous fields (which the compiler vectorises: from
 /// an array of `GradRow`s it would gather each field, and the array would be built first), then the
-/// rows' two vectors each, the second ending at the row's end (overlapping the first: the
+/// rows' `N` vectors each, the last ending at the row's end (overlapping the one before: the
 /// overlap is computed twice, the same way), with the arcs subtracted through lane masks. The
 /// same arithmetic in the same order as the general kernel, so the same bits.
 ///
-/// Why not the general kernel: its second vector is a masked store, and a masked store holds up any
+/// Why not the general kernel: its last vector is a masked store, and a masked store holds up any
 /// later load from its 64 bytes (masked-off lanes included) until it is written to the cache,
 /// which in place is the next row's first load; and its arcs are a branch per vector on a lane
 /// that varies from row to row. (Subtracting the arcs afterwards from memory instead is slower
@@ -393,15 +399,23 @@ unsafe fn short_grad_rows<V: Lanes, S: SoftmaxSource<V>>(
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `out` holds `rows.len()` rows of `len`, with the
-/// stored terms in every row with a softmax term; LANES < `len` ≤ 2·LANES.
+/// stored terms in every row with a softmax term; (N − 1)·LANES < `len` ≤ N·LANES, `len` ≤ 32.
 #[inline(always)]
-unsafe fn two_vector_rows_in_place<V: Lanes>(
+unsafe fn short_rows_in_place<V: Lanes, const N: usize>(
     out: *mut V::Scalar,
     len: usize,
     rows: &FrameRows<'_>,
 ) {
-    debug_assert!(V::LANES < len && len <= 2 * V::LANES);
-    let second = len - V::LANES;
+    debug_assert!((N - 1) * V::LANES < len && len <= N * V::LANES && len <= 32);
+    // Each vector's first element: whole vectors from the row's start, the last one ending at
+    // its end.
+    let offsets: [usize; N] = std::array::from_fn(|j| {
+        if j + 1 < N {
+            j * V::LANES
+        } else {
+            len - V::LANES
+        }
+    });
     let clipped = rows.clip < f64::INFINITY;
     for first in (0..rows.len()).step_by(PLANNED_ROWS) {
         let count = PLANNED_ROWS.min(rows.len() - first);
@@ -409,20 +423,20 @@ unsafe fn two_vector_rows_in_place<V: Lanes>(
         let writes = &mut writes[..count];
         rows.plan_writes(first, len, writes);
         let at = out.add(first * len);
-        // SAFETY: the chunk's rows lie within the rows the caller passes; `second` + LANES =
-        // `len`.
+        // SAFETY: the chunk's rows lie within the rows the caller passes; every offset + LANES
+        // is at most `len`.
         if clipped {
-            write_two_vector_rows::<V, true>(at, len, second, writes);
+            write_short_rows::<V, N, true>(at, len, &offsets, writes);
         } else {
-            write_two_vector_rows::<V, false>(at, len, second, writes);
+            write_short_rows::<V, N, false>(at, len, &offsets, writes);
         }
     }
 }
 
-/// Rows planned at a time by [`two_vector_rows_in_place`].
+/// Rows planned at a time by [`short_rows_in_place`].
 const PLANNED_ROWS: usize = 16;
 
-/// One row's write in [`two_vector_rows_in_place`], in the element type: the decisions of
+/// One row's write in [`short_rows_in_place`], in the element type: the decisions of
 /// [`GradRow::plan`].
 #[derive(Clone, Copy)]
 struct RowWrite<T> {
@@ -475,37 +489,41 @@ impl<T: SimdFloat> RowWrite<T> {
     }
 }
 
-/// The rows of [`two_vector_rows_in_place`] from their `writes`: both vectors of a row loaded
-/// before either is stored (in place, the second reads terms the first overwrites), the clip
-/// only where a row of the chunk has one.
+/// The rows of [`short_rows_in_place`] from their `writes`: all vectors of a row loaded before
+/// any is stored (in place, the last reads terms the one before overwrites), the clip only where
+/// a row of the chunk has one.
 ///
 /// # Safety
-/// As [`two_vector_rows_in_place`], with `second` = `len` − LANES.
+/// As [`short_rows_in_place`], with `offsets` its vectors' first elements.
 #[inline(always)]
-unsafe fn write_two_vector_rows<V: Lanes, const CLIPPED: bool>(
+unsafe fn write_short_rows<V: Lanes, const N: usize, const CLIPPED: bool>(
     rows: *mut V::Scalar,
     len: usize,
-    second: usize,
+    offsets: &[usize; N],
     writes: &[RowWrite<V::Scalar>],
 ) {
     for (r, write) in writes.iter().enumerate() {
         let row = rows.add(r * len);
         let (factor, floor) = (V::splat(write.factor), V::splat(write.floor));
-        let (head, tail) = (V::load(row), V::load(row.add(second)));
-        let mut head = head.zero_where_below(head, floor).mul(factor);
-        let mut tail = tail.zero_where_below(tail, floor).mul(factor);
-        for &(bit, amount) in &write.arcs {
-            head = head.sub_in_lanes(bit, amount);
-            tail = tail.sub_in_lanes(bit >> second, amount);
+        let mut vectors = [V::splat(V::Scalar::ZERO); N];
+        for (vector, &offset) in vectors.iter_mut().zip(offsets) {
+            *vector = V::load(row.add(offset));
         }
-        if CLIPPED {
-            let (clip, scale) = (V::splat(write.clip), V::splat(write.scale));
-            let minus_clip = V::splat(V::Scalar::ZERO).sub(clip);
-            head = minus_clip.max(clip.min(head)).mul(scale);
-            tail = minus_clip.max(clip.min(tail)).mul(scale);
+        for (vector, &offset) in vectors.iter_mut().zip(offsets) {
+            let mut d = vector.zero_where_below(*vector, floor).mul(factor);
+            for &(bit, amount) in &write.arcs {
+                d = d.sub_in_lanes(bit >> offset, amount);
+            }
+            if CLIPPED {
+                let (clip, scale) = (V::splat(write.clip), V::splat(write.scale));
+                let minus_clip = V::splat(V::Scalar::ZERO).sub(clip);
+                d = minus_clip.max(clip.min(d)).mul(scale);
+            }
+            *vector = d;
         }
-        head.store(row);
-        tail.store(row.add(second));
+        for (vector, &offset) in vectors.iter().zip(offsets) {
+            vector.store(row.add(offset));
+        }
     }
 }
 

@@ -131,7 +131,9 @@ pub(super) unsafe fn exp_of_clamped<V: Lanes>(x: V, floor: V) -> V {
     for &c in coefficients[..coefficients.len() - 1].iter().rev() {
         p = p.mul_add(r, V::splat(c));
     }
-    p.ldexp(n)
+    // p is within [√½, √2] (|r| ≤ ln2/2), and with x clamped to [EXP_NORMAL_LOW, EXP_HIGH],
+    // p·2ⁿ is normal or overflows.
+    p.ldexp_normal(n)
 }
 
 /// k·ln 2 + ln(1 + f) per lane, for integral k and f in [1/√2 − 1, ½] (so |s| ≤ ⅕ below),

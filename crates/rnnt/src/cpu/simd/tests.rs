@@ -231,15 +231,16 @@ fn anchors_of<T: SimdFloat>(row: &[T]) -> Vec<Option<T>> {
     anchors
 }
 
-/// Elements per vector of `T` on `isa`: rows of at most twice as many are short (anchored).
-fn lanes<T>(isa: Isa) -> usize {
-    match isa.set() {
+/// The longest short (anchored) row of `T` on `isa`: 128 bytes, and at least two vectors.
+fn short_len<T>(isa: Isa) -> usize {
+    let lanes = match isa.set() {
         Set::Scalar => 1,
         #[cfg(target_arch = "x86_64")]
         Set::Avx2 => 32 / std::mem::size_of::<T>(),
         #[cfg(target_arch = "x86_64")]
         Set::Avx512 => 64 / std::mem::size_of::<T>(),
-    }
+    };
+    (128 / std::mem::size_of::<T>()).max(2 * lanes)
 }
 
 /// One row's statistics against f64 arithmetic, with each of [`anchors_of`]: a short row shifted
@@ -260,7 +261,7 @@ fn check_row_stats<T: SimdFloat>(tolerance: f64) {
                 assert!(stats.sum.is_nan(), "{context} gives {stats:?}");
                 continue;
             }
-            let short = row.len() <= 2 * lanes::<T>(isa);
+            let short = row.len() <= short_len::<T>(isa);
             let anchor = anchor.map(T::to_f64).filter(|a| short && a.is_finite());
             let anchored = anchor.map(|a| values.iter().map(|x| (x - a).exp()).sum::<f64>());
             let high = ANCHORED_SUM_HIGH;
@@ -374,7 +375,7 @@ fn check_frame_scores<T: SimdFloat>(tolerance: f64) {
             let (out, scores, finite) = frame_scores_of(isa, frame, None, columns);
             let mut exps = vec![T::from_f64(-1.0); flat.len()];
             let (storing, _, _) = frame_scores_of(isa, frame, Some(&mut exps), columns);
-            let short = len <= 2 * lanes::<T>(isa);
+            let short = len <= short_len::<T>(isa);
             let low = T::EXP_NORMAL_LOW.to_f64();
             let half_ulp = if std::mem::size_of::<T>() == 4 {
                 6e-8

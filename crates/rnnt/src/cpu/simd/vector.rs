@@ -55,6 +55,14 @@ pub trait Lanes: Copy {
     /// self × 2ⁿ for integral `n` in [−(2·emax+60), 2·emax], rounded once (subnormal results
     /// included); NaN stays NaN.
     unsafe fn ldexp(self, n: Self) -> Self;
+    /// self × 2ⁿ for self in [√½, √2] (or NaN) and integral `n` for which the result is a normal
+    /// number or beyond the largest finite one (then +inf): the last step of the exp
+    /// (`math::exp_of_clamped`), exact like [`Lanes::ldexp`]; NaN stays NaN. [`Lanes::ldexp`]
+    /// unless the set has a cheaper way.
+    #[inline(always)]
+    unsafe fn ldexp_normal(self, n: Self) -> Self {
+        self.ldexp(n)
+    }
     /// Lanes where `x` < `bound` become 0, the others keep `self` (a NaN `x` keeps `self`).
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self;
     /// `self` with `amount` subtracted from each lane j whose bit j of `lanes` is set (bits from
