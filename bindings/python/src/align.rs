@@ -1,10 +1,12 @@
 //! `align`: best paths and occupancies of a batch lent by Python ([`rnnt::align()`]).
 
 use pyo3::prelude::*;
-use rnnt::{Alignment, Options};
+use pyo3::types::PyTuple;
+use rnnt::{Alignment, ArcKind, Options};
 
 use crate::errors::to_py_err;
 use crate::loss::{input_name, with_dtypes, with_rank, Blank, InputObjects, Inputs};
+use crate::variant::{token_name, VariantArgs, VariantArrays};
 
 /// The alignment of one item; the Python package turns it into NumPy arrays.
 #[pyclass(frozen, module = "rnnt._rnnt")]
@@ -21,7 +23,7 @@ impl ItemAlignment {
 
     /// T_b, the item's number of frames.
     fn frames(&self) -> usize {
-        self.inner.occupancy.nrows()
+        self.inner.emit_posterior.ncols()
     }
 
     /// The best path's (t, u) nodes from (0, 0) to (T_b−1, U_b); empty when P = 0.
@@ -43,6 +45,16 @@ impl ItemAlignment {
             .best_path
             .as_ref()
             .map_or_else(Vec::new, |path| path.emit_frames.clone())
+    }
+
+    /// For each label the best path emits, (frame, duration of its arc); empty when P = 0.
+    fn token_durations(&self) -> Vec<(usize, usize)> {
+        self.arcs_of(ArcKind::Emit)
+    }
+
+    /// For each blank on the best path, final one included, (frame, duration); empty when P = 0.
+    fn blank_durations(&self) -> Vec<(usize, usize)> {
+        self.arcs_of(ArcKind::Blank)
     }
 
     /// ln P(y|x) over all paths.
@@ -70,21 +82,72 @@ impl ItemAlignment {
     }
 }
 
-/// Validates `inputs` = `(logits, targets, logit_lengths, target_lengths)` as the loss does and
-/// aligns every item (GIL released).
+impl ItemAlignment {
+    /// (frame, duration) of each arc of `kind` on the best path.
+    fn arcs_of(&self, kind: ArcKind) -> Vec<(usize, usize)> {
+        self.inner.best_path.as_ref().map_or_else(Vec::new, |path| {
+            path.arcs
+                .iter()
+                .zip(&path.durations)
+                .zip(&path.nodes)
+                .filter(|((&arc, _), _)| arc == kind)
+                .map(|((_, &duration), &(t, _))| (t, duration))
+                .collect()
+        })
+    }
+}
+
+/// Validates `inputs` = `(logits, targets, logit_lengths, target_lengths)` (TDT: and
+/// `duration_logits`) as the loss does and aligns every item on the chosen topology (GIL
+/// released).
 #[pyfunction]
-#[pyo3(signature = (inputs, *, blank, fused_log_softmax))]
+#[pyo3(signature = (inputs, *, blank, fused_log_softmax, rnnt_type="regular",
+    terminal_blank=false, delay_penalty=0.0, sigma=0.0, big_blank_durations=None,
+    durations=None))]
+#[allow(clippy::too_many_arguments)] // the options of the Python API, one each
 pub fn align<'py>(
     py: Python<'py>,
-    inputs: InputObjects<'py>,
+    inputs: Bound<'py, PyTuple>,
     blank: Blank,
     fused_log_softmax: bool,
+    rnnt_type: &str,
+    terminal_blank: bool,
+    delay_penalty: f64,
+    sigma: f64,
+    big_blank_durations: Option<Vec<i64>>,
+    durations: Option<Vec<i64>>,
 ) -> PyResult<Vec<ItemAlignment>> {
     let options = Options {
         blank: blank.0,
         fused_log_softmax,
         ..Options::default()
     };
+    let variant = VariantArgs {
+        rnnt_type,
+        terminal_blank,
+        delay_penalty,
+        sigma,
+        big_blank_durations,
+        durations,
+    }
+    .variant()?;
+    if !variant.is_standard() || inputs.len() != 4 {
+        let name = token_name(&variant, fused_log_softmax);
+        let arrays = VariantArrays::import(&inputs, name)?;
+        let (float, index) = arrays.dtypes(name)?;
+        let alignments = with_dtypes!(float, index, |F, I| {
+            with_rank!(arrays.scores_rank(name)?, |D| {
+                let input = arrays.input::<F, I, D>(name)?;
+                py.detach(|| rnnt::variant::align(&input, &options, &variant))
+            })
+        })
+        .map_err(to_py_err)?;
+        return Ok(alignments
+            .into_iter()
+            .map(|inner| ItemAlignment { inner })
+            .collect());
+    }
+    let inputs: InputObjects<'py> = inputs.extract()?;
     let name = input_name(fused_log_softmax);
     let inputs = Inputs::import(&inputs, name)?;
     let (float, index) = inputs.dtypes(name)?;

@@ -21,7 +21,7 @@ use std::mem::{align_of, size_of};
 use std::ops::Range;
 use std::ptr::NonNull;
 
-use ndarray::{ArrayView, ArrayViewMut, Dimension, IntoDimension};
+use ndarray::{ArrayView, ArrayViewMut, Dimension, IntoDimension, ShapeBuilder};
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
@@ -191,6 +191,8 @@ pub struct Array {
     dtype: DLDataType,
     /// Whether the elements are laid out row-major with no gaps.
     c_contiguous: bool,
+    /// The strides in elements (row-major ones when the producer gave none).
+    strides: Vec<i64>,
     /// Address of the first element (`data + byte_offset`); may be anything for an empty array.
     address: usize,
     /// Whether the producer forbids writes.
@@ -272,11 +274,12 @@ impl Array {
             .map(|&n| usize::try_from(n))
             .collect::<Result<_, _>>()
             .map_err(|_| PyValueError::new_err(format!("{name} has shape {shape:?}")))?;
-        let c_contiguous = if tensor.strides.is_null() {
-            true
+        let strides = if tensor.strides.is_null() {
+            row_major_strides(&shape)
         } else {
-            is_c_contiguous(&shape, &axes(tensor.strides, ndim, name, "strides")?)
+            axes(tensor.strides, ndim, name, "strides")?
         };
+        let c_contiguous = is_c_contiguous(&shape, &strides);
         let address = usize::try_from(tensor.byte_offset)
             .ok()
             .and_then(|offset| (tensor.data as usize).checked_add(offset))
@@ -292,6 +295,7 @@ impl Array {
             shape,
             dtype,
             c_contiguous,
+            strides,
             address,
             read_only: flags & FLAG_READ_ONLY != 0,
         })
@@ -307,21 +311,64 @@ impl Array {
         self.dtype.to_string()
     }
 
-    /// Whether the bytes of the two arrays intersect (their spans as C-contiguous arrays, which
-    /// is what every array must be before a view of it exists).
+    /// Whether the bytes of the two arrays may intersect: their spans intersect, unless both are
+    /// rows of one pitch over the same outer shape whose column ranges are disjoint (the two
+    /// heads of one NeMo joint tensor).
     pub fn overlaps(&self, other: &Array) -> bool {
         let (a, b) = (self.byte_range(), other.byte_range());
-        !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
+        let spans_meet = !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end;
+        spans_meet && !self.interleaves(other)
     }
 
-    /// The addresses the elements span if C-contiguous (saturating: an array too large for the
-    /// address space is refused before it is read).
+    /// Whether `self` and `other` are rows of one pitch (the same outer shape and strides, in
+    /// bytes) whose column ranges within a pitch do not intersect.
+    fn interleaves(&self, other: &Array) -> bool {
+        let rank = self.shape.len();
+        if rank < 2 || other.shape.len() != rank || self.element_bytes() != other.element_bytes() {
+            return false;
+        }
+        let outer = rank - 1;
+        if self.shape[..outer] != other.shape[..outer]
+            || self.strides[..outer] != other.strides[..outer]
+        {
+            return false;
+        }
+        let size = self.element_bytes() as i64;
+        let pitch = self.strides[outer - 1].saturating_mul(size);
+        if pitch <= 0 || self.strides[outer] != 1 || other.strides[outer] != 1 {
+            return false;
+        }
+        let (pitch, first, second) = (pitch as usize, self, other);
+        let width = |a: &Array| a.shape[outer] * a.element_bytes();
+        // Column offsets within one pitch, measured from the lower address.
+        let (low, high) = if first.address <= second.address {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        let offset = (high.address - low.address) % pitch;
+        offset >= width(low) && offset + width(high) <= pitch
+    }
+
+    /// Bytes per element.
+    fn element_bytes(&self) -> usize {
+        (usize::from(self.dtype.bits) * usize::from(self.dtype.lanes)).div_ceil(8)
+    }
+
+    /// The addresses the elements span, by their strides (saturating: an array too large for
+    /// the address space is refused before it is read).
     fn byte_range(&self) -> Range<usize> {
-        let element_bits = usize::from(self.dtype.bits).saturating_mul(self.dtype.lanes.into());
-        let bytes = self
+        if self.shape.contains(&0) {
+            return self.address..self.address;
+        }
+        let last = self
             .shape
             .iter()
-            .fold(element_bits.div_ceil(8), |acc, &n| acc.saturating_mul(n));
+            .zip(&self.strides)
+            .fold(0usize, |acc, (&n, &stride)| {
+                acc.saturating_add((n - 1).saturating_mul(stride.unsigned_abs() as usize))
+            });
+        let bytes = last.saturating_add(1).saturating_mul(self.element_bytes());
         self.address..self.address.saturating_add(bytes)
     }
 
@@ -432,6 +479,115 @@ impl Array {
         // view of this array, and the caller checked that no other array it views overlaps it.
         Ok(unsafe { ArrayViewMut::from_shape_ptr(self.dim::<D>(), pointer) })
     }
+}
+
+impl Array {
+    /// Checks that this array can back a strided view of `T` with `rank` axes (the heads of a
+    /// variant's call): as [`Array::check`] but with any non-negative strides whose last one is 1;
+    /// the core checks that the rows share one pitch. Returns the pointer and the strides.
+    fn check_strided<T: Scalar>(&self, name: &str, rank: usize) -> PyResult<(*mut T, Vec<usize>)> {
+        if self.dtype != T::DTYPE {
+            return Err(PyTypeError::new_err(format!(
+                "{name} has dtype {} but {} was expected",
+                self.dtype,
+                T::DTYPE
+            )));
+        }
+        if self.shape.len() != rank {
+            return Err(PyValueError::new_err(format!(
+                "{name} has {} dimensions (shape {:?}) but {rank} were expected",
+                self.shape.len(),
+                self.shape
+            )));
+        }
+        let strides: Vec<usize> = self
+            .strides
+            .iter()
+            .map(|&s| usize::try_from(s))
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                PyValueError::new_err(format!(
+                    "{name} has negative strides {:?}: make a copy",
+                    self.strides
+                ))
+            })?;
+        // No two elements at one address: each axis steps past everything inside it.
+        let mut inner_span = 0usize;
+        for (&extent, &stride) in self.shape.iter().zip(&strides).rev() {
+            if extent > 1 && stride <= inner_span {
+                return Err(PyValueError::new_err(format!(
+                    "{name} has shape {:?} and strides {:?}, under which elements overlap or \
+                     are not rows of one pitch: make a contiguous copy",
+                    self.shape, self.strides
+                )));
+            }
+            inner_span =
+                inner_span.saturating_add((extent.saturating_sub(1)).saturating_mul(stride));
+        }
+        let span = self.byte_range();
+        if span.end - span.start > isize::MAX as usize || span.end == usize::MAX {
+            return Err(PyValueError::new_err(format!(
+                "{name} has shape {:?}: too large",
+                self.shape
+            )));
+        }
+        if self.shape.contains(&0) {
+            return Ok((NonNull::<T>::dangling().as_ptr(), strides));
+        }
+        if self.address == 0 || !self.address.is_multiple_of(align_of::<T>()) {
+            return Err(PyValueError::new_err(format!(
+                "{name} has address {:#x}, not a valid aligned address for {}",
+                self.address,
+                T::DTYPE
+            )));
+        }
+        Ok((self.address as *mut T, strides))
+    }
+
+    /// A read-only strided view (see [`Array::check_strided`]).
+    pub fn view_strided<T: Scalar, D: Dimension>(
+        &self,
+        name: &str,
+    ) -> PyResult<ArrayView<'_, T, D>> {
+        let (pointer, strides) = self.check_strided::<T>(name, D::NDIM.expect("fixed rank"))?;
+        let shape = self.dim::<D>().strides(
+            D::from_dimension(&strides.as_slice().into_dimension()).expect("rank checked"),
+        );
+        // SAFETY: `check_strided` verified the dtype, the rank, non-negative strides, an aligned
+        // non-null address and a byte span that fits in isize; the producer's description says
+        // every element at these strides lies in its memory, kept alive while `self` holds it.
+        Ok(unsafe { ArrayView::from_shape_ptr(shape, pointer as *const T) })
+    }
+
+    /// A writable strided view; the caller checks that it shares no byte with any array viewed
+    /// at the same time ([`Array::overlaps`]).
+    pub fn view_mut_strided<T: Scalar, D: Dimension>(
+        &mut self,
+        name: &str,
+    ) -> PyResult<ArrayViewMut<'_, T, D>> {
+        if self.read_only {
+            return Err(PyValueError::new_err(format!(
+                "{name} is read-only: pass a writable array"
+            )));
+        }
+        let (pointer, strides) = self.check_strided::<T>(name, D::NDIM.expect("fixed rank"))?;
+        let shape = self.dim::<D>().strides(
+            D::from_dimension(&strides.as_slice().into_dimension()).expect("rank checked"),
+        );
+        // SAFETY: as in `view_strided`, and the producer allows writes; `&mut self` makes this the
+        // only view of this array, and the caller checked that no other array it views overlaps
+        // it (the core refuses strides under which two elements would share an address).
+        Ok(unsafe { ArrayViewMut::from_shape_ptr(shape, pointer) })
+    }
+}
+
+/// Row-major strides (in elements) of `shape`.
+fn row_major_strides(shape: &[usize]) -> Vec<i64> {
+    let mut strides = vec![1i64; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1].saturating_mul(shape[i + 1] as i64);
+    }
+    strides
 }
 
 /// The `ndim` entries of a tensor's `shape` or `strides` (`what`), copied out of the producer's

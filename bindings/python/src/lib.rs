@@ -13,6 +13,7 @@ mod array;
 mod dlpack;
 mod errors;
 mod loss;
+mod variant;
 
 use pyo3::prelude::*;
 

@@ -3,10 +3,12 @@
 use ndarray::{Ix1, Ix2};
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 use rnnt::{LossInput, Options, Reduction, ScoresDim, Targets};
 
 use crate::array::{Array, FloatDtype, IndexDtype, Scalar};
 use crate::errors::to_py_err;
+use crate::variant::{token_name, GradArrays, VariantArgs, VariantArrays};
 
 /// Runs `$body` with `$f` bound to the float type of `$float` and `$i` to the integer type of
 /// `$index`: one generic body, instantiated for every accepted pair of dtypes.
@@ -171,9 +173,27 @@ type InputAndGrad<'a, F, I, D> = (LossInput<'a, F, I, D>, ndarray::ArrayViewMut<
 /// needs (never a B·T·(U+1)·V buffer).
 #[pyclass(frozen, module = "rnnt._rnnt")]
 pub struct ForwardState {
-    inner: rnnt::Forward,
+    inner: Kept,
     fused_log_softmax: bool,
     reduction: Reduction,
+}
+
+/// The core's forward result: of the standard loss, or of a variant.
+enum Kept {
+    /// `rnnt::forward`.
+    Standard(rnnt::Forward),
+    /// `rnnt::variant::forward`.
+    Variant(rnnt::VariantForward),
+}
+
+impl Kept {
+    /// Per-item losses.
+    fn losses(&self) -> &[f64] {
+        match self {
+            Kept::Standard(f) => f.losses(),
+            Kept::Variant(f) => f.losses(),
+        }
+    }
 }
 
 #[pymethods]
@@ -185,13 +205,13 @@ impl ForwardState {
 
     /// The loss after the reduction given to `forward` (the sum for "none").
     fn loss(&self) -> f64 {
-        self.inner.loss()
+        self.reduction.reduce(self.inner.losses())
     }
 
     /// d(reported loss)/d loss_b for every item, given d(objective)/d(reported loss) = `upstream`.
     fn item_weights(&self, upstream: f64) -> Vec<f64> {
         self.reduction
-            .item_weights(upstream, self.inner.batch().batch_size)
+            .item_weights(upstream, self.inner.losses().len())
     }
 }
 
@@ -199,17 +219,24 @@ impl ForwardState {
 /// once and runs the α/β lattice (GIL released).
 #[pyfunction]
 #[pyo3(signature = (inputs, *, blank, reduction, fused_log_softmax, clamp, fastemit_lambda,
-    zero_infinity))]
+    zero_infinity, rnnt_type="regular", terminal_blank=false, delay_penalty=0.0, sigma=0.0,
+    big_blank_durations=None, durations=None))]
 #[allow(clippy::too_many_arguments)] // the options of the Python API, one each
 pub fn forward<'py>(
     py: Python<'py>,
-    inputs: InputObjects<'py>,
+    inputs: Bound<'py, PyTuple>,
     blank: Blank,
     reduction: &str,
     fused_log_softmax: bool,
     clamp: f64,
     fastemit_lambda: f64,
     zero_infinity: bool,
+    rnnt_type: &str,
+    terminal_blank: bool,
+    delay_penalty: f64,
+    sigma: f64,
+    big_blank_durations: Option<Vec<i64>>,
+    durations: Option<Vec<i64>>,
 ) -> PyResult<ForwardState> {
     let options = loss_options(
         blank.0,
@@ -219,6 +246,33 @@ pub fn forward<'py>(
         fastemit_lambda,
         zero_infinity,
     )?;
+    let variant = VariantArgs {
+        rnnt_type,
+        terminal_blank,
+        delay_penalty,
+        sigma,
+        big_blank_durations,
+        durations,
+    }
+    .variant()?;
+    if !variant.is_standard() || inputs.len() != 4 {
+        let name = token_name(&variant, fused_log_softmax);
+        let arrays = VariantArrays::import(&inputs, name)?;
+        let (float, index) = arrays.dtypes(name)?;
+        let inner = with_dtypes!(float, index, |F, I| {
+            with_rank!(arrays.scores_rank(name)?, |D| {
+                let input = arrays.input::<F, I, D>(name)?;
+                py.detach(|| rnnt::variant::forward(&input, &options, &variant))
+            })
+        })
+        .map_err(to_py_err)?;
+        return Ok(ForwardState {
+            inner: Kept::Variant(inner),
+            fused_log_softmax,
+            reduction: options.reduction,
+        });
+    }
+    let inputs: InputObjects<'py> = inputs.extract()?;
     let name = input_name(fused_log_softmax);
     let inputs = Inputs::import(&inputs, name)?;
     let (float, index) = inputs.dtypes(name)?;
@@ -230,7 +284,7 @@ pub fn forward<'py>(
     })
     .map_err(to_py_err)?;
     Ok(ForwardState {
-        inner,
+        inner: Kept::Standard(inner),
         fused_log_softmax,
         reduction: options.reduction,
     })
@@ -280,11 +334,12 @@ fn loss_options(
 /// instead of computed twice ([`rnnt::loss_and_grad_into`]).
 #[pyfunction]
 #[pyo3(signature = (inputs, grad, *, blank, reduction, fused_log_softmax, clamp, fastemit_lambda,
-    zero_infinity))]
+    zero_infinity, rnnt_type="regular", terminal_blank=false, delay_penalty=0.0, sigma=0.0,
+    big_blank_durations=None, durations=None, duration_grad=None))]
 #[allow(clippy::too_many_arguments)] // the options of the Python API, one each
 pub fn loss_and_grad_into<'py>(
     py: Python<'py>,
-    inputs: InputObjects<'py>,
+    inputs: Bound<'py, PyTuple>,
     grad: Bound<'py, PyAny>,
     blank: Blank,
     reduction: &str,
@@ -292,6 +347,13 @@ pub fn loss_and_grad_into<'py>(
     clamp: f64,
     fastemit_lambda: f64,
     zero_infinity: bool,
+    rnnt_type: &str,
+    terminal_blank: bool,
+    delay_penalty: f64,
+    sigma: f64,
+    big_blank_durations: Option<Vec<i64>>,
+    durations: Option<Vec<i64>>,
+    duration_grad: Option<Bound<'py, PyAny>>,
 ) -> PyResult<ForwardState> {
     let options = loss_options(
         blank.0,
@@ -301,6 +363,35 @@ pub fn loss_and_grad_into<'py>(
         fastemit_lambda,
         zero_infinity,
     )?;
+    let variant = VariantArgs {
+        rnnt_type,
+        terminal_blank,
+        delay_penalty,
+        sigma,
+        big_blank_durations,
+        durations,
+    }
+    .variant()?;
+    if !variant.is_standard() || inputs.len() != 4 || duration_grad.is_some() {
+        let name = token_name(&variant, fused_log_softmax);
+        let arrays = VariantArrays::import(&inputs, name)?;
+        let mut grads = GradArrays::import(&grad, duration_grad.as_ref(), &arrays, name)?;
+        let (float, index) = arrays.dtypes(name)?;
+        let inner = with_dtypes!(float, index, |F, I| {
+            with_rank!(arrays.scores_rank(name)?, |D| {
+                let input = arrays.input::<F, I, D>(name)?;
+                let grads = grads.views::<F, D>()?;
+                py.detach(|| rnnt::variant::loss_and_grad_into(&input, &options, &variant, grads))
+            })
+        })
+        .map_err(to_py_err)?;
+        return Ok(ForwardState {
+            inner: Kept::Variant(inner),
+            fused_log_softmax,
+            reduction: options.reduction,
+        });
+    }
+    let inputs: InputObjects<'py> = inputs.extract()?;
     let name = input_name(fused_log_softmax);
     let inputs = Inputs::import(&inputs, name)?;
     let mut grad = Array::import(&grad, "grad")?;
@@ -313,30 +404,67 @@ pub fn loss_and_grad_into<'py>(
     })
     .map_err(to_py_err)?;
     Ok(ForwardState {
-        inner,
+        inner: Kept::Standard(inner),
         fused_log_softmax,
         reduction: options.reduction,
     })
 }
 
 /// Writes d objective / d input into `grad` given d objective / d loss_b = `item_weights[b]`
-/// (GIL released). `inputs` must describe the arrays `forward` saw.
+/// (GIL released). `inputs` must describe the arrays `forward` saw; after a TDT forward,
+/// `duration_grad` receives the duration head's gradient.
 #[pyfunction]
+#[pyo3(signature = (state, inputs, item_weights, grad, duration_grad=None))]
 pub fn backward<'py>(
     py: Python<'py>,
     state: &ForwardState,
-    inputs: InputObjects<'py>,
+    inputs: Bound<'py, PyTuple>,
     item_weights: Vec<f64>,
     grad: Bound<'py, PyAny>,
+    duration_grad: Option<Bound<'py, PyAny>>,
+) -> PyResult<()> {
+    let forward = match &state.inner {
+        Kept::Variant(forward) => forward,
+        Kept::Standard(forward) => {
+            if duration_grad.is_some() {
+                return Err(PyValueError::new_err(
+                    "duration_grad is given but forward was not a TDT call",
+                ));
+            }
+            return standard_backward(py, state, forward, &inputs.extract()?, item_weights, grad);
+        }
+    };
+    let name = token_name(forward.variant(), state.fused_log_softmax);
+    let arrays = VariantArrays::import(&inputs, name)?;
+    let mut grads = GradArrays::import(&grad, duration_grad.as_ref(), &arrays, name)?;
+    let (float, index) = arrays.dtypes(name)?;
+    with_dtypes!(float, index, |F, I| {
+        with_rank!(arrays.scores_rank(name)?, |D| {
+            let input = arrays.input::<F, I, D>(name)?;
+            let grads = grads.views::<F, D>()?;
+            py.detach(|| rnnt::variant::backward(&input, forward, &item_weights, grads))
+        })
+    })
+    .map_err(to_py_err)
+}
+
+/// `backward` after a standard forward.
+fn standard_backward(
+    py: Python<'_>,
+    state: &ForwardState,
+    forward: &rnnt::Forward,
+    inputs: &InputObjects<'_>,
+    item_weights: Vec<f64>,
+    grad: Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let name = input_name(state.fused_log_softmax);
-    let inputs = Inputs::import(&inputs, name)?;
+    let inputs = Inputs::import(inputs, name)?;
     let mut grad = Array::import(&grad, "grad")?;
     let (float, index) = inputs.dtypes(name)?;
     with_dtypes!(float, index, |F, I| {
         with_rank!(inputs.scores_rank(name)?, |D| {
             let (input, grad) = inputs.input_and_grad::<F, I, D>(&mut grad, name)?;
-            py.detach(|| rnnt::backward(&input, &state.inner, &item_weights, grad))
+            py.detach(|| rnnt::backward(&input, forward, &item_weights, grad))
         })
     })
     .map_err(to_py_err)

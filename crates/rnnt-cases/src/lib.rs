@@ -6,6 +6,7 @@
 
 mod npy;
 pub mod synthetic;
+pub mod variants;
 
 use std::collections::BTreeMap;
 use std::fs::File;

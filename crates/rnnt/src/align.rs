@@ -52,6 +52,9 @@ pub struct BestPath {
     pub score: f64,
     /// For each label y[j+1] (j = 0..U_b), the frame t at which the path emits it.
     pub emit_frames: Vec<usize>,
+    /// `durations[i]`: the frames `arcs[i]` advances (1 for a standard blank, 0 for a standard
+    /// label; a TDT arc's duration, a big blank's, 1 for every arc of one symbol per frame).
+    pub durations: Vec<usize>,
 }
 
 /// Mean and standard deviation of a label's emission frame under the posterior.
@@ -202,10 +205,15 @@ fn best_path(scores: &NodeScores) -> Option<BestPath> {
     }
     nodes.reverse();
     arcs.reverse();
+    let durations = arcs
+        .iter()
+        .map(|&kind| usize::from(kind == ArcKind::Blank))
+        .collect();
     Some(BestPath {
         nodes,
         arcs,
         score,
         emit_frames,
+        durations,
     })
 }

@@ -64,6 +64,7 @@ pub mod logspace;
 pub mod loss;
 pub mod options;
 pub mod reference;
+pub mod variant;
 
 pub use align::{align, Alignment, ArcKind, BestPath, FrameSpread};
 pub use backend::{Backend, Cpu};
@@ -76,6 +77,9 @@ pub use loss::{
     loss_and_grad_with, Forward, LossAndGrad,
 };
 pub use options::{Options, Reduction};
+pub use variant::{
+    Topology, Variant, VariantForward, VariantGrad, VariantInput, VariantLossAndGrad,
+};
 
 /// Not part of the API: the CPU backend's internals that the criterion benchmarks and
 /// `rnnt bench` measure directly. Anything here may change in any release.

@@ -1,0 +1,295 @@
+//! One item's front pass (the log-probabilities each arc reads, gathered per node) and its
+//! float64 lattice over the topology's arcs, in log space.
+
+use crate::batch::Batch;
+use crate::cpu::simd::{FrameScores, ScoreColumns};
+use crate::element::Float;
+use crate::error::Result;
+use crate::logspace::log_add_exp;
+use crate::variant::arcs::{big_blank, Arc, Dest, ItemShape, BLANK, LABEL};
+use crate::variant::rows::Rows;
+use crate::variant::topology::Variant;
+
+/// The heads of a call and their names in messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heads<'a, F> {
+    /// The token head.
+    pub tokens: Rows<'a, F>,
+    /// The duration head (TDT).
+    pub durations: Option<Rows<'a, F>>,
+    /// The token head's name (`logits`, `log_probs`, `token_logits`).
+    pub token_name: &'a str,
+    /// Whether log_softmax is applied to the heads.
+    pub fused: bool,
+}
+
+/// Per node of one item: the log-probabilities its arcs read, and each row's log-sum-exp.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemScores {
+    /// The lattice's sizes.
+    pub shape: ItemShape,
+    /// Token-head slots per node (`Topology::token_slots`).
+    pub slots: usize,
+    /// Duration-head columns per node (0 without one).
+    pub columns: usize,
+    /// The token head's column of each slot at each label position (`usize::MAX`: none).
+    pub slot_columns: Vec<usize>,
+    /// lp of every slot, nodes × slots (−inf where a node has no row).
+    pub token_lp: Vec<f64>,
+    /// ld of every duration column, nodes × columns.
+    pub duration_lp: Vec<f64>,
+    /// The log-sum-exp of each node's token row (0 for log-probs input).
+    pub token_lse: Vec<f64>,
+    /// The log-sum-exp of each node's duration row.
+    pub duration_lse: Vec<f64>,
+}
+
+/// ln Σ exp over a row in f64, and whether every element is finite or −inf.
+fn row_lse<F: Float>(row: &[F]) -> (f64, bool) {
+    let max = row
+        .iter()
+        .map(|x| x.to_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    if row.iter().any(|x| {
+        let x = x.to_f64();
+        x.is_nan() || x == f64::INFINITY
+    }) {
+        return (f64::NAN, false);
+    }
+    if max == f64::NEG_INFINITY {
+        return (max, true);
+    }
+    let sum: f64 = row.iter().map(|x| (x.to_f64() - max).exp()).sum();
+    (max + sum.ln(), true)
+}
+
+/// x − lse, −inf when the row is all −inf.
+#[inline]
+fn normalised(x: f64, lse: f64) -> f64 {
+    if lse == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else {
+        x - lse
+    }
+}
+
+impl ItemScores {
+    /// The front pass of item `b`: reads each of its token rows once (the SIMD row kernel) and
+    /// each duration row, keeping per node the log-probabilities its arcs read.
+    ///
+    /// # Errors
+    /// [`crate::Error::Value`] naming the first NaN or +inf within the lengths.
+    pub(crate) fn read<F: Float>(
+        variant: &Variant,
+        batch: &Batch,
+        b: usize,
+        heads: &Heads<'_, F>,
+    ) -> Result<ItemScores> {
+        let labels = batch.labels(b);
+        let shape = ItemShape::new(&variant.topology, batch.frames(b), labels.len());
+        let slots = variant.topology.token_slots();
+        let columns = variant.topology.duration_columns();
+        let mut slot_columns = vec![usize::MAX; shape.positions * slots];
+        for u in 0..shape.positions {
+            let at = &mut slot_columns[u * slots..(u + 1) * slots];
+            at[BLANK] = batch.blank;
+            if let Some(&y) = labels.get(u) {
+                at[LABEL] = y as usize;
+            }
+            for i in 0..slots - 2 {
+                at[big_blank(i)] = batch.blank - 1 - i;
+            }
+        }
+        let nodes = shape.nodes();
+        let mut out = ItemScores {
+            shape,
+            slots,
+            columns,
+            slot_columns,
+            token_lp: vec![f64::NEG_INFINITY; nodes * slots],
+            duration_lp: vec![f64::NEG_INFINITY; nodes * columns],
+            token_lse: vec![0.0; nodes],
+            duration_lse: vec![0.0; nodes],
+        };
+        let vocab = batch.vocab;
+        for t in 0..shape.frames {
+            for u in 0..shape.positions {
+                let n = shape.node(t, u);
+                let r = batch.row(b, t, u);
+                let row = heads.tokens.row(r);
+                let (mut x, mut e, mut shift, mut sum) = ([0.0], [0.0], [0.0], [0.0]);
+                let finite = F::frame_scores(
+                    row,
+                    vocab,
+                    FrameScores {
+                        blank: &mut x,
+                        emit: &mut e,
+                        shift: &mut shift,
+                        sum: &mut sum,
+                    },
+                    None,
+                    ScoreColumns {
+                        blank: batch.blank,
+                        labels: &[],
+                    },
+                );
+                if !finite {
+                    return Err(batch.non_finite_score(row, heads.token_name, (b, t, u)));
+                }
+                let lse = if !heads.fused {
+                    0.0
+                } else if shift[0] == f64::NEG_INFINITY {
+                    f64::NEG_INFINITY
+                } else {
+                    shift[0] + sum[0].ln()
+                };
+                out.token_lse[n] = lse;
+                for slot in 0..slots {
+                    let k = out.slot_columns[u * slots + slot];
+                    if k != usize::MAX {
+                        out.token_lp[n * slots + slot] = normalised(row[k].to_f64(), lse);
+                    }
+                }
+                if let Some(durations) = &heads.durations {
+                    let row = durations.row(r);
+                    let (lse, finite) = row_lse(row);
+                    if !finite {
+                        return Err(batch.non_finite_score(row, "duration_logits", (b, t, u)));
+                    }
+                    let lse = if heads.fused { lse } else { 0.0 };
+                    out.duration_lse[n] = lse;
+                    for (i, x) in row.iter().enumerate() {
+                        out.duration_lp[n * columns + i] = normalised(x.to_f64(), lse);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The weight of `arc` leaving node (t, ·): its reads, its duration and its constant.
+    #[inline]
+    pub(crate) fn weight(&self, arc: &Arc, t: usize, source: usize) -> f64 {
+        let mut w = arc.bonus;
+        for &(u, slot) in &arc.reads[..arc.token_reads] {
+            w += self.token_lp[self.shape.node(t, u) * self.slots + slot];
+        }
+        if let Some(i) = arc.duration {
+            w += self.duration_lp[source * self.columns + i];
+        }
+        w
+    }
+
+    /// The node an arc lands on, or `None` for the end.
+    #[inline]
+    pub(crate) fn dest(&self, arc: &Arc) -> Option<usize> {
+        match arc.dest {
+            Dest::Node(t, u) => Some(self.shape.node(t, u)),
+            Dest::End => None,
+        }
+    }
+}
+
+/// α and β of one item in log space, and ln P = β(0, 0).
+#[derive(Debug, Clone)]
+pub(crate) struct ItemLattice {
+    /// ln of the weight of every path prefix from (0, 0) to each node.
+    pub alpha: Vec<f64>,
+    /// ln of the weight of every path suffix from each node to the end.
+    pub beta: Vec<f64>,
+    /// ln P, the log-sum over every path (−inf when none exists).
+    pub log_p: f64,
+}
+
+impl ItemLattice {
+    /// α (pushed along each arc, nodes in frame-major order: every arc lands on a later node)
+    /// and β (pulled, in reverse order), combining with `combine` (`log_add_exp`, or `f64::max`
+    /// for the best path).
+    pub(crate) fn walk(
+        variant: &Variant,
+        scores: &ItemScores,
+        combine: impl Fn(f64, f64) -> f64,
+    ) -> ItemLattice {
+        let shape = scores.shape;
+        let nodes = shape.nodes();
+        let mut alpha = vec![f64::NEG_INFINITY; nodes];
+        let mut beta = vec![f64::NEG_INFINITY; nodes];
+        alpha[0] = 0.0;
+        let mut arcs = Vec::with_capacity(16);
+        for t in 0..shape.node_frames {
+            for u in 0..shape.positions {
+                let n = shape.node(t, u);
+                let a = alpha[n];
+                if a == f64::NEG_INFINITY {
+                    continue;
+                }
+                variant.arcs(shape, (t, u), &mut arcs);
+                for arc in &arcs {
+                    if let Some(d) = scores.dest(arc) {
+                        let w = scores.weight(arc, t, n);
+                        if w > f64::NEG_INFINITY {
+                            alpha[d] = combine(alpha[d], a + w);
+                        }
+                    }
+                }
+            }
+        }
+        for t in (0..shape.node_frames).rev() {
+            for u in (0..shape.positions).rev() {
+                let n = shape.node(t, u);
+                variant.arcs(shape, (t, u), &mut arcs);
+                let mut acc = f64::NEG_INFINITY;
+                for arc in &arcs {
+                    let rest = scores.dest(arc).map_or(0.0, |d| beta[d]);
+                    if rest > f64::NEG_INFINITY {
+                        let w = scores.weight(arc, t, n);
+                        if w > f64::NEG_INFINITY {
+                            acc = combine(acc, w + rest);
+                        }
+                    }
+                }
+                beta[n] = acc;
+            }
+        }
+        let log_p = beta[0];
+        ItemLattice { alpha, beta, log_p }
+    }
+
+    /// The log-space α/β of the loss.
+    pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
+        Self::walk(variant, scores, log_add_exp)
+    }
+
+    /// Calls `visit(t, u, arc, occupancy)` for every arc of positive occupancy
+    /// exp(α(src) + w + β(dst) − ln P); nothing for an impossible item.
+    pub(crate) fn occupancies(
+        &self,
+        variant: &Variant,
+        scores: &ItemScores,
+        mut visit: impl FnMut(usize, usize, &Arc, f64),
+    ) {
+        if self.log_p == f64::NEG_INFINITY {
+            return;
+        }
+        let shape = scores.shape;
+        let mut arcs = Vec::with_capacity(16);
+        for t in 0..shape.node_frames {
+            for u in 0..shape.positions {
+                let n = shape.node(t, u);
+                let a = self.alpha[n];
+                if a == f64::NEG_INFINITY {
+                    continue;
+                }
+                variant.arcs(shape, (t, u), &mut arcs);
+                for arc in &arcs {
+                    let rest = scores.dest(arc).map_or(0.0, |d| self.beta[d]);
+                    let w = scores.weight(arc, t, n);
+                    let occupancy = (a + w + rest - self.log_p).exp();
+                    if occupancy > 0.0 {
+                        visit(t, u, arc, occupancy);
+                    }
+                }
+            }
+        }
+    }
+}

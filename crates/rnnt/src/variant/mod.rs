@@ -1,0 +1,373 @@
+//! Transducer variants: TDT, multi-blank, k2's one-symbol-per-frame lattices, the delay penalty
+//! and σ, as other lattice topologies behind the same three passes.
+//!
+//! A [`Variant`] (a [`Topology`] and its arc constants) sits beside [`Options`]; TDT's second
+//! head is [`VariantInput::duration_logits`]. The passes read the topology as data
+//! (`arcs`): the front pass gathers, per node, the log-probability of every column its arcs read
+//! (the token head's rows through the SIMD row kernel, the duration head's rows), the lattice
+//! walks the arcs in f64 log space, and the gradient pass writes each head's rows as
+//! w·clip(c(n)·softmax − Σ occupancy of the arcs reading each column). [`reference`] is the plain
+//! f64 oracle of the same definitions; [`align`] the best path.
+//!
+//! Heads are read and written in place with a row pitch (the last axis contiguous): NeMo's joint
+//! gives both TDT heads as views of one (B, T, U+1, V+D) tensor.
+
+mod align;
+mod arcs;
+mod grad;
+mod lattice;
+pub mod reference;
+mod rows;
+mod topology;
+
+use ndarray::{Array, ArrayView, ArrayView1, ArrayViewMut, Ix4};
+use rayon::prelude::*;
+
+use crate::batch::{Batch, ScoresDim, ScoresShape, Targets};
+use crate::cpu::threads::run_in_pool;
+use crate::element::{Float, Index};
+use crate::error::{Error, Result};
+use crate::loss::input_name;
+use crate::options::Options;
+
+pub use align::align;
+pub use topology::{Topology, Variant};
+
+use grad::{write_item, GradHeads, ItemGrad};
+use lattice::{Heads, ItemLattice, ItemScores};
+use rows::{Rows, RowsMut};
+
+/// The arrays of a variant's loss call: [`LossInput`](crate::LossInput) with TDT's duration
+/// head. Heads may be strided views (last axis contiguous, rows of one pitch).
+#[derive(Debug, Clone, Copy)]
+pub struct VariantInput<'a, F, I, D: ScoresDim = Ix4> {
+    /// The token head: logits (or log-probs when `fused_log_softmax` is off), (B, T, U+1, V)
+    /// padded or (ΣT_b·(U_b+1), V) packed.
+    pub logits: ArrayView<'a, F, D>,
+    /// TDT's duration head, (B, T, U+1, D) or (ΣT_b·(U_b+1), D); `None` for other variants.
+    pub duration_logits: Option<ArrayView<'a, F, D>>,
+    /// Labels, padded (B, U) or packed (ΣU_b).
+    pub targets: Targets<'a, I>,
+    /// (B,) frames per item.
+    pub logit_lengths: ArrayView1<'a, I>,
+    /// (B,) labels per item.
+    pub target_lengths: ArrayView1<'a, I>,
+}
+
+/// The gradient buffers of a variant's call, of the heads' shapes (strided like them allowed).
+#[derive(Debug)]
+pub struct VariantGrad<'a, F, D: ScoresDim = Ix4> {
+    /// d objective / d token head.
+    pub logits: ArrayViewMut<'a, F, D>,
+    /// d objective / d duration head (TDT).
+    pub duration_logits: Option<ArrayViewMut<'a, F, D>>,
+}
+
+/// A variant's forward result: per-item losses and the O(B·T·U) state its backward needs.
+#[derive(Debug, Clone)]
+pub struct VariantForward {
+    batch: Batch,
+    options: Options,
+    variant: Variant,
+    dtype: &'static str,
+    items: Vec<ItemGrad>,
+    losses: Vec<f64>,
+}
+
+impl VariantForward {
+    /// Per-item losses −ln P (the arcs' constants included): +inf for an impossible item (0 with
+    /// `zero_infinity`).
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+
+    /// The reported loss after the reduction (the sum for `Reduction::None`).
+    pub fn loss(&self) -> f64 {
+        self.options.reduction.reduce(&self.losses)
+    }
+
+    /// The validated batch.
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+
+    /// The options of the call.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The variant of the call.
+    pub fn variant(&self) -> &Variant {
+        &self.variant
+    }
+}
+
+/// Losses and gradients of one variant call.
+#[derive(Debug, Clone)]
+pub struct VariantLossAndGrad<F, D: ScoresDim = Ix4> {
+    /// Per-item losses.
+    pub losses: Vec<f64>,
+    /// The reported loss.
+    pub loss: f64,
+    /// d loss / d token head, its shape (C-contiguous).
+    pub grad: Array<F, D>,
+    /// d loss / d duration head (TDT).
+    pub duration_grad: Option<Array<F, D>>,
+}
+
+/// The token head's name: `token_logits` for TDT, else as the standard loss names it.
+fn token_name(options: &Options, variant: &Variant) -> &'static str {
+    match (&variant.topology, options.fused_log_softmax) {
+        (Topology::Tdt { .. }, true) => "token_logits",
+        (Topology::Tdt { .. }, false) => "token_log_probs",
+        _ => input_name(options),
+    }
+}
+
+/// Everything checked: the batch and the heads' rows.
+fn validated<'a, F: Float, I: Index, D: ScoresDim>(
+    input: &VariantInput<'a, F, I, D>,
+    options: &Options,
+    variant: &Variant,
+) -> Result<(Batch, Heads<'a, F>)> {
+    options.validate()?;
+    variant.validate()?;
+    let name = token_name(options, variant);
+    let tokens = Rows::new(&input.logits, name)?;
+    let durations = input
+        .duration_logits
+        .as_ref()
+        .map(|d| Rows::new(d, "duration_logits"))
+        .transpose()?;
+    let batch = Batch::for_shape(
+        tokens.shape(),
+        &input.targets,
+        (input.logit_lengths, input.target_lengths),
+        options.blank,
+        name,
+    )?;
+    variant.check_batch(&batch, durations.map(|d| d.shape()), name)?;
+    let heads = Heads {
+        tokens,
+        durations,
+        token_name: name,
+        fused: options.fused_log_softmax,
+    };
+    Ok((batch, heads))
+}
+
+/// Validates the input and runs the front pass and the lattice of every item: the losses and
+/// the state for [`backward`].
+///
+/// # Errors
+/// [`Error::Shape`], [`Error::Value`] or [`Error::Layout`] naming the argument and value at
+/// fault, including a NaN or +inf score within the lengths and every check of
+/// [`Variant::validate`] and [`Variant::check_batch`].
+pub fn forward<F: Float, I: Index, D: ScoresDim>(
+    input: &VariantInput<'_, F, I, D>,
+    options: &Options,
+    variant: &Variant,
+) -> Result<VariantForward> {
+    let (batch, heads) = validated(input, options, variant)?;
+    let items = run_in_pool(options.threads, || {
+        (0..batch.batch_size)
+            .into_par_iter()
+            .map(|b| {
+                let scores = ItemScores::read(variant, &batch, b, &heads)?;
+                let lattice = ItemLattice::sum(variant, &scores);
+                Ok(ItemGrad::new(variant, options, scores, &lattice))
+            })
+            .collect::<Result<Vec<_>>>()
+    })??;
+    let losses = items
+        .iter()
+        .map(|item| match -item.log_p {
+            loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
+            loss => loss,
+        })
+        .collect();
+    Ok(VariantForward {
+        batch,
+        options: *options,
+        variant: variant.clone(),
+        dtype: F::DTYPE,
+        items,
+        losses,
+    })
+}
+
+/// The gradient buffers checked against the batch: shapes, the duration head's presence.
+fn grad_heads<'a, F, D: ScoresDim>(
+    grad: VariantGrad<'a, F, D>,
+    batch: &Batch,
+    variant: &Variant,
+) -> Result<GradHeads<'a, F>> {
+    let tokens = RowsMut::new(grad.logits, "grad")?;
+    if tokens.shape() != batch.shape() {
+        return Err(Error::Shape(format!(
+            "grad has shape {} but the input has {}",
+            tokens.shape(),
+            batch.shape()
+        )));
+    }
+    let durations = grad
+        .duration_logits
+        .map(|d| RowsMut::new(d, "duration_grad"))
+        .transpose()?;
+    let columns = variant.topology.duration_columns();
+    match (&durations, columns) {
+        (None, 0) => {}
+        (Some(d), columns) if columns > 0 => {
+            let expected = match batch.shape() {
+                ScoresShape::Padded((b, t, u, _)) => ScoresShape::Padded((b, t, u, columns)),
+                ScoresShape::Packed { rows, .. } => ScoresShape::Packed {
+                    rows,
+                    vocab: columns,
+                },
+            };
+            if d.shape() != expected {
+                return Err(Error::Shape(format!(
+                    "duration_grad has shape {} but duration_logits has {expected}",
+                    d.shape()
+                )));
+            }
+        }
+        (None, _) => {
+            return Err(Error::Value(
+                "TDT needs duration_grad for the duration head's gradient".into(),
+            ))
+        }
+        (Some(_), _) => {
+            return Err(Error::Value(format!(
+                "duration_grad is given but the lattice is {}, which has no duration head",
+                variant.topology.name()
+            )))
+        }
+    }
+    Ok(GradHeads { tokens, durations })
+}
+
+/// The gradient pass over every item, in parallel.
+fn write_grads<F: Float>(
+    batch: &Batch,
+    heads: &Heads<'_, F>,
+    items: &[ItemGrad],
+    (options, weights): (&Options, &[f64]),
+    grads: &GradHeads<'_, F>,
+) -> Result<()> {
+    let clip = options.clip_bound().unwrap_or(f64::INFINITY);
+    run_in_pool(options.threads, || {
+        (0..batch.batch_size).into_par_iter().for_each(|b| {
+            // SAFETY: one task per item, and an item's rows are its own (`Batch::item_rows`).
+            unsafe { write_item(batch, b, heads, &items[b], (weights[b], clip), grads) }
+        });
+    })
+}
+
+/// Writes d objective / d heads into `grad`, given d objective / d loss_b = `item_weights[b]`;
+/// `input` must hold the arrays `forward` read.
+///
+/// # Errors
+/// [`Error::DType`] for another element type than forward's, [`Error::Shape`] for arrays that
+/// do not match the batch, [`Error::Layout`] for a buffer whose rows are not of one pitch.
+pub fn backward<F: Float, I: Index, D: ScoresDim>(
+    input: &VariantInput<'_, F, I, D>,
+    forward: &VariantForward,
+    item_weights: &[f64],
+    grad: VariantGrad<'_, F, D>,
+) -> Result<()> {
+    let name = token_name(&forward.options, &forward.variant);
+    if F::DTYPE != forward.dtype {
+        return Err(Error::DType(format!(
+            "{name} is {} but forward was computed from {}",
+            F::DTYPE,
+            forward.dtype
+        )));
+    }
+    let tokens = Rows::new(&input.logits, name)?;
+    if tokens.shape() != forward.batch.shape() {
+        return Err(Error::Shape(format!(
+            "{name} has shape {} but forward saw {}",
+            tokens.shape(),
+            forward.batch.shape()
+        )));
+    }
+    let durations = input
+        .duration_logits
+        .as_ref()
+        .map(|d| Rows::new(d, "duration_logits"))
+        .transpose()?;
+    forward
+        .variant
+        .check_batch(&forward.batch, durations.map(|d| d.shape()), name)?;
+    if item_weights.len() != forward.batch.batch_size {
+        return Err(Error::Shape(format!(
+            "item_weights has {} entries but the batch has B = {} items",
+            item_weights.len(),
+            forward.batch.batch_size
+        )));
+    }
+    let heads = Heads {
+        tokens,
+        durations,
+        token_name: name,
+        fused: forward.options.fused_log_softmax,
+    };
+    let grads = grad_heads(grad, &forward.batch, &forward.variant)?;
+    write_grads(
+        &forward.batch,
+        &heads,
+        &forward.items,
+        (&forward.options, item_weights),
+        &grads,
+    )
+}
+
+/// Forward and backward in one call: the forward result and the gradient of the reported loss
+/// in `grad`.
+///
+/// # Errors
+/// As [`forward`] and [`backward`].
+pub fn loss_and_grad_into<F: Float, I: Index, D: ScoresDim>(
+    input: &VariantInput<'_, F, I, D>,
+    options: &Options,
+    variant: &Variant,
+    grad: VariantGrad<'_, F, D>,
+) -> Result<VariantForward> {
+    let forward = forward(input, options, variant)?;
+    let weights = options
+        .reduction
+        .item_weights(1.0, forward.batch.batch_size);
+    backward(input, &forward, &weights, grad)?;
+    Ok(forward)
+}
+
+/// [`loss_and_grad_into`] into fresh C-contiguous gradients of the heads' shapes.
+///
+/// # Errors
+/// As [`forward`].
+pub fn loss_and_grad<F: Float, I: Index, D: ScoresDim>(
+    input: &VariantInput<'_, F, I, D>,
+    options: &Options,
+    variant: &Variant,
+) -> Result<VariantLossAndGrad<F, D>> {
+    let mut grad = Array::from_elem(input.logits.raw_dim(), F::zero());
+    let mut duration_grad = input
+        .duration_logits
+        .map(|d| Array::from_elem(d.raw_dim(), F::zero()));
+    let forward = loss_and_grad_into(
+        input,
+        options,
+        variant,
+        VariantGrad {
+            logits: grad.view_mut(),
+            duration_logits: duration_grad.as_mut().map(|d| d.view_mut()),
+        },
+    )?;
+    Ok(VariantLossAndGrad {
+        losses: forward.losses.clone(),
+        loss: forward.loss(),
+        grad,
+        duration_grad,
+    })
+}
