@@ -184,7 +184,8 @@ def test_torch_compile(case_id: str) -> None:
         (grad,) = torch.autograd.grad(loss, head)
         tolerance = case.tolerance(dtype)
         assert_losses_close(
-            loss.detach().double().numpy()[None], np.asarray([case.arrays["losses"].sum()]),
+            loss.detach().double().numpy()[None],
+            np.asarray([case.arrays["losses"].sum()]),
             tolerance,
         )
         assert_grad_close(grad.double().numpy(), case.arrays["grad_logits"], tolerance)
