@@ -349,7 +349,7 @@ SPECS = [
         (3, 12, 6, 8),
         7,
         [12, 6, 9],
-        [5, 6, 2],
+        [5, 5, 2],
         MOD,
         fill=-3e3,
     ),
@@ -432,7 +432,7 @@ SPECS = [
         (3, 12, 6, 8),
         0,
         [12, 6, 9],
-        [5, 6, 2],
+        [5, 5, 2],
         CON,
         fill=1e4,
     ),
@@ -594,6 +594,9 @@ def _labels(rng: np.random.Generator, spec: Spec, big_ids: list[int]) -> np.ndar
 def _make(spec: Spec) -> tuple[dict[str, np.ndarray[Any, Any]], dict[str, Any]]:
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()))
     b, t, u1, _ = spec.shape
+    assert len(spec.logit_lengths) == len(spec.target_lengths) == b, spec.name
+    assert all(1 <= n <= t for n in spec.logit_lengths), spec.name
+    assert all(0 <= n < u1 for n in spec.target_lengths), spec.name
     dtype = np.dtype(spec.dtype)
     logits = (rng.standard_normal(spec.shape) * 1.5).astype(dtype)
     targets = _labels(rng, spec, list(spec.options.get("big_blank_ids", [])))
