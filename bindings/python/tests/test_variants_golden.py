@@ -111,23 +111,24 @@ def _check(
     dtype: str,
     fused: bool,
     result: tuple[Array, Array, Array | None],
+    loss_dtype: str | None = None,
 ) -> None:
+    """``loss_dtype``: the loss's dtype where it is not ``dtype`` (transformers' float32)."""
     losses, grad, duration_grad = result
     truth_losses, truth_grad, truth_duration = case.truth(fused)
     tolerance = case.tolerance(dtype)
-    assert_losses_close(losses, truth_losses, tolerance)
+    assert_losses_close(losses, truth_losses, case.tolerance(loss_dtype or dtype))
     assert_grad_close(grad, truth_grad, tolerance)
     if truth_duration is not None:
         assert_grad_close(duration_grad, truth_duration, tolerance)
 
 
-def _skip_unreachable(case: VariantCase, how: str = "") -> None:
-    """optimized_transducer's ``terminal_blank`` lattice has no public option but the compat
-    drop-in; transformers' drop-in is TDT only."""
-    if case.terminal_blank and how != "compat":
-        pytest.skip("terminal_blank is reached through rnnt.compat.optimized_transducer")
-    if how == "compat" and not (case.tdt or case.terminal_blank):
-        pytest.skip("no compat drop-in for this variant")
+#: The cases each front end reaches: optimized_transducer's ``terminal_blank`` lattice only
+#: through its compat drop-in, which (with transformers' ``tdt_loss``) is the only compat one.
+DIRECT = [c for c in CASES if not load(c).terminal_blank]
+COMPAT = [c for c in CASES if load(c).terminal_blank or load(c).tdt]
+#: The TDT format has no log-probability truth.
+LOG_PROBS = [c for c in DIRECT if not load(c).tdt]
 
 
 def test_cases_found() -> None:
@@ -136,37 +137,41 @@ def test_cases_found() -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case_id", CASES)
+@pytest.mark.parametrize("case_id", DIRECT)
 def test_numpy(case_id: str, dtype: str) -> None:
     case = load(case_id)
-    _skip_unreachable(case)
     _check(case, dtype, True, _numpy(case, dtype, True))
 
 
-@pytest.mark.parametrize("case_id", CASES)
+@pytest.mark.parametrize("case_id", LOG_PROBS)
 def test_numpy_log_probs(case_id: str) -> None:
-    """``fused_log_softmax=False`` against ``grad_log_probs`` (not part of the TDT format)."""
+    """``fused_log_softmax=False`` against ``grad_log_probs``."""
     case = load(case_id)
-    _skip_unreachable(case)
-    if case.tdt:
-        pytest.skip("the TDT format has no log-probability truth")
     _check(case, "float64", False, _numpy(case, "float64", False))
 
 
-@pytest.mark.parametrize("how", ["function", "module", "compat"])
+@pytest.mark.parametrize("how", ["function", "module"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case_id", CASES)
+@pytest.mark.parametrize("case_id", DIRECT)
 def test_torch(case_id: str, dtype: str, how: str) -> None:
     case = load(case_id)
-    _skip_unreachable(case, how)
     _check(case, dtype, True, _torch_call(case, dtype, True, how))
 
 
-@pytest.mark.parametrize("case_id", CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case_id", COMPAT)
+def test_compat(case_id: str, dtype: str) -> None:
+    """transformers' ``tdt_loss`` (a float32 loss for any input) and optimized_transducer's
+    ``one_sym_per_frame``."""
+    case = load(case_id)
+    loss_dtype = "float32" if case.tdt else dtype
+    _check(case, dtype, True, _torch_call(case, dtype, True, "compat"), loss_dtype)
+
+
+@pytest.mark.parametrize("case_id", DIRECT)
 def test_torch_streamed(case_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gradient recomputed in backward from the kept state (no one-shot gradient)."""
     case = load(case_id)
-    _skip_unreachable(case)
     monkeypatch.setattr(rnnt.torch._rnnt, "STREAM_MIN_BYTES", 0)
     _check(case, "float64", True, _torch_call(case, "float64", True, "function"))
 
@@ -193,15 +198,14 @@ def test_torch_compile(case_id: str) -> None:
     _check(case, dtype, True, _torch_call(case, dtype, True, how))
 
 
-@pytest.mark.parametrize("case_id", CASES)
+@pytest.mark.parametrize("case_id", DIRECT)
 def test_align(case_id: str) -> None:
     """``rnnt.align`` on the case's lattice: ln P = -loss (for a loss without FastEmit's
     unchanged value and with the delay bonus), a best path no better than ln P, and the labels'
     (frame, duration) pairs consistent with the path."""
     case = load(case_id)
-    _skip_unreachable(case)
     options = {k: v for k, v in case.numpy_options().items() if k != "fastemit_lambda"}
-    duration_logits = case.arrays["duration_logits"] if case.tdt else None
+    duration_logits = case.arrays["duration_logits"].astype("float64") if case.tdt else None
     targets, logit_lengths, target_lengths = case.indices("float64")
     alignments = rnnt.align(
         case.head("float64"),
