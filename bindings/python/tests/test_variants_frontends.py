@@ -193,7 +193,7 @@ def test_tdt_reductions_and_weights(reduction: str) -> None:
         assert np.allclose(loss.detach().numpy(), losses, rtol=1e-12)
         upstream = torch.from_numpy(weights)
     else:
-        assert abs(float(loss) - float((weights * losses).sum())) < 1e-9
+        assert abs(float(loss.detach()) - float((weights * losses).sum())) < 1e-9
         upstream = torch.tensor(1.0, dtype=torch.float64)
     got = torch.autograd.grad(loss, (token, duration), upstream)
     scale = weights.reshape(-1, 1, 1, 1)
@@ -272,8 +272,12 @@ def _tdt(**changes: Any) -> Any:
     return rnnt.tdt_loss(**kw)
 
 
-def _mb(**changes: Any) -> Any:
+def _mb(labels: int | None = None, **changes: Any) -> Any:
+    """A multi-blank call (blank 5, big blanks [2, 4]) with ``changes``; ``labels``: every label
+    that id."""
     joint, targets, logit_lengths, target_lengths = _batch(8, big=2)
+    if labels is not None:
+        targets = torch.full_like(targets, labels)
     kw: dict[str, Any] = {"blank": 5, "big_blank_durations": [2, 4]}
     kw.update(changes)
     return rnnt.multiblank_rnnt_loss(joint[..., :6], targets, logit_lengths, target_lengths, **kw)
@@ -310,7 +314,7 @@ BAD_INPUTS = {
         "duration",
     ),
     "big blank id below 0": (
-        lambda: _mb(blank=1, big_blank_durations=[2, 3, 4]),
+        lambda: _mb(labels=5, blank=1, big_blank_durations=[2, 3, 4]),
         ValueError,
         "big_blank",
     ),
