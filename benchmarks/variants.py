@@ -74,6 +74,46 @@ def _tdt_step(
     return step
 
 
+def _rows(
+    shape: tuple[int, int, int, int],
+    repeat: int,
+    peer: Callable[..., torch.Tensor] | None,
+    peer_repeat: int,
+) -> list[tuple[str, float, int, str]]:
+    """(loss, best ms, floor bytes, note) of every loss on one shape."""
+    v = shape[3]
+    joint, *rest = _inputs(shape, len(DURATIONS))
+    args = tuple(rest)
+    floor = 3 * joint.numel() * joint.element_size()
+    ours, our_loss = _best(_tdt_step(rnnt.tdt_loss, joint, v, args), repeat)
+    rows = [("rnnt.tdt_loss D=5", ours, floor, "")]
+    if peer is not None:
+        theirs, their_loss = _best(_tdt_step(peer, joint, v, args), peer_repeat)
+        assert torch.allclose(their_loss, our_loss, rtol=1e-4), (their_loss, our_loss)
+        rows.append(("transformers tdt_loss D=5", theirs, floor, f"{theirs / ours:.0f}x ours"))
+    logits = joint[..., :v].contiguous()
+    head_floor = 3 * logits.numel() * logits.element_size()
+    calls: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "rnnt.multiblank_rnnt_loss [2,4,8]": lambda x: rnnt.multiblank_rnnt_loss(
+            x, *args, blank=v - 1, big_blank_durations=BIG_BLANKS
+        ),
+        'rnnt.rnnt_loss rnnt_type="modified"': lambda x: rnnt.rnnt_loss(
+            x, *args, blank=v - 1, rnnt_type="modified"
+        ),
+        "rnnt.rnnt_loss (standard)": lambda x: rnnt.rnnt_loss(x, *args, blank=v - 1),
+    }
+    for label, call in calls.items():
+
+        def step(call: Callable[[torch.Tensor], torch.Tensor] = call) -> torch.Tensor:
+            leaf = logits.detach().requires_grad_(True)
+            loss = call(leaf)
+            loss.backward()
+            return loss.detach()
+
+        rows.append((label, _best(step, repeat)[0], head_floor, ""))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", action="append", choices=sorted(SHAPES))
@@ -83,47 +123,20 @@ def main() -> None:
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
     try:
-        from transformers.loss.loss_tdt import tdt_loss as transformers_tdt_loss
+        from transformers.loss.loss_tdt import tdt_loss as peer
     except ImportError:
-        transformers_tdt_loss = None
-    print(f"# {platform.processor() or platform.machine()}, {options.threads} threads, "
-          f"{datetime.date.today()}, torch {torch.__version__}")
-    print("| shape | loss | ms (best) | floor GB/s | vs ours |")
+        peer = None
+    print(
+        f"# {platform.processor() or platform.machine()}, {options.threads} threads, "
+        f"{datetime.date.today()}, torch {torch.__version__}"
+    )
+    print("| shape (B, T, U, V) | loss | ms (best) | floor GB/s | note |")
     print("| --- | --- | --- | --- | --- |")
     for name in options.shape or list(SHAPES):
         shape = SHAPES[name]
-        v = shape[3]
-        joint, *rest = _inputs(shape, len(DURATIONS))
-        args = tuple(rest)
-        floor = 3 * joint.numel() * joint.element_size()
-        ours, our_loss = _best(_tdt_step(rnnt.tdt_loss, joint, v, args), options.repeat)
-        rows = [("rnnt.tdt_loss D=5", ours, floor, "")]
-        if transformers_tdt_loss is not None:
-            step = _tdt_step(transformers_tdt_loss, joint, v, args)
-            theirs, their_loss = _best(step, options.transformers_repeat)
-            assert torch.allclose(their_loss, our_loss, rtol=1e-4), (their_loss, our_loss)
-            rows.append(("transformers tdt_loss D=5", theirs, floor, f"{theirs / ours:.1f}x slower"))
-        logits = joint[..., :v].contiguous()
-        head_floor = 3 * logits.numel() * logits.element_size()
-        calls: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-            "rnnt.multiblank_rnnt_loss [2,4,8]": lambda x: rnnt.multiblank_rnnt_loss(
-                x, *args, blank=v - 1, big_blank_durations=BIG_BLANKS
-            ),
-            'rnnt.rnnt_loss rnnt_type="modified"': lambda x: rnnt.rnnt_loss(
-                x, *args, blank=v - 1, rnnt_type="modified"
-            ),
-            "rnnt.rnnt_loss (standard)": lambda x: rnnt.rnnt_loss(x, *args, blank=v - 1),
-        }
-        for label, call in calls.items():
-
-            def step(call: Callable[[torch.Tensor], torch.Tensor] = call) -> torch.Tensor:
-                leaf = logits.detach().requires_grad_(True)
-                loss = call(leaf)
-                loss.backward()
-                return loss.detach()
-
-            rows.append((label, _best(step, options.repeat)[0], head_floor, ""))
-        for label, ms, nbytes, note in rows:
+        for label, ms, nbytes, note in _rows(
+            shape, options.repeat, peer, options.transformers_repeat
+        ):
             print(f"| {name} {shape} | {label} | {ms:.1f} | {nbytes / ms / 1e6:.1f} | {note} |")
 
 

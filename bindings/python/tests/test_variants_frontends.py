@@ -350,3 +350,42 @@ def test_numpy_bad_durations_name_the_argument() -> None:
         rnnt.loss_and_grad(
             joint[..., :6], targets, logit_lengths, target_lengths, rnnt_type="other"
         )
+
+
+@pytest.mark.parametrize("from_log_softmax", [False, True])
+def test_optimized_transducer_one_sym_per_frame_packed(from_log_softmax: bool) -> None:
+    """optimized_transducer's own layout, packed logits, with ``one_sym_per_frame=True``: the
+    modified lattice ending with a blank (golden README section c), "mean" over the batch."""
+    from rnnt.compat import optimized_transducer
+
+    joint, targets, _, target_lengths = _batch(12, t=6, u=3)
+    logit_lengths = torch.tensor([6, 5, 3], dtype=torch.int32)
+    logits = joint[..., :6]
+    if from_log_softmax:
+        logits = logits.log_softmax(-1)
+    rows = [
+        logits[b, :t, : u + 1].reshape(-1, 6)
+        for b, (t, u) in enumerate(zip(logit_lengths.tolist(), target_lengths.tolist()))
+    ]
+    packed = torch.cat(rows).requires_grad_(True)
+    loss = optimized_transducer.transducer_loss(
+        packed, targets, logit_lengths, target_lengths, 5, from_log_softmax, True
+    )
+    (grad,) = torch.autograd.grad(loss, packed)
+    losses, padded_grad, _ = batch(
+        logits.detach().numpy(),
+        targets.numpy(),
+        logit_lengths.numpy(),
+        target_lengths.numpy(),
+        5,
+        Variant("modified", terminal_blank=True),
+        fused=not from_log_softmax,
+    )
+    assert abs(float(loss.detach()) - losses.mean()) < 1e-10
+    want = np.concatenate(
+        [
+            padded_grad[b, :t, : u + 1].reshape(-1, 6)
+            for b, (t, u) in enumerate(zip(logit_lengths.tolist(), target_lengths.tolist()))
+        ]
+    )
+    assert np.abs(grad.numpy() - want / 3).max() < 1e-12
