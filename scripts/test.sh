@@ -8,6 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== Golden variant cases in step with ../shared/golden-variants"
+if [ -d ../shared/golden-variants ]; then
+  diff -r ../shared/golden-variants tests/golden-variants \
+    || { echo "tests/golden-variants differs from ../shared/golden-variants: copy them again"; exit 1; }
+fi
 echo "== Golden cases in step with ../shared/golden"
 if [ -d ../shared/golden ]; then
   diff -r ../shared/golden tests/golden \
@@ -39,6 +44,7 @@ cargo test --workspace
 
 echo "== Golden cases through the command line"
 cargo run --release -p rnnt-cli -- check tests/golden
+cargo run --release -p rnnt-cli -- check tests/golden-variants
 
 echo "== Python package: lints, build into .venv, tests"
 cargo fmt --manifest-path bindings/python/Cargo.toml --check

@@ -132,3 +132,22 @@ pub fn read_variant_manifest(dir: &Path) -> Result<BTreeMap<String, VariantEntry
         })
         .collect())
 }
+
+/// Writes float64 arrays by name into a new `.npz` file at `path`.
+///
+/// # Errors
+/// [`CaseError::Io`] when the file cannot be written.
+pub fn write_arrays(path: &Path, arrays: &[(&str, ArrayD<f64>)]) -> Result<(), CaseError> {
+    let io = |e: std::io::Error| CaseError::Io {
+        path: path.into(),
+        source: e,
+    };
+    let mut npz = ndarray_npy::NpzWriter::new(File::create(path).map_err(io)?);
+    for (name, array) in arrays {
+        npz.add_array(*name, array)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    }
+    npz.finish()
+        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    Ok(())
+}

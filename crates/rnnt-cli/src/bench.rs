@@ -48,6 +48,38 @@ pub struct Args {
     /// and report it beside padded; the packed floor counts the packed bytes.
     #[arg(long)]
     packed: bool,
+    /// Time a transducer variant instead (float32, padded): tdt, multiblank, modified,
+    /// constrained, or regular with --delay-penalty.
+    #[arg(long)]
+    variant: Option<String>,
+    /// TDT's durations.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    durations: Vec<i64>,
+    /// Multi-blank's big blank durations.
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+    big_blank_durations: Vec<i64>,
+    /// k2's delay penalty (regular, modified, constrained).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    delay_penalty: f64,
+}
+
+/// The variant flags as a variant bench, `None` without `--variant`.
+fn variant_bench(args: &Args) -> anyhow::Result<Option<crate::bench_variant::VariantBench>> {
+    let Some(kind) = &args.variant else {
+        return Ok(None);
+    };
+    let (rnnt_type, durations, big) = match kind.as_str() {
+        "tdt" => ("regular", Some(&args.durations[..]), None),
+        "multiblank" => ("regular", None, Some(&args.big_blank_durations[..])),
+        other => (other, None, None),
+    };
+    let variant =
+        rnnt::Variant::from_names(rnnt_type, false, durations, big, (0.0, args.delay_penalty))?;
+    Ok(Some(crate::bench_variant::VariantBench {
+        duration_columns: durations.map_or(0, <[i64]>::len),
+        big_blanks: big.map_or(0, <[i64]>::len),
+        variant,
+    }))
 }
 
 /// The element types `rnnt bench` times.
@@ -165,6 +197,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         args.shapes.clone()
     };
+    if let Some(bench) = variant_bench(args)? {
+        let shapes: Vec<_> = shapes.into_iter().map(|s| (s.name, s.shape)).collect();
+        return crate::bench_variant::run(&bench, &shapes, (args.threads, args.repeat));
+    }
     let threads = run_in_pool(args.threads, rayon_threads)?;
     let layouts = 1 + usize::from(args.packed);
     let progress = ProgressBar::new((shapes.len() * layouts * (2 * args.repeat + 2) + 1) as u64);

@@ -16,7 +16,8 @@ use crate::case_input::{fast_loss, reference_loss, Mode};
 /// Arguments of `rnnt check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Folder of golden-format .npz files (the project's copy is tests/golden).
+    /// Folder of golden-format .npz files (the project's copies are tests/golden and, in the
+    /// variants' format, tests/golden-variants).
     dir: PathBuf,
     /// CPU threads (0: RNNT_NUM_THREADS, else every core).
     #[arg(long, default_value_t = 0)]
@@ -41,6 +42,9 @@ struct Row {
 
 /// Runs `rnnt check`.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(code) = crate::variant_case::check_dir(&args.dir, args.threads)? {
+        return Ok(code);
+    }
     let manifest = if args.dir.join("manifest.json").exists() {
         read_manifest(&args.dir)?
     } else {

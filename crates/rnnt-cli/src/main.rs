@@ -6,11 +6,13 @@
 
 mod align;
 mod bench;
+mod bench_variant;
 mod case_input;
 mod check;
 mod demo;
 mod loss;
 mod picture;
+mod variant_case;
 
 use std::process::ExitCode;
 

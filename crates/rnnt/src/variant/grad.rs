@@ -2,6 +2,7 @@
 //! carry) and the gradient pass that writes both heads' rows.
 
 use crate::batch::Batch;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::GradRow;
 use crate::element::Float;
 use crate::options::Options;
@@ -18,12 +19,12 @@ pub(crate) struct ItemGrad {
     slots: usize,
     columns: usize,
     slot_columns: Vec<usize>,
-    token_lse: Vec<f64>,
-    duration_lse: Vec<f64>,
+    token_lse: NodeVec,
+    duration_lse: NodeVec,
     /// c_tok(n, slot), nodes × slots.
-    token_occupancy: Vec<f64>,
+    token_occupancy: NodeVec,
     /// c_dur(n, i), nodes × columns.
-    duration_occupancy: Vec<f64>,
+    duration_occupancy: NodeVec,
     /// ln P (with the arcs' constants).
     pub log_p: f64,
 }
@@ -38,8 +39,8 @@ impl ItemGrad {
         lattice: &ItemLattice,
     ) -> ItemGrad {
         let (slots, columns, shape) = (scores.slots, scores.columns, scores.shape);
-        let mut token_occupancy = vec![0.0; shape.nodes() * slots];
-        let mut duration_occupancy = vec![0.0; shape.nodes() * columns];
+        let mut token_occupancy = NodeVec::filled(shape.nodes() * slots, 0.0);
+        let mut duration_occupancy = NodeVec::filled(shape.nodes() * columns, 0.0);
         let label_scale = 1.0 + options.fastemit_lambda;
         lattice.occupancies(variant, &scores, |t, u, arc, occupancy| {
             let scaled = if arc.label {

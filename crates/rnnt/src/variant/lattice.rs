@@ -1,11 +1,13 @@
 //! One item's front pass (the log-probabilities each arc reads, gathered per node) and its
 //! float64 lattice over the topology's arcs, in log space.
 
+use std::cell::RefCell;
+
 use crate::batch::Batch;
+use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::{FrameScores, ScoreColumns};
 use crate::element::Float;
 use crate::error::Result;
-use crate::logspace::log_add_exp;
 use crate::variant::arcs::{big_blank, Arc, Dest, ItemShape, BLANK, LABEL};
 use crate::variant::rows::Rows;
 use crate::variant::topology::Variant;
@@ -35,13 +37,13 @@ pub(crate) struct ItemScores {
     /// The token head's column of each slot at each label position (`usize::MAX`: none).
     pub slot_columns: Vec<usize>,
     /// lp of every slot, nodes × slots (−inf where a node has no row).
-    pub token_lp: Vec<f64>,
+    pub token_lp: NodeVec,
     /// ld of every duration column, nodes × columns.
-    pub duration_lp: Vec<f64>,
+    pub duration_lp: NodeVec,
     /// The log-sum-exp of each node's token row (0 for log-probs input).
-    pub token_lse: Vec<f64>,
+    pub token_lse: NodeVec,
     /// The log-sum-exp of each node's duration row.
-    pub duration_lse: Vec<f64>,
+    pub duration_lse: NodeVec,
 }
 
 /// ln Σ exp over a row in f64, and whether every element is finite or −inf.
@@ -106,10 +108,10 @@ impl ItemScores {
             slots,
             columns,
             slot_columns,
-            token_lp: vec![f64::NEG_INFINITY; nodes * slots],
-            duration_lp: vec![f64::NEG_INFINITY; nodes * columns],
-            token_lse: vec![0.0; nodes],
-            duration_lse: vec![0.0; nodes],
+            token_lp: NodeVec::filled(nodes * slots, f64::NEG_INFINITY),
+            duration_lp: NodeVec::filled(nodes * columns, f64::NEG_INFINITY),
+            token_lse: NodeVec::filled(nodes, 0.0),
+            duration_lse: NodeVec::filled(nodes, 0.0),
         };
         let vocab = batch.vocab;
         for t in 0..shape.frames {
@@ -194,70 +196,110 @@ impl ItemScores {
 #[derive(Debug, Clone)]
 pub(crate) struct ItemLattice {
     /// ln of the weight of every path prefix from (0, 0) to each node.
-    pub alpha: Vec<f64>,
+    pub alpha: NodeVec,
     /// ln of the weight of every path suffix from each node to the end.
-    pub beta: Vec<f64>,
+    pub beta: NodeVec,
     /// ln P, the log-sum over every path (−inf when none exists).
     pub log_p: f64,
 }
 
 impl ItemLattice {
-    /// α (pushed along each arc, nodes in frame-major order: every arc lands on a later node)
-    /// and β (pulled, in reverse order), combining with `combine` (`log_add_exp`, or `f64::max`
-    /// for the best path).
-    pub(crate) fn walk(
-        variant: &Variant,
-        scores: &ItemScores,
-        combine: impl Fn(f64, f64) -> f64,
-    ) -> ItemLattice {
+    /// The log-space α/β of the loss, with one exp per arc and direction: α is pushed along
+    /// each arc into a running (largest, scaled sum) pair per node, finished to a logarithm when
+    /// the walk reaches the node (every arc lands on a later node); each arc's destination and
+    /// weight are kept for β, which sums a node's arcs relative to their largest term.
+    pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
         let shape = scores.shape;
         let nodes = shape.nodes();
-        let mut alpha = vec![f64::NEG_INFINITY; nodes];
-        let mut beta = vec![f64::NEG_INFINITY; nodes];
-        alpha[0] = 0.0;
-        let mut arcs = Vec::with_capacity(16);
-        for t in 0..shape.node_frames {
-            for u in 0..shape.positions {
-                let n = shape.node(t, u);
-                let a = alpha[n];
-                if a == f64::NEG_INFINITY {
-                    continue;
-                }
-                variant.arcs(shape, (t, u), &mut arcs);
-                for arc in &arcs {
-                    if let Some(d) = scores.dest(arc) {
-                        let w = scores.weight(arc, t, n);
-                        if w > f64::NEG_INFINITY {
-                            alpha[d] = combine(alpha[d], a + w);
-                        }
-                    }
-                }
-            }
-        }
-        for t in (0..shape.node_frames).rev() {
-            for u in (0..shape.positions).rev() {
-                let n = shape.node(t, u);
-                variant.arcs(shape, (t, u), &mut arcs);
-                let mut acc = f64::NEG_INFINITY;
-                for arc in &arcs {
-                    let rest = scores.dest(arc).map_or(0.0, |d| beta[d]);
-                    if rest > f64::NEG_INFINITY {
-                        let w = scores.weight(arc, t, n);
-                        if w > f64::NEG_INFINITY {
-                            acc = combine(acc, w + rest);
-                        }
-                    }
-                }
-                beta[n] = acc;
-            }
-        }
+        // Per node: the largest incoming α + w and Σ exp(α + w − largest).
+        let mut peak = NodeVec::filled(nodes, f64::NEG_INFINITY);
+        let mut scaled = NodeVec::filled(nodes, 0.0);
+        let mut alpha = NodeVec::filled(nodes, f64::NEG_INFINITY);
+        let mut beta = NodeVec::filled(nodes, f64::NEG_INFINITY);
+        ARC_SCRATCH.with_borrow_mut(|scratch| {
+            let ArcScratch {
+                starts,
+                dests,
+                weights,
+                arcs,
+            } = scratch;
+            starts.clear();
+            dests.clear();
+            weights.clear();
+            Self::walk_arcs(
+                variant,
+                scores,
+                (&mut peak, &mut scaled, &mut alpha, &mut beta),
+                (starts, dests, weights, arcs),
+            );
+        });
         let log_p = beta[0];
         ItemLattice { alpha, beta, log_p }
     }
 
-    /// The log-space α/β of the loss.
-    pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
-        Self::walk(variant, scores, log_add_exp)
+    /// The two walks of [`ItemLattice::sum`] over scratch buffers.
+    fn walk_arcs(
+        variant: &Variant,
+        scores: &ItemScores,
+        (peak, scaled, alpha, beta): (&mut [f64], &mut [f64], &mut [f64], &mut [f64]),
+        (starts, dests, weights, arcs): (
+            &mut Vec<usize>,
+            &mut Vec<u32>,
+            &mut Vec<f64>,
+            &mut Vec<Arc>,
+        ),
+    ) {
+        let shape = scores.shape;
+        let nodes = shape.nodes();
+        for t in 0..shape.node_frames {
+            for u in 0..shape.positions {
+                let n = shape.node(t, u);
+                starts.push(dests.len());
+                let a = if n == 0 {
+                    0.0
+                } else if scaled[n] > 0.0 {
+                    peak[n] + scaled[n].ln()
+                } else {
+                    f64::NEG_INFINITY
+                };
+                alpha[n] = a;
+                variant.arcs(shape, (t, u), arcs);
+                for arc in arcs.iter() {
+                    let w = scores.weight(arc, t, n);
+                    if w == f64::NEG_INFINITY {
+                        continue;
+                    }
+                    let dest = scores.dest(arc);
+                    dests.push(dest.map_or(u32::MAX, |d| d as u32));
+                    weights.push(w);
+                    if let (Some(d), true) = (dest, a > f64::NEG_INFINITY) {
+                        let v = a + w;
+                        if v > peak[d] {
+                            scaled[d] = scaled[d] * (peak[d] - v).exp() + 1.0;
+                            peak[d] = v;
+                        } else {
+                            scaled[d] += (v - peak[d]).exp();
+                        }
+                    }
+                }
+            }
+        }
+        starts.push(dests.len());
+        for n in (0..nodes).rev() {
+            let arcs = starts[n]..starts[n + 1];
+            let rest = |i: usize| match dests[i] {
+                u32::MAX => 0.0,
+                d => beta[d as usize],
+            };
+            let largest = arcs
+                .clone()
+                .map(|i| weights[i] + rest(i))
+                .fold(f64::NEG_INFINITY, f64::max);
+            if largest > f64::NEG_INFINITY {
+                let sum: f64 = arcs.map(|i| (weights[i] + rest(i) - largest).exp()).sum();
+                beta[n] = largest + sum.ln();
+            }
+        }
     }
 
     /// Calls `visit(t, u, arc, occupancy)` for every arc of positive occupancy
@@ -292,4 +334,20 @@ impl ItemLattice {
             }
         }
     }
+}
+
+/// Per-thread buffers of [`ItemLattice::sum`]: each node's first arc, and every arc's
+/// destination (`u32::MAX`: the end) and weight, kept between its two walks; and the arcs of one
+/// node. Reused from item to item, so a walk takes no page faults.
+#[derive(Default)]
+struct ArcScratch {
+    starts: Vec<usize>,
+    dests: Vec<u32>,
+    weights: Vec<f64>,
+    arcs: Vec<Arc>,
+}
+
+thread_local! {
+    /// This thread's [`ArcScratch`].
+    static ARC_SCRATCH: RefCell<ArcScratch> = RefCell::new(ArcScratch::default());
 }

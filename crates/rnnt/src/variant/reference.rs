@@ -95,19 +95,23 @@ pub fn loss_and_grad<F: Float, I: Index, D: ScoresDim>(
     let mut grad = vec![vec![0.0; vocab]; tokens.len()];
     let mut duration_grad = vec![vec![0.0; columns]; tokens.len()];
     let mut losses = Vec::with_capacity(batch.batch_size);
-    for b in 0..batch.batch_size {
+    for (b, &weight) in weights.iter().enumerate() {
         let item = reference_item(&batch, b, variant, options, (&tokens, durations.as_deref()));
         losses.push(match item.log_p {
             p if p == f64::NEG_INFINITY && options.zero_infinity => 0.0,
             p => -p,
         });
-        for (r, (g, d)) in item.rows {
+        for row in item.rows {
             let clip = |v: f64| match options.clip_bound() {
                 Some(c) => v.clamp(-c, c),
                 None => v,
             };
-            grad[r] = g.into_iter().map(|v| weights[b] * clip(v)).collect();
-            duration_grad[r] = d.into_iter().map(|v| weights[b] * clip(v)).collect();
+            grad[row.row] = row.tokens.into_iter().map(|v| weight * clip(v)).collect();
+            duration_grad[row.row] = row
+                .durations
+                .into_iter()
+                .map(|v| weight * clip(v))
+                .collect();
         }
     }
     let shaped = |rows: Vec<Vec<f64>>, dim: D| {
@@ -124,10 +128,20 @@ pub fn loss_and_grad<F: Float, I: Index, D: ScoresDim>(
     })
 }
 
-/// One item's ln P and its gradient rows (row index, token row, duration row).
+/// One node's gradient rows, before the clip and the item's weight.
+struct RowGrads {
+    /// The node's row in the heads.
+    row: usize,
+    /// d loss / d token row.
+    tokens: Vec<f64>,
+    /// d loss / d duration row (empty without a duration head).
+    durations: Vec<f64>,
+}
+
+/// One item's ln P and its gradient rows.
 struct ItemReference {
     log_p: f64,
-    rows: Vec<(usize, (Vec<f64>, Vec<f64>))>,
+    rows: Vec<RowGrads>,
 }
 
 /// α, β and the gradient of one item.
@@ -222,7 +236,7 @@ fn reference_item(
                         Dest::End => 0.0,
                     };
                     let occupancy = (alpha[t][u] + weight(arc, t, u) + rest - log_p).exp();
-                    if !(occupancy > 0.0) {
+                    if occupancy.is_nan() || occupancy <= 0.0 {
                         continue;
                     }
                     let scale = if arc.label {
@@ -256,10 +270,11 @@ fn reference_item(
     };
     for t in 0..frames {
         for u in 0..positions {
-            rows.push((
-                batch.row(b, t, u),
-                (chain(&d_lp[t][u], &lp[t][u]), chain(&d_ld[t][u], &ld[t][u])),
-            ));
+            rows.push(RowGrads {
+                row: batch.row(b, t, u),
+                tokens: chain(&d_lp[t][u], &lp[t][u]),
+                durations: chain(&d_ld[t][u], &ld[t][u]),
+            });
         }
     }
     ItemReference { log_p, rows }

@@ -161,6 +161,7 @@ impl<'a, F> RowsMut<'a, F> {
     /// # Panics
     /// If `r` is not a row.
     #[inline]
+    #[allow(clippy::mut_from_ref)] // rows are handed out one at a time under the contract above
     pub(crate) unsafe fn row_mut(&self, r: usize) -> &mut [F] {
         assert!(r < self.layout.count, "row {r} of {}", self.layout.count);
         // SAFETY: the view this was made from covers row r and is borrowed uniquely for 'a; the
