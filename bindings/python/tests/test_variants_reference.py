@@ -4,6 +4,9 @@ differences, the identities that tie the variants together, and every shared gol
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,3 +143,23 @@ def test_shared_golden_cases(case_id: str) -> None:
         assert_grad_close(grad, truth_grad, tolerance)
         if truth_duration is not None:
             assert_grad_close(duration_grad, truth_duration, tolerance)
+
+
+def test_extra_cases_are_what_the_generator_makes() -> None:
+    """tests/golden-variants-extra holds exactly what scripts/make_variant_cases.py writes (its
+    truth from this reference, its brute-force checks passed)."""
+    path = Path(__file__).resolve().parents[3] / "scripts" / "make_variant_cases.py"
+    spec = importlib.util.spec_from_file_location("make_variant_cases", path)
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_variant_cases", generator)  # its dataclasses look it up
+    spec.loader.exec_module(generator)
+    extra = [c for c in case_ids() if c.startswith("extra/")]
+    assert sorted(c.split("/")[1] for c in extra) == sorted(s.name for s in generator.SPECS)
+    for case_spec in generator.SPECS:
+        arrays, entry = generator._make(case_spec)
+        case = load(f"extra/{case_spec.name}")
+        assert entry == case.manifest
+        assert sorted(arrays) == sorted(case.arrays)
+        for key, value in arrays.items():
+            assert np.array_equal(value, case.arrays[key]), (case_spec.name, key)
