@@ -389,3 +389,22 @@ def test_optimized_transducer_one_sym_per_frame_packed(from_log_softmax: bool) -
         ]
     )
     assert np.abs(grad.numpy() - want / 3).max() < 1e-12
+
+
+def test_tdt_packed_views_match_padded() -> None:
+    """Packed heads (sum of T_b*(U_b+1) rows) as views of one packed joint: the padded result,
+    rows for rows."""
+    joint, targets, logit_lengths, target_lengths = _batch(13)
+    items = list(zip(logit_lengths.tolist(), target_lengths.tolist()))
+    packed = torch.cat([joint[b, :t, : u + 1].reshape(-1, 11) for b, (t, u) in enumerate(items)])
+    packed.requires_grad_(True)
+    options: dict[str, Any] = {"blank": 5, "durations": DURATIONS, "reduction": "none"}
+    lengths = (logit_lengths, target_lengths)
+    loss = rnnt.tdt_loss(packed[:, :6], packed[:, 6:], targets, *lengths, **options)
+    (grad,) = torch.autograd.grad(loss.sum(), packed)
+    padded = joint.clone().requires_grad_(True)
+    want = rnnt.tdt_loss(padded[..., :6], padded[..., 6:], targets, *lengths, **options)
+    (want_grad,) = torch.autograd.grad(want.sum(), padded)
+    assert torch.allclose(loss, want, rtol=1e-12)
+    rows = torch.cat([want_grad[b, :t, : u + 1].reshape(-1, 11) for b, (t, u) in enumerate(items)])
+    assert torch.allclose(grad, rows, atol=1e-12)

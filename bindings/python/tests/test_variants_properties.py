@@ -74,8 +74,9 @@ def cases(draw: st.DrawFn) -> Case:
         if durations == (0,):
             durations = (0, 1)
     sigma = draw(st.sampled_from([0.0, 0.0, 0.1])) if kind in ("tdt", "multiblank") else 0.0
-    delay = draw(st.sampled_from([0.0, 0.0, 0.25])) if kind in ("regular", "modified") else 0.0
-    fastemit = draw(st.sampled_from([0.0, 0.0, 0.5])) if kind == "regular" else 0.0
+    one_lattice = kind in ("regular", "modified", "constrained")
+    delay = draw(st.sampled_from([0.0, 0.0, 0.25])) if one_lattice else 0.0
+    fastemit = draw(st.sampled_from([0.0, 0.0, 0.5]))
     variant = Variant(
         rnnt_type=kind if kind in ("modified", "constrained") else "regular",
         delay_penalty=delay,
