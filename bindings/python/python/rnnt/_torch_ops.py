@@ -87,6 +87,14 @@ def _gradient_like(like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(raw).view(like.dtype).view(like.shape)
 
 
+def _gradients_like(
+    logits: torch.Tensor, duration_logits: torch.Tensor | None
+) -> list[torch.Tensor]:
+    """Uninitialised gradients of the differentiable inputs (see :func:`_gradient_like`)."""
+    heads = [logits] if duration_logits is None else [logits, duration_logits]
+    return [_gradient_like(head) for head in heads]
+
+
 def _lent_inputs(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -108,6 +116,19 @@ def _lent_inputs(
     if duration_logits is None:
         return arrays
     return (*arrays, to_dlpack(duration_logits))
+
+
+def _split(
+    logits: torch.Tensor, duration_logits: torch.Tensor | None, durations: list[int]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The (token, duration) heads of a call: as given, except for a TDT call on one joint tensor
+    (``duration_logits`` None, ``durations`` given: NeMo's joint of V + D columns), whose heads
+    are its views ``[..., :V]`` and ``[..., V:]`` (the native module reads them in place). The
+    same split serves the gradients, so that both land in one joint-shaped tensor."""
+    if duration_logits is not None or not durations:
+        return logits, duration_logits
+    split = logits.shape[-1] - len(durations)
+    return logits[..., :split], logits[..., split:]
 
 
 def _options(
@@ -159,16 +180,17 @@ def _forward(
     drop-ins, whose loss is float32 for any input). The arrays are CPU tensors as
     :mod:`rnnt.torch` makes them (contiguous, or TDT heads in a layout the module reads)."""
     *option_values, one_shot, loss_dtype = rest
-    arrays = (logits, targets, logit_lengths, target_lengths, duration_logits)
-    inputs = _lent_inputs(*arrays)
-    options = _options(duration_logits is not None, *option_values)
+    durations = option_values[-1]
+    token, duration = _split(logits, duration_logits, durations)
+    inputs = _lent_inputs(token, targets, logit_lengths, target_lengths, duration)
+    options = _options(duration is not None, *option_values)
     grads = None
     if one_shot:
-        grads = [_gradient_like(logits)]
-        if duration_logits is not None:
-            grads.append(_gradient_like(duration_logits))
-            options["duration_grad"] = to_dlpack(grads[1])
-        state = _rnnt.loss_and_grad_into(inputs, to_dlpack(grads[0]), **options)
+        grads = _gradients_like(logits, duration_logits)
+        grad, duration_grad = _split(grads[0], grads[-1] if len(grads) > 1 else None, durations)
+        if duration_grad is not None:
+            options["duration_grad"] = to_dlpack(duration_grad)
+        state = _rnnt.loss_and_grad_into(inputs, to_dlpack(grad), **options)
     else:
         state = _rnnt.forward(inputs, **options)
     reported = state.losses() if options["reduction"] == "none" else state.loss()
@@ -203,7 +225,9 @@ def _backward(
     kept ``kept`` on these arrays and ``options`` (the twelve of :func:`_forward`): its one-shot
     gradients, scaled, the first time they are asked for; else computed from its state (or,
     without ``kept``, from a new forward call)."""
-    arrays = (logits, targets, logit_lengths, target_lengths, duration_logits)
+    durations = options[-1]
+    token, duration = _split(logits, duration_logits, durations)
+    arrays = (token, targets, logit_lengths, target_lengths, duration)
     reduction = options[1]
     upstream: list[float] | float = (
         grad_loss.reshape(-1).tolist() if reduction == "none" else float(grad_loss)
@@ -222,17 +246,15 @@ def _backward(
                 grad.mul_(upstream)
         return grads
     if kept is None:
-        native = _options(duration_logits is not None, *options)
+        native = _options(duration is not None, *options)
         state = _rnnt.forward(_lent_inputs(*arrays), **native)
     else:
         state = kept.state
     weights = upstream if isinstance(upstream, list) else state.item_weights(upstream)
-    grads = [_gradient_like(logits)]
-    duration_grad = None
-    if duration_logits is not None:
-        grads.append(_gradient_like(duration_logits))
-        duration_grad = to_dlpack(grads[1])
-    _rnnt.backward(state, _lent_inputs(*arrays), weights, to_dlpack(grads[0]), duration_grad)
+    grads = _gradients_like(logits, duration_logits)
+    grad, duration_grad = _split(grads[0], grads[-1] if len(grads) > 1 else None, durations)
+    lent = None if duration_grad is None else to_dlpack(duration_grad)
+    _rnnt.backward(state, _lent_inputs(*arrays), weights, to_dlpack(grad), lent)
     return grads
 
 

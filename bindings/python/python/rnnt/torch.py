@@ -82,6 +82,30 @@ def _head_tensor(value: Any, name: str) -> torch.Tensor:
     return head if readable else head.contiguous()
 
 
+def _joint_of(token: Any, duration: Any, durations: list[int]) -> torch.Tensor | None:
+    """The one tensor whose views ``[..., :V]`` and ``[..., V:]`` ``token`` and ``duration`` are
+    (NeMo's joint), when they are exactly that and differentiable alike; else None. The loss then
+    takes the joint itself, so that autograd gets one joint-shaped gradient, written once, instead
+    of two head gradients it would scatter into zero-filled joint-sized buffers and add."""
+    if not (isinstance(token, torch.Tensor) and isinstance(duration, torch.Tensor)):
+        return None
+    base = token._base
+    if base is None or duration._base is not base or not durations:
+        return None
+    v, d = token.shape[-1], len(durations)
+    shaped = (
+        token.dim() == base.dim()
+        and duration.shape[-1] == d
+        and base.shape[-1] == v + d
+        and token.shape[:-1] == duration.shape[:-1] == base.shape[:-1]
+        and token.stride() == duration.stride() == base.stride()
+        and token.storage_offset() == base.storage_offset()
+        and duration.storage_offset() == base.storage_offset() + v
+        and token.requires_grad == duration.requires_grad == base.requires_grad
+    )
+    return base if shaped else None
+
+
 def _int_list(value: Any, name: str) -> list[int]:
     """``value`` (a sequence of integers, or a 1-D integer tensor) as a list of ints; the loss
     checks the values."""
@@ -204,8 +228,17 @@ def _loss(
     ``logits``); a TDT loss when ``duration_logits`` is given (``logits`` the token logits)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f'reduction = {reduction!r} is not one of "none", "sum", "mean"')
+    durations = _int_list(durations, "durations")
+    joint = _joint_of(logits, duration_logits, durations)
+    if joint is not None:
+        # The heads are split again inside the op (rnnt._torch_ops._split).
+        logits, duration_logits = joint, None
     tdt = duration_logits is not None
-    logits = _head_tensor(logits, "token_logits") if tdt else _cpu_tensor(logits, "logits")
+    logits = (
+        _head_tensor(logits, "token_logits")
+        if tdt or joint is not None
+        else _cpu_tensor(logits, "logits")
+    )
     indices = [
         _cpu_tensor(value, name)
         for value, name in (
@@ -243,7 +276,7 @@ def _loss(
         float(delay_penalty),
         float(sigma),
         _int_list(big_blank_durations, "big_blank_durations"),
-        _int_list(durations, "durations"),
+        durations,
         one_shot,
         logits.dtype if loss_dtype is None else loss_dtype,
     )
