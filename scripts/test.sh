@@ -45,6 +45,9 @@ cargo test --workspace
 echo "== Golden cases through the command line"
 cargo run --release -p rnnt-cli -- check tests/golden
 cargo run --release -p rnnt-cli -- check tests/golden-variants
+if [ -f tests/golden-variants-extra/manifest.json ]; then
+  cargo run --release -p rnnt-cli -- check tests/golden-variants-extra
+fi
 
 echo "== Python package: lints, build into .venv, tests"
 cargo fmt --manifest-path bindings/python/Cargo.toml --check

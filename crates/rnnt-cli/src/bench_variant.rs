@@ -70,7 +70,7 @@ pub fn run(
             (&targets, &case.logit_lengths, &case.target_lengths),
             (threads, repeat),
         )
-        .with_context(|| format!("{name}"))?;
+        .with_context(|| name.clone())?;
         let bytes = 4 * (logits.len() + durations.as_ref().map_or(0, |d| d.len()));
         let bandwidth = triad.bandwidth()?;
         let floor = 3.0 * bytes as f64 / bandwidth;

@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     zero_infinity: bool,
     /// The lattice: regular, tdt, multiblank, modified or constrained. Anything but a plain
-    /// regular call reads the variants' format (tests/golden-variants/README.md): `logits` or,
+    /// regular call reads the variants' format (docs/variants-format.md): `logits` or,
     /// for tdt, `token_logits` and `duration_logits`; `durations`, `big_blank_durations`,
     /// `sigma`, `delay_penalty` from the .npz; writes `losses`, `loss` and `grad` (tdt:
     /// `grad_token_logits`, `grad_duration_logits`).
@@ -48,29 +48,17 @@ pub struct Args {
 
 /// `rnnt loss` on a variant.
 fn run_variant(args: &Args) -> anyhow::Result<ExitCode> {
-    let arrays = rnnt_cases::variants::read_arrays(&args.case.input)?;
-    let empty = serde_json::Map::new();
-    let (variant, _) = crate::variant_case::variant_of(
+    let (arrays, variant, options) = crate::variant_case::read_case(
+        &args.case,
         &args.variant,
-        &arrays,
-        &empty,
         (args.sigma, args.delay_penalty),
     )?;
-    let blank = args.case.blank.unwrap_or_else(|| {
-        arrays
-            .get("blank")
-            .and_then(|b| b.to_i64())
-            .and_then(|b| b.iter().next().copied())
-            .unwrap_or(-1)
-    });
     let options = Options {
-        blank,
         reduction: args.reduction,
         clamp: args.clamp,
         fastemit_lambda: args.fastemit_lambda,
         zero_infinity: args.zero_infinity,
-        fused_log_softmax: !args.case.log_probs,
-        threads: args.case.threads,
+        ..options
     };
     let out = crate::variant_case::run(&arrays, &variant, &options)?;
     let mut written = vec![

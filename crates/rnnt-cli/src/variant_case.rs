@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use ndarray::{ArrayD, Ix1, Ix2, Ix4};
 use rnnt::variant::{self, VariantInput};
-use rnnt::{Float, Options, Targets, Topology, Variant};
+use rnnt::{Float, Options, ScoresDim, Targets, Topology, Variant};
 use rnnt_cases::variants::NamedArray;
 
 /// The arrays of a case, by name.
@@ -103,6 +103,32 @@ pub fn variant_of(
     Ok((variant, number(arrays, options, "fastemit_lambda")))
 }
 
+/// A variant case named on the command line: its arrays, the variant `kind` with the flags'
+/// `sigma` / `delay_penalty` overrides, and the options of `case` (blank: the flag, else the
+/// file's, else −1; input mode; threads).
+pub fn read_case(
+    case: &crate::case_input::CaseArgs,
+    kind: &str,
+    overrides: (Option<f64>, Option<f64>),
+) -> anyhow::Result<(Arrays, Variant, Options)> {
+    let arrays = rnnt_cases::variants::read_arrays(&case.input)?;
+    let (variant, _) = variant_of(kind, &arrays, &serde_json::Map::new(), overrides)?;
+    let blank = case.blank.unwrap_or_else(|| {
+        arrays
+            .get("blank")
+            .and_then(NamedArray::to_i64)
+            .and_then(|b| b.iter().next().copied())
+            .unwrap_or(-1)
+    });
+    let options = Options {
+        blank,
+        fused_log_softmax: !case.log_probs,
+        threads: case.threads,
+        ..Options::default()
+    };
+    Ok((arrays, variant, options))
+}
+
 /// The token head's array name for `variant`.
 pub fn token_array(variant: &Variant) -> &'static str {
     if matches!(variant.topology, Topology::Tdt { .. }) {
@@ -112,24 +138,81 @@ pub fn token_array(variant: &Variant) -> &'static str {
     }
 }
 
+/// Something to do with a variant's input of any element type and rank.
+trait Call {
+    /// The result.
+    type Out;
+    /// Does it.
+    fn call<F: Float, D: ScoresDim>(
+        &self,
+        input: &VariantInput<'_, F, i64, D>,
+    ) -> rnnt::Result<Self::Out>;
+}
+
+/// The loss and gradients, in f64.
+struct Loss<'a>(&'a Variant, &'a Options);
+
+impl Call for Loss<'_> {
+    type Out = Outcome;
+    fn call<F: Float, D: ScoresDim>(
+        &self,
+        input: &VariantInput<'_, F, i64, D>,
+    ) -> rnnt::Result<Outcome> {
+        let out = variant::loss_and_grad(input, self.1, self.0)?;
+        Ok(Outcome {
+            losses: out.losses,
+            loss: out.loss,
+            grad: out.grad.mapv(F::to_f64).into_dyn(),
+            duration_grad: out.duration_grad.map(|d| d.mapv(F::to_f64).into_dyn()),
+        })
+    }
+}
+
+/// The alignments.
+struct Align<'a>(&'a Variant, &'a Options);
+
+impl Call for Align<'_> {
+    type Out = Vec<rnnt::Alignment>;
+    fn call<F: Float, D: ScoresDim>(
+        &self,
+        input: &VariantInput<'_, F, i64, D>,
+    ) -> rnnt::Result<Self::Out> {
+        variant::align(input, self.1, self.0)
+    }
+}
+
 /// Runs the variant's fast loss on the case's arrays in their stored dtype.
 pub fn run(arrays: &Arrays, variant: &Variant, options: &Options) -> anyhow::Result<Outcome> {
+    dispatch(arrays, variant, &Loss(variant, options))
+}
+
+/// Aligns every item of the case on the variant's lattice.
+pub fn align(
+    arrays: &Arrays,
+    variant: &Variant,
+    options: &Options,
+) -> anyhow::Result<Vec<rnnt::Alignment>> {
+    dispatch(arrays, variant, &Align(variant, options))
+}
+
+/// `call` on the case's arrays in their stored dtype and rank.
+fn dispatch<C: Call>(arrays: &Arrays, variant: &Variant, call: &C) -> anyhow::Result<C::Out> {
     let name = token_array(variant);
     let tokens = arrays
         .get(name)
         .with_context(|| format!("the .npz holds no `{name}`"))?;
     match tokens {
-        NamedArray::F32(_) => run_as::<f32>(arrays, variant, options),
-        NamedArray::F64(_) => run_as::<f64>(arrays, variant, options),
+        NamedArray::F32(_) => dispatch_as::<f32, C>(arrays, variant, call),
+        NamedArray::F64(_) => dispatch_as::<f64, C>(arrays, variant, call),
         NamedArray::Int(_) => bail!("`{name}` must be float32 or float64"),
     }
 }
 
-fn run_as<F: Float>(
+fn dispatch_as<F: Float, C: Call>(
     arrays: &Arrays,
     variant: &Variant,
-    options: &Options,
-) -> anyhow::Result<Outcome> {
+    call: &C,
+) -> anyhow::Result<C::Out> {
     let float = |name: &str| arrays.get(name).map(|a| a.to_f64().mapv(F::from_f64));
     let int = |name: &str| {
         arrays
@@ -137,7 +220,7 @@ fn run_as<F: Float>(
             .and_then(NamedArray::to_i64)
             .with_context(|| format!("the .npz holds no integer `{name}`"))
     };
-    let tokens = float(token_array(variant)).expect("checked by run");
+    let tokens = float(token_array(variant)).expect("checked by dispatch");
     let durations = float("duration_logits");
     let targets = int("targets")?;
     let frames = int("logit_lengths")?.into_dimensionality::<Ix1>()?;
@@ -146,8 +229,8 @@ fn run_as<F: Float>(
         1 => Targets::Packed(targets.view().into_dimensionality::<Ix1>()?),
         _ => Targets::Padded(targets.view().into_dimensionality::<Ix2>()?),
     };
-    let result = if tokens.ndim() == 2 {
-        let input = VariantInput {
+    Ok(if tokens.ndim() == 2 {
+        call.call(&VariantInput {
             logits: tokens.view().into_dimensionality::<Ix2>()?,
             duration_logits: durations
                 .as_ref()
@@ -156,17 +239,9 @@ fn run_as<F: Float>(
             targets,
             logit_lengths: frames.view(),
             target_lengths: lengths.view(),
-        };
-        variant::loss_and_grad(&input, options, variant).map(|out| {
-            (
-                out.losses,
-                out.loss,
-                out.grad.into_dyn(),
-                out.duration_grad.map(|d| d.into_dyn()),
-            )
-        })
+        })?
     } else {
-        let input = VariantInput {
+        call.call(&VariantInput {
             logits: tokens.view().into_dimensionality::<Ix4>()?,
             duration_logits: durations
                 .as_ref()
@@ -175,22 +250,7 @@ fn run_as<F: Float>(
             targets,
             logit_lengths: frames.view(),
             target_lengths: lengths.view(),
-        };
-        variant::loss_and_grad(&input, options, variant).map(|out| {
-            (
-                out.losses,
-                out.loss,
-                out.grad.into_dyn(),
-                out.duration_grad.map(|d| d.into_dyn()),
-            )
-        })
-    }?;
-    let (losses, loss, grad, duration_grad) = result;
-    Ok(Outcome {
-        losses,
-        loss,
-        grad: grad.mapv(F::to_f64),
-        duration_grad: duration_grad.map(|d| d.mapv(F::to_f64)),
+        })?
     })
 }
 
