@@ -663,7 +663,7 @@ def _make(spec: Spec) -> tuple[dict[str, np.ndarray[Any, Any]], dict[str, Any]]:
         "options": spec.options,
         "logit_lengths": spec.logit_lengths,
         "target_lengths": spec.target_lengths,
-        "losses": [float(x) for x in losses],
+        "losses": [float(x) if np.isfinite(x) else "inf" for x in losses],  # as the shared
         "impossible_items": [i for i in range(b) if np.isinf(losses[i])],
         "tolerance": FLOAT64_TOLERANCE if spec.dtype == "float64" else FLOAT32_TOLERANCE,
     }
