@@ -131,8 +131,9 @@ def test_opcheck() -> None:
     logits = TinyTransducer()(features, targets).detach().requires_grad_(True)
     for reduction in ("mean", "none"):
         for one_shot in (True, False):
-            args = (logits, targets, frame_lengths, label_lengths)
-            options = (BLANK, reduction, -1.0, True, 0.0, False)
+            # No duration head (the variants' ops: tests/test_variants_frontends.py).
+            args = (logits, targets, frame_lengths, label_lengths, None)
+            options = (BLANK, reduction, -1.0, True, 0.0, False, "regular", False, 0.0, 0.0, [], [])
             # The loss in float64 once (as the transformers drop-in asks for float32).
             forward = (*args, *options, one_shot, torch.float64 if one_shot else logits.dtype)
             torch.library.opcheck(torch.ops.rnnt.loss_forward.default, forward)

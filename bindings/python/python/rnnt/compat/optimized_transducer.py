@@ -17,8 +17,10 @@ Semantics of the original, kept here:
   divided by B); ``"sum"`` their sum. Both are 0-d tensors in the dtype of ``logits`` (the
   original's docstring says shape (1,); its code returns ``loss.mean()`` / ``loss.sum()``, 0-d).
   Other reductions raise ValueError (the original asserts).
-- ``one_sym_per_frame=True`` (at most one symbol per frame, a lattice that ends with a blank)
-  needs the transducer variants of issue 17: until then it raises ValueError.
+- ``one_sym_per_frame=True``: at most one symbol per frame (its ``ComputeAlphaOneSymPerFrame``):
+  every arc consumes one frame, a label moves (t, u) to (t+1, u+1), and a path ends with a blank
+  from (T_b-1, U_b) (needs T_b >= U_b+1): k2's "modified" lattice with a terminal blank, i.e.
+  loss = k2_modified(logits[:T_b-1]) - log p(blank at (T_b-1, U_b)).
 
 Differences: the original takes float32 only and, with ``from_log_softmax=False``, overwrites
 ``logits`` with their gradient to save memory; we take float64 / float16 / bfloat16 as well and
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnt.torch import rnnt_loss
+from rnnt.torch import _loss
 
 __all__ = ["TransducerLoss", "transducer_loss"]
 
@@ -48,21 +50,22 @@ def transducer_loss(
     reduction: str = "mean",
 ) -> torch.Tensor:
     """optimized_transducer's ``transducer_loss``: packed logits in, a 0-d loss out."""
-    if one_sym_per_frame:
-        raise ValueError(
-            "one_sym_per_frame=True: one symbol per frame needs the transducer variants "
-            "(issue 17), not available yet"
-        )
     if reduction not in _REDUCTIONS:
         raise ValueError(f'reduction = {reduction!r} is not one of "mean", "sum"')
-    return rnnt_loss(
+    return _loss(
         logits,
         targets,
         logit_lengths,
         target_lengths,
         blank,
-        reduction=reduction,
-        fused_log_softmax=not from_log_softmax,
+        -1.0,
+        reduction,
+        not from_log_softmax,
+        0.0,
+        False,
+        None,
+        rnnt_type="modified" if one_sym_per_frame else "regular",
+        terminal_blank=bool(one_sym_per_frame),
     )
 
 
