@@ -29,7 +29,15 @@ import numpy as np
 import pytest
 
 #: Native functions and classes, each exercised by one subprocess.
-TARGETS = ("forward", "loss_and_grad_into", "backward", "align", "ForwardState", "ItemAlignment")
+TARGETS = (
+    "forward",
+    "loss_and_grad_into",
+    "backward",
+    "align",
+    "ForwardState",
+    "ItemAlignment",
+    "joint_loss",
+)
 
 #: Outcomes: the call raised one of these (as it must), or the case tolerates a result too.
 ACCEPTED = ("TypeError", "ValueError")
@@ -364,6 +372,77 @@ def option_cases() -> Iterator[tuple[str, dict[str, Any]]]:
     yield "option unknown", {**OPTIONS, "threads": 2}
 
 
+JOINT_NAMES = (
+    "encoder_out",
+    "predictor_out",
+    "weight",
+    "bias",
+    "targets",
+    "logit_lengths",
+    "target_lengths",
+)
+
+JOINT_OPTIONS: dict[str, Any] = {
+    "activation": "tanh",
+    "blank": 4,
+    "reduction": "sum",
+    "clamp": -1.0,
+    "fastemit_lambda": 0.0,
+    "zero_infinity": False,
+    "item_weights": None,
+}
+
+
+def good_joint_arrays() -> list[np.ndarray[Any, Any]]:
+    """A valid fused call: H = 6, the batch of ``good_arrays`` (B = 2, T = 4, U = 2, V = 5)."""
+    rng = np.random.default_rng(1)
+    _, targets, logit_lengths, target_lengths = good_arrays()
+    return [
+        rng.standard_normal((2, 4, 6)).astype(np.float32),
+        rng.standard_normal((2, 3, 6)).astype(np.float32),
+        rng.standard_normal((5, 6)).astype(np.float32),
+        rng.standard_normal(5).astype(np.float32),
+        targets,
+        logit_lengths,
+        target_lengths,
+    ]
+
+
+def joint_cases() -> Iterator[tuple[str, tuple[Any, ...], tuple[Any, ...] | None, dict[str, Any]]]:
+    """Forged ``joint_loss`` calls: (label, arrays, grads, options)."""
+    arrays = good_joint_arrays()
+    grads = [np.empty_like(a) for a in arrays[:4]]
+    for i, name in enumerate(JOINT_NAMES):
+        for label, bad in array_cases(arrays[i]):
+            if name == "bias" and bad is None:
+                continue  # no bias: a valid call
+            yield f"{name}: {label}", (*arrays[:i], bad, *arrays[i + 1 :]), None, JOINT_OPTIONS
+    for i, name in enumerate(JOINT_NAMES[:4]):
+        for label, bad in array_cases(grads[i]):
+            forged = (*grads[:i], bad, *grads[i + 1 :])
+            yield f"grad_{name}: {label}", tuple(arrays), forged, JOINT_OPTIONS
+        yield (
+            f"grad_{name}: the input",
+            tuple(arrays),
+            (*grads[:i], arrays[i], *grads[i + 1 :]),
+            JOINT_OPTIONS,
+        )
+    yield "arrays of 6", tuple(arrays[:6]), None, JOINT_OPTIONS
+    yield "grads of 3", tuple(arrays), tuple(grads[:3]), JOINT_OPTIONS
+    for name, bad in [
+        ("activation", "gelu"),
+        ("activation", None),
+        ("blank", 5),
+        ("blank", "4"),
+        ("reduction", "avg"),
+        ("clamp", float("nan")),
+        ("fastemit_lambda", -1.0),
+        ("item_weights", [1.0]),
+        ("item_weights", "ab"),
+    ]:
+        yield f"option {name}={bad!r}", tuple(arrays), tuple(grads), {**JOINT_OPTIONS, name: bad}
+
+
 Case = tuple[str, Callable[[], Any]]
 
 
@@ -472,6 +551,12 @@ def cases(target: str) -> list[Case]:
             add(f"{method} with an argument", lambda m=method: getattr(item, m)(0))
             add(f"unbound {method} on None", lambda m=method: getattr(cls, m)(None))
             add(f"unbound {method} on a ForwardState", lambda m=method: getattr(cls, m)(state))
+    elif target == "joint_loss":
+        for label, joint_arrays, grads, options in joint_cases():
+            add(
+                label,
+                lambda a=joint_arrays, g=grads, o=options: _rnnt.joint_loss(a, g, **o),
+            )
     else:
         raise ValueError(target)
     return out

@@ -314,7 +314,8 @@ def test_torch_rnnt_loss(case: Case, dtype: str) -> None:
     logits, targets, logit_lengths, target_lengths = numpy_arrays(replace(case, dtype="float64"))
     x = torch.from_numpy(np.ascontiguousarray(logits)).to(getattr(torch, dtype))
     if case.layout == "fortran":  # a non-contiguous view: transposed twice
-        x = x.permute(3, 2, 1, 0).contiguous().permute(3, 2, 1, 0)
+        axes = tuple(reversed(range(x.dim())))  # any rank: a rank fault may be on the logits
+        x = x.permute(axes).contiguous().permute(axes)
     x.requires_grad_(True)
     tensors = [torch.from_numpy(a) for a in (targets, logit_lengths, target_lengths)]
     options = case.options()
