@@ -30,31 +30,12 @@ pub(crate) struct ItemGrad {
 }
 
 impl ItemGrad {
-    /// The occupancies of `lattice` scattered onto the columns its arcs read: label arcs'
+    /// The lattice of `scores` and the occupancies of the columns its arcs read: label arcs'
     /// token reads scaled by 1 + λ (FastEmit), duration reads unscaled.
-    pub(crate) fn new(
-        variant: &Variant,
-        options: &Options,
-        scores: ItemScores,
-        lattice: &ItemLattice,
-    ) -> ItemGrad {
+    pub(crate) fn new(variant: &Variant, options: &Options, scores: ItemScores) -> ItemGrad {
         let (slots, columns, shape) = (scores.slots, scores.columns, scores.shape);
-        let mut token_occupancy = NodeVec::filled(shape.nodes() * slots, 0.0);
-        let mut duration_occupancy = NodeVec::filled(shape.nodes() * columns, 0.0);
-        let label_scale = 1.0 + options.fastemit_lambda;
-        lattice.occupancies(variant, &scores, |t, u, arc, occupancy| {
-            let scaled = if arc.label {
-                occupancy * label_scale
-            } else {
-                occupancy
-            };
-            for &(read_u, slot) in &arc.reads[..arc.token_reads] {
-                token_occupancy[shape.node(t, read_u) * slots + slot] += scaled;
-            }
-            if let Some(i) = arc.duration {
-                duration_occupancy[shape.node(t, u) * columns + i] += occupancy;
-            }
-        });
+        let (lattice, occupancy) =
+            ItemLattice::sum_with_columns(variant, &scores, 1.0 + options.fastemit_lambda);
         ItemGrad {
             shape,
             slots,
@@ -62,8 +43,8 @@ impl ItemGrad {
             slot_columns: scores.slot_columns,
             token_lse: scores.token_lse,
             duration_lse: scores.duration_lse,
-            token_occupancy,
-            duration_occupancy,
+            token_occupancy: occupancy.tokens,
+            duration_occupancy: occupancy.durations,
             log_p: lattice.log_p,
         }
     }

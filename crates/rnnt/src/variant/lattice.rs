@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use crate::batch::Batch;
 use crate::cpu::node_buffers::NodeVec;
-use crate::cpu::simd::{FrameScores, ScoreColumns};
+use crate::cpu::simd::{self, FrameScores, Isa, ScoreColumns};
 use crate::element::Float;
 use crate::error::Result;
 use crate::variant::arcs::{big_blank, Arc, Dest, ItemShape, BLANK, LABEL};
@@ -206,9 +206,30 @@ pub(crate) struct ItemLattice {
 impl ItemLattice {
     /// The log-space α/β of the loss, with one exp per arc and direction: α is pushed along
     /// each arc into a running (largest, scaled sum) pair per node, finished to a logarithm when
-    /// the walk reaches the node (every arc lands on a later node); each arc's destination and
-    /// weight are kept for β, which sums a node's arcs relative to their largest term.
+    /// the walk reaches the node (every arc lands on a later node); each arc's destination,
+    /// weight and reads are kept for β, which sums a node's arcs relative to their largest term
+    /// (the terms' exps vectorised).
     pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
+        ARC_SCRATCH.with_borrow_mut(|scratch| Self::walk(variant, scores, scratch))
+    }
+
+    /// [`ItemLattice::sum`] and, from the arcs it kept, the occupancy of every column the arcs
+    /// read (see [`ColumnOccupancy`]): label arcs' token reads scaled by `label_scale` (1 + λ,
+    /// FastEmit), duration reads unscaled; all zero for an impossible item.
+    pub(crate) fn sum_with_columns(
+        variant: &Variant,
+        scores: &ItemScores,
+        label_scale: f64,
+    ) -> (ItemLattice, ColumnOccupancy) {
+        ARC_SCRATCH.with_borrow_mut(|scratch| {
+            let lattice = Self::walk(variant, scores, scratch);
+            let columns = lattice.column_occupancies(scores, scratch, label_scale);
+            (lattice, columns)
+        })
+    }
+
+    /// The two walks of [`ItemLattice::sum`] over `scratch`, which keeps the arcs.
+    fn walk(variant: &Variant, scores: &ItemScores, scratch: &mut ArcScratch) -> ItemLattice {
         let shape = scores.shape;
         let nodes = shape.nodes();
         // Per node: the largest incoming α + w and Σ exp(α + w − largest).
@@ -216,45 +237,18 @@ impl ItemLattice {
         let mut scaled = NodeVec::filled(nodes, 0.0);
         let mut alpha = NodeVec::filled(nodes, f64::NEG_INFINITY);
         let mut beta = NodeVec::filled(nodes, f64::NEG_INFINITY);
-        ARC_SCRATCH.with_borrow_mut(|scratch| {
-            let ArcScratch {
-                starts,
-                dests,
-                weights,
-                arcs,
-            } = scratch;
-            starts.clear();
-            dests.clear();
-            weights.clear();
-            Self::walk_arcs(
-                variant,
-                scores,
-                (&mut peak, &mut scaled, &mut alpha, &mut beta),
-                (starts, dests, weights, arcs),
-            );
-        });
-        let log_p = beta[0];
-        ItemLattice { alpha, beta, log_p }
-    }
-
-    /// The two walks of [`ItemLattice::sum`] over scratch buffers.
-    fn walk_arcs(
-        variant: &Variant,
-        scores: &ItemScores,
-        (peak, scaled, alpha, beta): (&mut [f64], &mut [f64], &mut [f64], &mut [f64]),
-        (starts, dests, weights, arcs): (
-            &mut Vec<usize>,
-            &mut Vec<u32>,
-            &mut Vec<f64>,
-            &mut Vec<Arc>,
-        ),
-    ) {
-        let shape = scores.shape;
-        let nodes = shape.nodes();
+        let ArcScratch {
+            starts,
+            kept,
+            arcs,
+            terms,
+        } = scratch;
+        starts.clear();
+        kept.clear();
         for t in 0..shape.node_frames {
             for u in 0..shape.positions {
                 let n = shape.node(t, u);
-                starts.push(dests.len());
+                starts.push(kept.len());
                 let a = if n == 0 {
                     0.0
                 } else if scaled[n] > 0.0 {
@@ -270,8 +264,7 @@ impl ItemLattice {
                         continue;
                     }
                     let dest = scores.dest(arc);
-                    dests.push(dest.map_or(u32::MAX, |d| d as u32));
-                    weights.push(w);
+                    kept.push(KeptArc::new(scores, arc, (t, n), w, dest));
                     if let (Some(d), true) = (dest, a > f64::NEG_INFINITY) {
                         let v = a + w;
                         if v > peak[d] {
@@ -284,22 +277,70 @@ impl ItemLattice {
                 }
             }
         }
-        starts.push(dests.len());
+        starts.push(kept.len());
+        let isa = Isa::detected();
         for n in (0..nodes).rev() {
-            let arcs = starts[n]..starts[n + 1];
-            let rest = |i: usize| match dests[i] {
-                u32::MAX => 0.0,
-                d => beta[d as usize],
-            };
-            let largest = arcs
-                .clone()
-                .map(|i| weights[i] + rest(i))
-                .fold(f64::NEG_INFINITY, f64::max);
+            let arcs = &kept[starts[n]..starts[n + 1]];
+            terms.clear();
+            terms.extend(arcs.iter().map(|arc| arc.weight + arc.rest(&beta)));
+            let largest = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if largest > f64::NEG_INFINITY {
-                let sum: f64 = arcs.map(|i| (weights[i] + rest(i) - largest).exp()).sum();
+                terms.iter_mut().for_each(|x| *x -= largest);
+                simd::exp_in_place(isa, terms);
+                let sum: f64 = terms.iter().sum();
                 beta[n] = largest + sum.ln();
             }
         }
+        let log_p = beta[0];
+        ItemLattice { alpha, beta, log_p }
+    }
+
+    /// The column occupancies of [`ItemLattice::sum_with_columns`] from the arcs that
+    /// [`ItemLattice::walk`] kept in `scratch`: every arc's exp(α(src) + w + β(dst) − ln P) at
+    /// once (vectorised), then scattered onto the columns it reads.
+    fn column_occupancies(
+        &self,
+        scores: &ItemScores,
+        scratch: &mut ArcScratch,
+        label_scale: f64,
+    ) -> ColumnOccupancy {
+        let nodes = scores.shape.nodes();
+        let mut out = ColumnOccupancy {
+            tokens: NodeVec::filled(nodes * scores.slots, 0.0),
+            durations: NodeVec::filled(nodes * scores.columns, 0.0),
+        };
+        if self.log_p == f64::NEG_INFINITY {
+            return out;
+        }
+        let ArcScratch {
+            starts,
+            kept,
+            terms,
+            ..
+        } = scratch;
+        terms.clear();
+        for n in 0..nodes {
+            let a = self.alpha[n] - self.log_p;
+            let arcs = &kept[starts[n]..starts[n + 1]];
+            terms.extend(arcs.iter().map(|arc| a + arc.weight + arc.rest(&self.beta)));
+        }
+        simd::exp_in_place(Isa::detected(), terms);
+        for (arc, &occupancy) in kept.iter().zip(terms.iter()) {
+            if occupancy > 0.0 {
+                let scaled = if arc.label {
+                    occupancy * label_scale
+                } else {
+                    occupancy
+                };
+                for &k in arc.tokens.iter().filter(|&&k| k != u32::MAX) {
+                    out.tokens[k as usize] += scaled;
+                }
+                if arc.duration != u32::MAX {
+                    out.durations[arc.duration as usize] += occupancy;
+                }
+            }
+        }
+        out
     }
 
     /// Calls `visit(t, u, arc, occupancy)` for every arc of positive occupancy
@@ -336,15 +377,73 @@ impl ItemLattice {
     }
 }
 
-/// Per-thread buffers of [`ItemLattice::sum`]: each node's first arc, and every arc's
-/// destination (`u32::MAX`: the end) and weight, kept between its two walks; and the arcs of one
-/// node. Reused from item to item, so a walk takes no page faults.
+/// Per node of one item, the occupancy of every column its arcs read.
+#[derive(Debug)]
+pub(crate) struct ColumnOccupancy {
+    /// c_tok(n, slot), nodes × slots.
+    pub tokens: NodeVec,
+    /// c_dur(n, i), nodes × columns.
+    pub durations: NodeVec,
+}
+
+/// An arc kept between the walks: its weight, where it lands, and the columns it reads (as
+/// indices into [`ColumnOccupancy`]'s buffers, `u32::MAX` for none).
+#[derive(Debug, Clone, Copy)]
+struct KeptArc {
+    weight: f64,
+    /// The destination node; `u32::MAX`: the end.
+    dest: u32,
+    /// source · columns + duration column.
+    duration: u32,
+    /// node(t, u') · slots + slot of each token read.
+    tokens: [u32; 2],
+    label: bool,
+}
+
+impl KeptArc {
+    /// `arc` leaving node `source` on frame `t`, of weight `weight`, landing on `dest`.
+    #[inline]
+    fn new(
+        scores: &ItemScores,
+        arc: &Arc,
+        (t, source): (usize, usize),
+        weight: f64,
+        dest: Option<usize>,
+    ) -> KeptArc {
+        let mut tokens = [u32::MAX; 2];
+        for (k, &(u, slot)) in tokens.iter_mut().zip(&arc.reads[..arc.token_reads]) {
+            *k = (scores.shape.node(t, u) * scores.slots + slot) as u32;
+        }
+        KeptArc {
+            weight,
+            dest: dest.map_or(u32::MAX, |d| d as u32),
+            duration: arc
+                .duration
+                .map_or(u32::MAX, |i| (source * scores.columns + i) as u32),
+            tokens,
+            label: arc.label,
+        }
+    }
+
+    /// β of where the arc lands (0 at the end).
+    #[inline]
+    fn rest(&self, beta: &[f64]) -> f64 {
+        match self.dest {
+            u32::MAX => 0.0,
+            d => beta[d as usize],
+        }
+    }
+}
+
+/// Per-thread buffers of [`ItemLattice::sum`]: each node's first arc, every arc kept between
+/// the walks, the arcs of one node, and the terms of a sum. Reused from item to item, so a walk
+/// takes no page faults.
 #[derive(Default)]
 struct ArcScratch {
     starts: Vec<usize>,
-    dests: Vec<u32>,
-    weights: Vec<f64>,
+    kept: Vec<KeptArc>,
     arcs: Vec<Arc>,
+    terms: Vec<f64>,
 }
 
 thread_local! {

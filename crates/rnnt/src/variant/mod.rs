@@ -34,7 +34,7 @@ pub use align::align;
 pub use topology::{Topology, Variant};
 
 use grad::{write_item, GradHeads, ItemGrad};
-use lattice::{Heads, ItemLattice, ItemScores};
+use lattice::{Heads, ItemScores};
 use rows::{Rows, RowsMut};
 
 /// The arrays of a variant's loss call: [`LossInput`](crate::LossInput) with TDT's duration
@@ -174,8 +174,7 @@ pub fn forward<F: Float, I: Index, D: ScoresDim>(
             .into_par_iter()
             .map(|b| {
                 let scores = ItemScores::read(variant, &batch, b, &heads)?;
-                let lattice = ItemLattice::sum(variant, &scores);
-                Ok(ItemGrad::new(variant, options, scores, &lattice))
+                Ok(ItemGrad::new(variant, options, scores))
             })
             .collect::<Result<Vec<_>>>()
     })??;
