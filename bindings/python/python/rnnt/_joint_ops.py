@@ -22,6 +22,22 @@ __all__ = ["joint_loss"]
 Options = tuple[str, int, str, float, float, bool]
 
 
+def _gradient_buffers(
+    encoder_out: torch.Tensor,
+    predictor_out: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fresh buffers for the four gradients, of the inputs' shapes (the bias's empty when there
+    is no bias: an op returns tensors, not None)."""
+    return (
+        torch.empty_like(encoder_out),
+        torch.empty_like(predictor_out),
+        torch.empty_like(weight),
+        torch.empty_like(bias) if bias is not None else weight.new_empty(0),
+    )
+
+
 def _native(
     arrays: tuple[torch.Tensor | None, ...],
     options: Options,
@@ -36,12 +52,7 @@ def _native(
     buffers = None
     out: tuple[torch.Tensor, ...] = ()
     if grads:
-        out = (
-            torch.empty_like(encoder_out),
-            torch.empty_like(predictor_out),
-            torch.empty_like(weight),
-            torch.empty_like(bias) if bias is not None else weight.new_empty(0),
-        )
+        out = _gradient_buffers(encoder_out, predictor_out, weight, bias)
         buffers = (*out[:3], out[3] if bias is not None else None)
     # Detached: DLPack refuses tensors that require grad (the op runs below autograd anyway).
     lent = tuple(None if t is None else t.detach() for t in arrays)
@@ -107,14 +118,7 @@ def _forward_fake(
     if not grads:
         empty = encoder_out.new_empty(0)
         return loss, empty, empty.clone(), empty.clone(), empty.clone()
-    bias_grad = torch.empty_like(bias) if bias is not None else weight.new_empty(0)
-    return (
-        loss,
-        torch.empty_like(encoder_out),
-        torch.empty_like(predictor_out),
-        torch.empty_like(weight),
-        bias_grad,
-    )
+    return (loss, *_gradient_buffers(encoder_out, predictor_out, weight, bias))
 
 
 def _backward_op(
@@ -161,13 +165,7 @@ def _backward_fake(
     fastemit_lambda: float,
     zero_infinity: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    bias_grad = torch.empty_like(bias) if bias is not None else weight.new_empty(0)
-    return (
-        torch.empty_like(encoder_out),
-        torch.empty_like(predictor_out),
-        torch.empty_like(weight),
-        bias_grad,
-    )
+    return _gradient_buffers(encoder_out, predictor_out, weight, bias)
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
