@@ -45,9 +45,7 @@ cargo test --workspace
 echo "== Golden cases through the command line"
 cargo run --release -p rnnt-cli -- check tests/golden
 cargo run --release -p rnnt-cli -- check tests/golden-variants
-if [ -f tests/golden-variants-extra/manifest.json ]; then
-  cargo run --release -p rnnt-cli -- check tests/golden-variants-extra
-fi
+cargo run --release -p rnnt-cli -- check tests/golden-variants-extra
 
 echo "== The fused joiner through the command line (a small shape; it checks fused and unfused agree)"
 cargo run --release -p rnnt-cli -- bench --joint 32 --shape 2,30,8,40 --repeat 1
