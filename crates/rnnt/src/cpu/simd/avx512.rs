@@ -1,7 +1,10 @@
-//! AVX-512F vectors: 16 f32 or 8 f64 lanes; `scalef` does the 2ⁿ scaling of exp in one rounding.
+//! AVX-512 vectors: 16 f32 or 8 f64 lanes; `scalef` does the 2ⁿ scaling of exp in one rounding.
+//! float16 and bfloat16 elements in f32 lanes, with AVX-512BW's masked 16-bit loads and stores
+//! for the partial vectors.
 
 use std::arch::x86_64::*;
 
+use crate::cpu::simd::element::LoadStore;
 use crate::cpu::simd::vector::Lanes;
 
 /// 16 f32 lanes.
@@ -260,4 +263,86 @@ impl Lanes for F64x8 {
     }
 }
 
-entry_points!("avx512f", Avx512);
+/// Sixteen float16 elements (their bits) widened exactly to f32.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn widen_f16(bits: __m256i) -> __m512 {
+    _mm512_cvtph_ps(bits)
+}
+
+/// Sixteen f32 lanes rounded to float16 (nearest even), as bits.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn narrow_f16(x: __m512) -> __m256i {
+    _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x)
+}
+
+/// Sixteen bfloat16 elements (their bits) widened exactly to f32: the bits are f32's high half.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn widen_bf16(bits: __m256i) -> __m512 {
+    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
+}
+
+/// Sixteen f32 lanes rounded to bfloat16 (nearest even; a NaN stays a quiet NaN), as bits: the
+/// `half` crate's rounding.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn narrow_bf16(x: __m512) -> __m256i {
+    let bits = _mm512_castps_si512(x);
+    let high = _mm512_srli_epi32::<16>(bits);
+    let odd = _mm512_and_si512(high, _mm512_set1_epi32(1));
+    let bias = _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff));
+    let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, bias));
+    let quiet = _mm512_or_si512(high, _mm512_set1_epi32(0x40));
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+    _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet))
+}
+
+/// [`LoadStore`] of a half-precision type in [`F32x16`] lanes through its bit conversions
+/// `$widen` and `$narrow`.
+macro_rules! half_lanes {
+    ($half:ty, $widen:ident, $narrow:ident) => {
+        impl LoadStore<$half> for F32x16 {
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+            unsafe fn load_from(ptr: *const $half) -> Self {
+                // SAFETY: the caller passes a pointer valid for 16 elements (32 bytes).
+                F32x16($widen(unsafe { _mm256_loadu_si256(ptr.cast()) }))
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+            unsafe fn load_partial_from(ptr: *const $half, n: usize, fill: f32) -> Self {
+                let mask = ((1u32 << n) - 1) as u16;
+                // SAFETY: masked-off lanes are not read (no fault); the caller passes n valid
+                // elements.
+                let bits = unsafe { _mm256_maskz_loadu_epi16(mask, ptr.cast()) };
+                F32x16(_mm512_mask_mov_ps(_mm512_set1_ps(fill), mask, $widen(bits)))
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+            unsafe fn store_to(self, ptr: *mut $half) {
+                // SAFETY: the caller passes a pointer valid for 16 elements (32 bytes).
+                unsafe { _mm256_storeu_si256(ptr.cast(), $narrow(self.0)) }
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+            unsafe fn store_partial_to(self, ptr: *mut $half, n: usize) {
+                let mask = ((1u32 << n) - 1) as u16;
+                // SAFETY: masked-off lanes are not written; the caller passes n valid elements.
+                unsafe { _mm256_mask_storeu_epi16(ptr.cast(), mask, $narrow(self.0)) }
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+            unsafe fn stream_to(self, ptr: *mut $half) {
+                // SAFETY: the caller passes a 32-byte aligned pointer valid for 16 elements.
+                unsafe { _mm256_stream_si256(ptr.cast(), $narrow(self.0)) }
+            }
+        }
+    };
+}
+
+half_lanes!(half::f16, widen_f16, narrow_f16);
+half_lanes!(half::bf16, widen_bf16, narrow_bf16);
+
+entry_points!("avx512f,avx512bw,avx512vl", Avx512);

@@ -2,10 +2,6 @@
 //! "vector" ([`Lanes`] with one lane), so that the kernels run on any target and handle the tails
 //! of rows on every instruction set with the same arithmetic.
 
-#[cfg(target_arch = "x86_64")]
-use crate::cpu::simd::avx2::{F32x8, F64x4};
-#[cfg(target_arch = "x86_64")]
-use crate::cpu::simd::avx512::{F32x16, F64x8};
 use crate::cpu::simd::math::{ATANH_COEFFICIENTS, ATANH_TAYLOR_F32, EXP_POLY_F32, EXP_POLY_F64};
 use crate::cpu::simd::vector::{Lanes, SimdFloat};
 
@@ -30,10 +26,6 @@ impl SimdFloat for f32 {
     fn from_f64(value: f64) -> f32 {
         value as f32
     }
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = F32x8;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = F32x16;
 }
 
 impl SimdFloat for f64 {
@@ -58,10 +50,6 @@ impl SimdFloat for f64 {
     fn from_f64(value: f64) -> f64 {
         value
     }
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = F64x4;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = F64x8;
 }
 
 /// Implements the one-lane [`Lanes`] for a float type; `$bits` is its unsigned bits type,

@@ -7,6 +7,8 @@
 //! [`SimdFloat`]'s vectors (see `entry_points!` in `dispatch`). The implementations are in
 //! `scalar` (one lane: f32 and f64 themselves), `avx2` and `avx512`; no kernel names them.
 
+use crate::cpu::simd::element::RowElement;
+
 /// A vector of `LANES` floats and the operations the kernels need.
 ///
 /// # Safety
@@ -80,11 +82,18 @@ pub trait Lanes: Copy {
 }
 
 /// A float type with vectorised kernels, f32 or f64: the constants of its elementary functions
-/// (see module `math`) and its vector on each instruction set, so that each kernel is
-/// written once, over [`Lanes`], and instantiated per (set, type). The type itself is the one-lane
+/// (see module `math`); its vector on each instruction set is its [`RowElement`]'s, so that each
+/// kernel is written once, over [`Lanes`], and instantiated per (set, type). The type itself is the one-lane
 /// vector (module `scalar`), the portable kernels and the tails of rows.
 pub trait SimdFloat:
-    Lanes<Scalar = Self> + Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static
+    Lanes<Scalar = Self>
+    + RowElement<Lane = Self>
+    + Copy
+    + PartialOrd
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// 0.
     const ZERO: Self;
@@ -115,12 +124,6 @@ pub trait SimdFloat:
     fn to_f64(self) -> f64;
     /// Narrows, rounding to nearest.
     fn from_f64(value: f64) -> Self;
-    /// Its AVX2 vector.
-    #[cfg(target_arch = "x86_64")]
-    type Avx2: Lanes<Scalar = Self>;
-    /// Its AVX-512 vector.
-    #[cfg(target_arch = "x86_64")]
-    type Avx512: Lanes<Scalar = Self>;
 }
 
 /// Elements i..i + len (len ≤ LANES) of `p`, 0 in the lanes past them.
