@@ -142,6 +142,18 @@ impl Lanes for F32x8 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp_in_range(self, n: Self) -> Self {
+        // n added to self's exponent field (three operations where `ldexp_normal` takes six):
+        // the result is normal. A NaN n converts to 0x8000_0000, whose field bits shift out, so
+        // a NaN self stays as it is.
+        let exponent = _mm256_slli_epi32::<23>(_mm256_cvtps_epi32(n.0));
+        F32x8(_mm256_castsi256_ps(_mm256_add_epi32(
+            _mm256_castps_si256(self.0),
+            exponent,
+        )))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self {
         let below = _mm256_cmp_ps::<_CMP_LT_OQ>(x.0, bound.0);
         F32x8(_mm256_andnot_ps(below, self.0))
@@ -300,6 +312,20 @@ impl Lanes for F64x4 {
         let bits = _mm256_add_epi64(_mm256_castpd_si256(self.0), exponent);
         let scaled = _mm256_min_pd(_mm256_castsi256_pd(bits), _mm256_set1_pd(f64::INFINITY));
         F64x4(_mm256_add_pd(scaled, _mm256_sub_pd(self.0, self.0)))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp_in_range(self, n: Self) -> Self {
+        // `ldexp_normal` without the clamp to +inf (five operations): the result is normal. A
+        // NaN n's payload bits may shift into the exponent field, so self − self (NaN for a NaN
+        // self) is still added.
+        let rounded = _mm256_add_pd(n.0, _mm256_set1_pd(6_755_399_441_055_744.0));
+        let exponent = _mm256_slli_epi64::<52>(_mm256_castpd_si256(rounded));
+        let bits = _mm256_add_epi64(_mm256_castpd_si256(self.0), exponent);
+        F64x4(_mm256_add_pd(
+            _mm256_castsi256_pd(bits),
+            _mm256_sub_pd(self.0, self.0),
+        ))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]

@@ -3,7 +3,7 @@
 //! the frame's scores turned into log-probabilities ([`normalise_scores`]).
 
 use crate::cpu::simd::element::{LoadStore, RowElement};
-use crate::cpu::simd::math::{exp_of_clamped, ln};
+use crate::cpu::simd::math::{exp_of_bounded, ln};
 use crate::cpu::simd::memory::{prefetch, prefetch_distances, prefetch_to_l2};
 use crate::cpu::simd::vector::{load_upto, store_upto, Lanes, SimdFloat};
 
@@ -482,16 +482,17 @@ unsafe fn sum_of_exps<V: LoadStore<E>, E: RowElement>(
 }
 
 /// A row's terms exp(x − shift), clamped at the exp's flush bound. The argument is first clamped
-/// to [`SimdFloat::EXP_HIGH`], so that an element far above an anchor (or +inf) gives an infinite
-/// term, and so sum, never the exp's garbage beyond its domain (a cheaper guard than a maximum).
+/// to [`SimdFloat::EXP_FINITE_HIGH`], so that an element far above an anchor (or +inf) gives a
+/// term of e^88 (f32), far above the anchored sum's bound, never the exp's garbage beyond its
+/// domain (a cheaper guard than a maximum); NaN stays NaN.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 unsafe fn row_term<V: Lanes>(x: V, shift: V) -> V {
     // Operand order keeps a NaN argument.
-    let argument = V::splat(V::Scalar::EXP_HIGH).min(x.sub(shift));
-    exp_of_clamped(argument, V::splat(V::Scalar::EXP_NORMAL_LOW))
+    let argument = V::splat(V::Scalar::EXP_FINITE_HIGH).min(x.sub(shift));
+    exp_of_bounded(argument, V::splat(V::Scalar::EXP_NORMAL_LOW))
 }
 
 /// A frame's node scores from its rows' statistics, in place. On entry `blank` and `emit` hold

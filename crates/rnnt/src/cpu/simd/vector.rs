@@ -65,6 +65,13 @@ pub trait Lanes: Copy {
     unsafe fn ldexp_normal(self, n: Self) -> Self {
         self.ldexp(n)
     }
+    /// [`Lanes::ldexp_normal`] where the result is known to be a normal number (self in [√½, √2]
+    /// and n ≤ emax − 1, as [`SimdFloat::EXP_FINITE_HIGH`] bounds it; or self and n NaN, which
+    /// stays NaN): what a set without a scaling instruction saves is the care for overflow.
+    #[inline(always)]
+    unsafe fn ldexp_in_range(self, n: Self) -> Self {
+        self.ldexp_normal(n)
+    }
     /// Lanes where `x` < `bound` become 0, the others keep `self` (a NaN `x` keeps `self`).
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self;
     /// `self` with `amount` subtracted from each lane j whose bit j of `lanes` is set (bits from
@@ -103,6 +110,11 @@ pub trait SimdFloat:
     const EXP_NORMAL_LOW: Self;
     /// Inputs above this have an exp that overflows to +inf (they are clamped to it).
     const EXP_HIGH: Self;
+    /// The largest input whose exp the front and gradient passes take: e^x·√2 is still finite,
+    /// so the scaling by 2ⁿ cannot overflow ([`Lanes::ldexp_in_range`]). A row's terms exp(x −
+    /// shift) are clamped to it: an element this far above its row's anchor makes the anchored
+    /// sum too large anyway.
+    const EXP_FINITE_HIGH: Self;
     /// log₂ e.
     const LOG2E: Self;
     /// 1.5 · 2^(significand bits): adding it to a float of magnitude below 2^(bits−1) rounds that
