@@ -42,8 +42,9 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 # The end-to-end tests again on the narrower instruction sets (the kernels' own tests cover every
-# set this CPU has in one process; these run the whole loss on one, chosen by RNNT_SIMD).
-for simd in avx2 scalar; do
+# set this CPU has in one process; these run the whole loss on one, chosen by RNNT_SIMD; a set
+# the CPU lacks falls back to the detected one).
+for simd in avx512 avx2 scalar; do
     RNNT_SIMD=$simd cargo test -p rnnt --test golden --test golden_half --test properties
 done
 

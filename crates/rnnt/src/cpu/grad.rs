@@ -93,7 +93,8 @@ pub fn grad_frames<F: Float>(
     // whole lines that start on a line have none: they are streamed as they are computed.
     let row_bytes = v * std::mem::size_of::<F>();
     let stage_rows = STAGE_BYTES / row_bytes;
-    let whole_lines = row_bytes % LINE_BYTES == 0 && (out.as_ptr() as usize) % LINE_BYTES == 0;
+    let whole_lines =
+        row_bytes.is_multiple_of(LINE_BYTES) && (out.as_ptr() as usize).is_multiple_of(LINE_BYTES);
     let mut stage = if settings.stream && stage_rows > 0 && !whole_lines {
         vec![F::zero(); stage_rows * v]
     } else {

@@ -459,4 +459,4 @@ macro_rules! half_lanes {
 half_lanes!(half::f16, widen_f16, narrow_f16);
 half_lanes!(half::bf16, widen_bf16, narrow_bf16);
 
-entry_points!("avx2,fma,f16c", Avx2);
+entry_points!(entry, "avx2,fma,f16c", Avx2);

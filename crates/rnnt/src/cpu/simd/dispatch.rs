@@ -22,10 +22,13 @@ pub(super) enum Set {
     /// x86-64 with AVX-512F, BW and VL: 16 f32 / 8 f64 lanes.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// AVX-512 with BF16 too: the same vectors, bfloat16 rounded by one instruction.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Bf16,
 }
 
 impl Isa {
-    /// The best instruction set of this CPU, detected once. `RNNT_SIMD=scalar|avx2|avx512`
+    /// The best instruction set of this CPU, detected once. `RNNT_SIMD=scalar|avx2|avx512|avx512bf16`
     /// lowers it (for comparisons); a set the CPU lacks is ignored.
     pub fn detected() -> Isa {
         static DETECTED: OnceLock<Isa> = OnceLock::new();
@@ -58,6 +61,9 @@ impl Isa {
                     && is_x86_feature_detected!("avx512vl")
                 {
                     sets.push(Isa(Set::Avx512));
+                    if is_x86_feature_detected!("avx512bf16") {
+                        sets.push(Isa(Set::Avx512Bf16));
+                    }
                 }
             }
         }
@@ -72,6 +78,8 @@ impl Isa {
             Set::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
             Set::Avx512 => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            Set::Avx512Bf16 => "avx512bf16",
         }
     }
 
@@ -82,14 +90,14 @@ impl Isa {
     }
 }
 
-/// Defines a vector set's `pub mod entry`: every kernel that the dispatcher calls, compiled with
-/// the target features `$features` on the set's vector `T::$vector`, so that the vector methods
-/// inline into it.
+/// Defines a vector set's `pub mod $module_name`: every kernel that the dispatcher calls, compiled
+/// with the target features `$features` on the set's vector `T::$vector`, so that the vector
+/// methods inline into it.
 #[cfg(target_arch = "x86_64")]
 macro_rules! entry_points {
-    ($features:literal, $vector:ident) => {
-        /// The kernels compiled for this instruction set (see `entry_points!` in `dispatch`).
-        pub mod entry {
+    ($module_name:ident, $features:literal, $vector:ident) => {
+        /// The kernels compiled for an instruction set (see `entry_points!` in `dispatch`).
+        pub mod $module_name {
             use crate::cpu::simd::front::{self, FrameScores, RowStats, ScoreColumns};
             use crate::cpu::simd::grad::{self, FrameRows, GradRow};
             use crate::cpu::simd::element::RowElement;
@@ -168,6 +176,12 @@ macro_rules! dispatch {
             // SAFETY: an `Isa` of AVX-512 exists only where the CPU has AVX-512F, BW and VL.
             $crate::cpu::simd::dispatch::Set::Avx512 => unsafe {
                 $crate::cpu::simd::avx512::entry::$kernel::<$float>($($arg),*)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Isa` of AVX-512 BF16 exists only where the CPU has AVX-512F, BW, VL
+            // and BF16.
+            $crate::cpu::simd::dispatch::Set::Avx512Bf16 => unsafe {
+                $crate::cpu::simd::avx512::entry_bf16::$kernel::<$float>($($arg),*)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: an `Isa` of AVX2 exists only where the CPU has AVX2, FMA and F16C.

@@ -43,6 +43,9 @@ pub trait RowElement: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// Its AVX-512 vector.
     #[cfg(target_arch = "x86_64")]
     type Avx512: Lanes<Scalar = Self::Lane> + LoadStore<Self>;
+    /// Its vector on AVX-512 with BF16.
+    #[cfg(target_arch = "x86_64")]
+    type Avx512Bf16: Lanes<Scalar = Self::Lane> + LoadStore<Self>;
     /// Widens to f64 exactly.
     fn widen(self) -> f64;
 }
@@ -53,6 +56,8 @@ impl RowElement for f32 {
     type Avx2 = crate::cpu::simd::avx2::F32x8;
     #[cfg(target_arch = "x86_64")]
     type Avx512 = crate::cpu::simd::avx512::F32x16;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512Bf16 = crate::cpu::simd::avx512::F32x16;
     #[inline(always)]
     fn widen(self) -> f64 {
         f64::from(self)
@@ -65,23 +70,28 @@ impl RowElement for f64 {
     type Avx2 = crate::cpu::simd::avx2::F64x4;
     #[cfg(target_arch = "x86_64")]
     type Avx512 = crate::cpu::simd::avx512::F64x8;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512Bf16 = crate::cpu::simd::avx512::F64x8;
     #[inline(always)]
     fn widen(self) -> f64 {
         self
     }
 }
 
-/// The half-precision [`RowElement`]s: f32 lanes, and the one-lane f32 "vector" converting one
-/// element at a time (the `half` crate's conversions, round to nearest even: the bits the vector
+/// The half-precision [`RowElement`]s: f32 lanes (for bfloat16 on AVX-512 BF16, the vector that
+/// rounds with its instruction: `$bf16`), and the one-lane f32 "vector" converting one element at
+/// a time (the `half` crate's conversions, round to nearest even: the bits the vector
 /// sets' conversions give).
 macro_rules! half_element {
-    ($half:ty) => {
+    ($half:ty, $bf16:literal) => {
         impl RowElement for $half {
             type Lane = f32;
             #[cfg(target_arch = "x86_64")]
             type Avx2 = crate::cpu::simd::avx2::F32x8;
             #[cfg(target_arch = "x86_64")]
             type Avx512 = crate::cpu::simd::avx512::F32x16;
+            #[cfg(target_arch = "x86_64")]
+            type Avx512Bf16 = crate::cpu::simd::avx512::F32x16<$bf16>;
             #[inline(always)]
             fn widen(self) -> f64 {
                 self.to_f64()
@@ -117,8 +127,8 @@ macro_rules! half_element {
     };
 }
 
-half_element!(half::f16);
-half_element!(half::bf16);
+half_element!(half::f16, false);
+half_element!(half::bf16, true);
 
 /// [`LoadStore`] of a vector's own scalars: [`Lanes`]' loads and stores.
 macro_rules! own_elements {
@@ -163,5 +173,6 @@ own_elements!(
     crate::cpu::simd::avx2::F32x8,
     crate::cpu::simd::avx2::F64x4,
     crate::cpu::simd::avx512::F32x16,
+    crate::cpu::simd::avx512::F32x16<true>,
     crate::cpu::simd::avx512::F64x8
 );

@@ -238,7 +238,7 @@ fn short_len<T>(isa: Isa) -> usize {
         #[cfg(target_arch = "x86_64")]
         Set::Avx2 => 32 / std::mem::size_of::<T>(),
         #[cfg(target_arch = "x86_64")]
-        Set::Avx512 => 64 / std::mem::size_of::<T>(),
+        Set::Avx512 | Set::Avx512Bf16 => 64 / std::mem::size_of::<T>(),
     };
     (128 / std::mem::size_of::<T>()).max(2 * lanes)
 }
