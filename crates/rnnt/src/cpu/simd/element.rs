@@ -6,6 +6,10 @@
 //! The row kernels (`front`, `grad`, `memory`) are written over a vector `V` and an element type
 //! `E` with `V: LoadStore<E>`; each [`RowElement`] names its vector on every instruction set.
 
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::simd::avx2::{F32x8, F64x4};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::simd::avx512::{F32x16, F64x8};
 use crate::cpu::simd::vector::{Lanes, SimdFloat};
 
 /// A vector's loads and stores of `LANES` elements of type `E`: its own scalars as they are,
@@ -50,54 +54,36 @@ pub trait RowElement: Copy + Send + Sync + std::fmt::Debug + 'static {
     fn widen(self) -> f64;
 }
 
-impl RowElement for f32 {
-    type Lane = f32;
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = crate::cpu::simd::avx2::F32x8;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = crate::cpu::simd::avx512::F32x16;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512Bf16 = crate::cpu::simd::avx512::F32x16;
-    #[inline(always)]
-    fn widen(self) -> f64 {
-        f64::from(self)
-    }
-}
-
-impl RowElement for f64 {
-    type Lane = f64;
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = crate::cpu::simd::avx2::F64x4;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = crate::cpu::simd::avx512::F64x8;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512Bf16 = crate::cpu::simd::avx512::F64x8;
-    #[inline(always)]
-    fn widen(self) -> f64 {
-        self
-    }
-}
-
-/// The half-precision [`RowElement`]s: f32 lanes (for bfloat16 on AVX-512 BF16, the vector that
-/// rounds with its instruction: `$bf16`), and the one-lane f32 "vector" converting one element at
-/// a time (the `half` crate's conversions, round to nearest even: the bits the vector
-/// sets' conversions give).
-macro_rules! half_element {
-    ($half:ty, $bf16:literal) => {
-        impl RowElement for $half {
-            type Lane = f32;
+/// Implements [`RowElement`] for `$element`, computed in `$lane`, with its vectors on AVX2,
+/// AVX-512 and AVX-512 with BF16.
+macro_rules! row_element {
+    ($element:ty, $lane:ty, $avx2:ty, $avx512:ty, $avx512_bf16:ty) => {
+        impl RowElement for $element {
+            type Lane = $lane;
             #[cfg(target_arch = "x86_64")]
-            type Avx2 = crate::cpu::simd::avx2::F32x8;
+            type Avx2 = $avx2;
             #[cfg(target_arch = "x86_64")]
-            type Avx512 = crate::cpu::simd::avx512::F32x16;
+            type Avx512 = $avx512;
             #[cfg(target_arch = "x86_64")]
-            type Avx512Bf16 = crate::cpu::simd::avx512::F32x16<$bf16>;
+            type Avx512Bf16 = $avx512_bf16;
             #[inline(always)]
             fn widen(self) -> f64 {
-                self.to_f64()
+                f64::from(self)
             }
         }
+    };
+}
 
+row_element!(f32, f32, F32x8, F32x16, F32x16);
+row_element!(f64, f64, F64x4, F64x8, F64x8);
+row_element!(half::f16, f32, F32x8, F32x16, F32x16);
+row_element!(half::bf16, f32, F32x8, F32x16, F32x16<true>);
+
+/// The one-lane f32 "vector"'s [`LoadStore`] of a half-precision type, one element at a time
+/// (the `half` crate's conversions, round to nearest even: the bits the vector sets' conversions
+/// give).
+macro_rules! scalar_half_lanes {
+    ($half:ty) => {
         impl LoadStore<$half> for f32 {
             #[inline(always)]
             unsafe fn load_from(ptr: *const $half) -> f32 {
@@ -127,8 +113,8 @@ macro_rules! half_element {
     };
 }
 
-half_element!(half::f16, false);
-half_element!(half::bf16, true);
+scalar_half_lanes!(half::f16);
+scalar_half_lanes!(half::bf16);
 
 /// [`LoadStore`] of a vector's own scalars: [`Lanes`]' loads and stores.
 macro_rules! own_elements {
@@ -169,10 +155,4 @@ macro_rules! own_elements {
 
 own_elements!(f32, f64);
 #[cfg(target_arch = "x86_64")]
-own_elements!(
-    crate::cpu::simd::avx2::F32x8,
-    crate::cpu::simd::avx2::F64x4,
-    crate::cpu::simd::avx512::F32x16,
-    crate::cpu::simd::avx512::F32x16<true>,
-    crate::cpu::simd::avx512::F64x8
-);
+own_elements!(F32x8, F64x4, F32x16, F32x16<true>, F64x8);

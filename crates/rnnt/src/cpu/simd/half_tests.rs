@@ -6,6 +6,7 @@
 use half::{bf16, f16};
 
 use super::element::RowElement;
+use super::tests::Rng;
 use super::{
     frame_scores, grad_rows, stream_copy, write_zeros, FrameScores, GradRow, Isa, ScoreColumns,
 };
@@ -35,23 +36,6 @@ macro_rules! half_type {
 
 half_type!(f16);
 half_type!(bf16);
-
-/// A deterministic generator of uniform and normal values.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (a, b) = (self.next().max(1e-300), self.next());
-        (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
-    }
-}
 
 /// `count` rows of `len` half elements: normal, peaky, offset and −inf-masked rows in turn.
 fn half_rows<H: Half>(rng: &mut Rng, count: usize, len: usize) -> Vec<H> {

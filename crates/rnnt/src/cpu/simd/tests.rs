@@ -151,17 +151,19 @@ fn ln_f64_is_within_one_ulp_of_libm() {
 }
 
 /// A small deterministic generator for row contents.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> f64 {
+    /// Uniform in [0, 1).
+    pub(super) fn next(&mut self) -> f64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn normal(&mut self) -> f64 {
+    /// Standard normal.
+    pub(super) fn normal(&mut self) -> f64 {
         let (a, b) = (self.next().max(1e-300), self.next());
         (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
     }
