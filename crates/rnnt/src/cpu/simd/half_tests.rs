@@ -6,10 +6,8 @@
 use half::{bf16, f16};
 
 use super::element::RowElement;
-use super::tests::Rng;
-use super::{
-    frame_scores, grad_rows, stream_copy, write_zeros, FrameScores, GradRow, Isa, ScoreColumns,
-};
+use super::tests::{frame_scores_of, Rng};
+use super::{grad_rows, stream_copy, write_zeros, GradRow, Isa, ScoreColumns};
 
 /// A half-precision type as the tests need it.
 trait Half: RowElement + PartialEq {
@@ -57,23 +55,19 @@ fn widened<H: Half>(values: &[H]) -> Vec<f32> {
     values.iter().map(|x| x.to_f32()).collect()
 }
 
-/// [`frame_scores`] of `count` rows of `len` as the bits of every output slot, and its answer.
+/// `frame_scores` of `count` rows of `len`: the bits of every row's statistics and scores, and
+/// the kernel's answer.
 fn scores_bits<E: RowElement>(
     isa: Isa,
     rows: &[E],
     (len, count): (usize, usize),
     columns: ScoreColumns<'_>,
 ) -> (Vec<[u64; 4]>, bool) {
-    let [mut blank, mut emit, mut shift, mut sum] = [0; 4].map(|_| vec![f64::NAN; count]);
-    let out = FrameScores {
-        blank: &mut blank,
-        emit: &mut emit,
-        shift: &mut shift,
-        sum: &mut sum,
-    };
-    let finite = frame_scores(isa, rows, len, out, None, columns);
-    let bits = (0..count)
-        .map(|r| [blank[r], emit[r], shift[r], sum[r]].map(f64::to_bits))
+    let (stats, scores, finite) = frame_scores_of(isa, (rows, len, count), None, columns);
+    let bits = stats
+        .iter()
+        .zip(&scores)
+        .map(|(stats, &[blank, emit])| [blank, emit, stats.shift, stats.sum].map(f64::to_bits))
         .collect();
     (bits, finite)
 }

@@ -3,6 +3,7 @@
 //! random and special rows.
 
 use super::dispatch::Set;
+use super::element::RowElement;
 use super::front::ANCHORED_SUM_HIGH;
 use super::{
     exp_in_place, frame_scores, frame_walks, grad_row, grad_rows, grad_rows_in_place, ln_in_place,
@@ -327,10 +328,10 @@ fn anchor_columns<T: SimdFloat>(picked: &[&Vec<T>], len: usize) -> (usize, Vec<u
 
 /// [`frame_scores`] of `count` rows of `len` into fresh slices: each row's statistics
 /// and scores, and the kernel's answer (no NaN or +inf).
-fn frame_scores_of<T: SimdFloat>(
+pub(super) fn frame_scores_of<E: RowElement>(
     isa: Isa,
-    (rows, len, count): (&[T], usize, usize),
-    exps: Option<&mut [T]>,
+    (rows, len, count): (&[E], usize, usize),
+    exps: Option<&mut [E]>,
     columns: ScoreColumns<'_>,
 ) -> (Vec<RowStats>, Vec<[f64; 2]>, bool) {
     let [mut blank, mut emit, mut shift, mut sum] = [0; 4].map(|_| vec![f64::NAN; count]);
