@@ -3,14 +3,21 @@
 Each implementation runs loss + ``backward()`` through torch autograd, end to end: the time
 includes allocating the gradient, as a training step pays it. Inputs follow the DESIGN.md rule
 (lengths uniform in [0.8, 1]·max with item 0 at the maximum, random labels, N(0, 1) float32
-logits, seed 0; drawn with torch's generator). Losses are checked against torchaudio's.
+logits, seed 0; drawn with torch's generator). Losses are checked against torchaudio's on the
+same logits in float32.
+
+With ``--dtype`` the logits are rounded to float64, float16 or bfloat16 first (mixed-precision
+training hands the loss half-precision logits), and ``rnnt`` on the float32 logits is timed
+beside, so that the two can be compared in one run; a peer that rejects the dtype is left blank.
 
 Peers: torchaudio's ``rnnt_loss`` always; ``optimized_transducer`` and ``fast_rnnt`` when they
 import (they are skipped with a note otherwise). Writes ``results/compare.md`` (a Markdown table)
-and ``results/compare.png`` (a log-scale bar chart) beside this script.
+and ``results/compare.png`` (a log-scale bar chart) beside this script (``compare-DTYPE.*`` with
+``--dtype``).
 
     python benchmarks/compare.py                      # S1..S6, 2 threads
     python benchmarks/compare.py --shape S1 --shape S2 --threads 2 --repeat 3
+    python benchmarks/compare.py --dtype bfloat16 --peer-repeat 0  # rnnt bf16 against rnnt f32
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ SHAPES: dict[str, tuple[int, int, int, int]] = {
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+DTYPES = ["float32", "float64", "float16", "bfloat16"]
 
 LossFunction = Callable[..., "object"]
 
@@ -74,12 +83,25 @@ def peers() -> tuple[dict[str, LossFunction], list[str]]:
     return found, notes
 
 
+def with_dtype(
+    batch: tuple[object, object, object, object], dtype: str
+) -> tuple[object, object, object, object]:
+    """``batch`` with its logits rounded to ``dtype``."""
+    import torch
+
+    logits, *rest = batch
+    assert isinstance(logits, torch.Tensor)
+    return (logits.to(getattr(torch, dtype)), *rest)  # type: ignore[return-value]
+
+
 def time_one(
     loss_function: LossFunction,
     batch: tuple[object, object, object, object],
     repeat: int,
-) -> tuple[float, object]:
-    """Best wall time of loss + backward over ``repeat`` runs, and the per-item losses."""
+) -> tuple[float, object] | None:
+    """Best wall time of loss + backward over ``repeat`` runs, and the per-item losses (in
+    float64); None if the function rejects the batch (a dtype it does not take) or ``repeat``
+    is 0."""
     import torch
 
     logits, targets, frames, labels = batch
@@ -89,21 +111,25 @@ def time_one(
     for _ in range(repeat):
         leaf = logits.detach().requires_grad_(True)
         started = time.perf_counter()
-        loss = loss_function(
-            leaf,
-            targets,
-            frames,
-            labels,
-            blank=int(logits.shape[-1]) - 1,
-            reduction="none",
-        )
+        try:
+            loss = loss_function(
+                leaf,
+                targets,
+                frames,
+                labels,
+                blank=int(logits.shape[-1]) - 1,
+                reduction="none",
+            )
+        except (RuntimeError, TypeError, ValueError) as error:
+            print(f"  rejected: {str(error).splitlines()[0]}", flush=True)
+            return None
         loss.sum().backward()
         best = min(best, time.perf_counter() - started)
-        losses = loss.detach()
-    return best, losses
+        losses = loss.detach().double()
+    return None if losses is None else (best, losses)
 
 
-def chart(rows: list[dict[str, object]], names: list[str], path: Path) -> None:
+def chart(rows: list[dict[str, object]], names: list[str], dtype: str, path: Path) -> None:
     """A grouped bar chart of seconds per shape, log scale."""
     import matplotlib
 
@@ -120,7 +146,7 @@ def chart(rows: list[dict[str, object]], names: list[str], path: Path) -> None:
     axes.set_xticklabels([str(row["shape"]) for row in rows])
     axes.set_yscale("log")
     axes.set_ylabel("loss + backward, seconds (log scale)")
-    axes.set_title("RNN-T loss on the CPU, float32, end to end through torch autograd")
+    axes.set_title(f"RNN-T loss on the CPU, {dtype}, end to end through torch autograd")
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -132,29 +158,42 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every library")
     parser.add_argument("--repeat", type=int, default=3, help="runs of rnnt per shape (best kept)")
     parser.add_argument("--peer-repeat", type=int, default=1, help="runs of each peer per shape")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="the logits' dtype")
     args = parser.parse_args()
     os.environ["RNNT_NUM_THREADS"] = str(args.threads)
     import torch
 
     torch.set_num_threads(args.threads)
     functions, notes = peers()
+    reference = functions["torchaudio"]
+    if args.dtype != "float32":
+        functions = {"rnnt": functions["rnnt"], "rnnt float32": functions["rnnt"]} | {
+            name: function for name, function in functions.items() if name != "rnnt"
+        }
     names = list(functions)
     rows: list[dict[str, object]] = []
     for shape_name in args.shape or list(SHAPES):
         shape = SHAPES[shape_name]
-        batch = inputs(shape)
+        batch32 = inputs(shape)
+        batch = with_dtype(batch32, args.dtype)
         row: dict[str, object] = {"shape": shape_name, "dims": shape}
-        losses = {}
+        ours = None
         for name, function in functions.items():
-            repeat = args.repeat if name == "rnnt" else args.peer_repeat
-            seconds, losses[name] = time_one(function, batch, repeat)
-            row[name] = seconds
-            print(f"{shape_name} {name}: {seconds * 1e3:.1f} ms", flush=True)
-        ours, theirs = losses["rnnt"], losses["torchaudio"]
-        assert isinstance(ours, torch.Tensor) and isinstance(theirs, torch.Tensor)
+            repeat = args.repeat if name.startswith("rnnt") else args.peer_repeat
+            timed = time_one(function, batch32 if name == "rnnt float32" else batch, repeat)
+            row[name] = None if timed is None else timed[0]
+            if timed is not None:
+                print(f"{shape_name} {name}: {timed[0] * 1e3:.1f} ms", flush=True)
+            if name == "rnnt" and timed is not None:
+                ours = timed[1]
+        # The truth for the rounded logits: torchaudio on them, in float32.
+        truth = time_one(reference, with_dtype(batch, "float32"), 1)
+        assert isinstance(ours, torch.Tensor) and truth is not None
+        theirs = truth[1]
+        assert isinstance(theirs, torch.Tensor)
         row["loss_error"] = float(((ours - theirs).abs() / theirs.abs().clamp(min=1.0)).max())
         rows.append(row)
-    write(rows, names, notes, args.threads)
+    write(rows, names, notes, args.threads, args.dtype)
 
 
 def cpu_model() -> str:
@@ -168,7 +207,9 @@ def cpu_model() -> str:
     return platform.machine()
 
 
-def write(rows: list[dict[str, object]], names: list[str], notes: list[str], threads: int) -> None:
+def write(
+    rows: list[dict[str, object]], names: list[str], notes: list[str], threads: int, dtype: str
+) -> None:
     """The Markdown table and the chart."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     header = [
@@ -179,7 +220,7 @@ def write(rows: list[dict[str, object]], names: list[str], notes: list[str], thr
     ]
     lines = [
         (
-            f"CPU, float32, loss + backward through torch autograd, {threads} threads, best run; "
+            f"CPU, {dtype}, loss + backward through torch autograd, {threads} threads, best run; "
             f"{datetime.date.today().isoformat()}, {cpu_model()}, {os.cpu_count()} logical CPUs."
         ),
         "",
@@ -188,15 +229,17 @@ def write(rows: list[dict[str, object]], names: list[str], notes: list[str], thr
     ]
     for row in rows:
         cells = [str(row["shape"]), str(row["dims"])]
-        cells += [f"{float(row[name]) * 1e3:.1f}" for name in names]
-        cells.append(f"{float(row['torchaudio']) / float(row['rnnt']):.0f}x")
+        cells += ["" if row[name] is None else f"{float(row[name]) * 1e3:.1f}" for name in names]
+        speedup = row["torchaudio"] is not None and row["rnnt"] is not None
+        cells.append(f"{float(row['torchaudio']) / float(row['rnnt']):.0f}x" if speedup else "")
         cells.append(f"{float(row['loss_error']):.1e}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *[f"- {note}" for note in notes]]
-    (RESULTS / "compare.md").write_text("\n".join(lines) + "\n")
+    stem = "compare" if dtype == "float32" else f"compare-{dtype}"
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     try:
-        chart(rows, names, RESULTS / "compare.png")
+        chart(rows, names, dtype, RESULTS / f"{stem}.png")
     except ImportError:
         print("matplotlib is not installed: no chart written")
 

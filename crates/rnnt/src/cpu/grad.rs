@@ -20,6 +20,9 @@ use crate::element::Float;
 /// Bytes of short gradient rows staged before they are streamed out together.
 const STAGE_BYTES: usize = 16 << 10;
 
+/// Bytes of a cache line.
+const LINE_BYTES: usize = 64;
+
 /// The settings of a gradient pass that are the same for every item.
 #[derive(Debug, Clone, Copy)]
 pub struct GradSettings {
@@ -86,9 +89,13 @@ pub fn grad_frames<F: Float>(
         }
     };
     // Streamed rows shorter than the stage are computed into it (in L1) and streamed out a few
-    // rows at a time, so that only the stage's ends, not every row's, are partial lines.
-    let stage_rows = STAGE_BYTES / (v * std::mem::size_of::<F>());
-    let mut stage = if settings.stream && stage_rows > 0 {
+    // rows at a time, so that only the stage's ends, not every row's, are partial lines. Rows of
+    // whole lines that start on a line have none: they are streamed as they are computed.
+    let row_bytes = v * std::mem::size_of::<F>();
+    let stage_rows = STAGE_BYTES / row_bytes;
+    let whole_lines =
+        row_bytes.is_multiple_of(LINE_BYTES) && (out.as_ptr() as usize).is_multiple_of(LINE_BYTES);
+    let mut stage = if settings.stream && stage_rows > 0 && !whole_lines {
         vec![F::zero(); stage_rows * v]
     } else {
         Vec::new()

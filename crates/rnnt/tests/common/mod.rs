@@ -120,6 +120,15 @@ pub fn from_case<F: Float, I: FromI64>(
     }
 }
 
+/// The first gradient element in `case`'s padding (beyond an item's lengths) that is not exactly
+/// zero, as "grad[b][t][u] = g", if any.
+pub fn nonzero_padding<F: Float>(case: &Case, grad: &Array4<F>) -> Option<String> {
+    grad.indexed_iter().find_map(|((b, t, u, _), &g)| {
+        let outside = t as i64 >= case.logit_lengths[b] || u as i64 > case.target_lengths[b];
+        (outside && g.to_f64() != 0.0).then(|| format!("grad[{b}][{t}][{u}] = {g}"))
+    })
+}
+
 /// `tests/golden` at the repository root.
 pub fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")

@@ -1,7 +1,9 @@
-//! AVX2 + FMA vectors: 8 f32 or 4 f64 lanes.
+//! AVX2 + FMA vectors: 8 f32 or 4 f64 lanes; float16 and bfloat16 elements in f32 lanes (F16C
+//! converts float16, shifts widen bfloat16).
 
 use std::arch::x86_64::*;
 
+use crate::cpu::simd::element::LoadStore;
 use crate::cpu::simd::vector::Lanes;
 
 /// 8 f32 lanes.
@@ -137,6 +139,18 @@ impl Lanes for F32x8 {
         let bits = _mm256_add_epi32(_mm256_castps_si256(self.0), exponent);
         let scaled = _mm256_min_ps(_mm256_castsi256_ps(bits), _mm256_set1_ps(f32::INFINITY));
         F32x8(_mm256_add_ps(scaled, _mm256_sub_ps(self.0, self.0)))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp_in_range(self, n: Self) -> Self {
+        // n added to self's exponent field (three operations where `ldexp_normal` takes six):
+        // the result is normal. A NaN n converts to 0x8000_0000, whose field bits shift out, so
+        // a NaN self stays as it is.
+        let exponent = _mm256_slli_epi32::<23>(_mm256_cvtps_epi32(n.0));
+        F32x8(_mm256_castsi256_ps(_mm256_add_epi32(
+            _mm256_castps_si256(self.0),
+            exponent,
+        )))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -301,6 +315,20 @@ impl Lanes for F64x4 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    unsafe fn ldexp_in_range(self, n: Self) -> Self {
+        // `ldexp_normal` without the clamp to +inf (five operations): the result is normal. A
+        // NaN n's payload bits may shift into the exponent field, so self − self (NaN for a NaN
+        // self) is still added.
+        let rounded = _mm256_add_pd(n.0, _mm256_set1_pd(6_755_399_441_055_744.0));
+        let exponent = _mm256_slli_epi64::<52>(_mm256_castpd_si256(rounded));
+        let bits = _mm256_add_epi64(_mm256_castpd_si256(self.0), exponent);
+        F64x4(_mm256_add_pd(
+            _mm256_castsi256_pd(bits),
+            _mm256_sub_pd(self.0, self.0),
+        ))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self {
         let below = _mm256_cmp_pd::<_CMP_LT_OQ>(x.0, bound.0);
         F64x4(_mm256_andnot_pd(below, self.0))
@@ -334,4 +362,101 @@ impl Lanes for F64x4 {
     }
 }
 
-entry_points!("avx2,fma", Avx2);
+/// Eight float16 elements (their bits) widened exactly to f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn widen_f16(bits: __m128i) -> __m256 {
+    _mm256_cvtph_ps(bits)
+}
+
+/// Eight f32 lanes rounded to float16 (nearest even), as bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn narrow_f16(x: __m256) -> __m128i {
+    _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x)
+}
+
+/// Eight bfloat16 elements (their bits) widened exactly to f32: the bits are f32's high half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn widen_bf16(bits: __m128i) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)))
+}
+
+/// Eight f32 lanes rounded to bfloat16 (nearest even; a NaN stays a quiet NaN), as bits: the
+/// `half` crate's rounding.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn narrow_bf16(x: __m256) -> __m128i {
+    let bits = _mm256_castps_si256(x);
+    let high = _mm256_srli_epi32::<16>(bits);
+    let odd = _mm256_and_si256(high, _mm256_set1_epi32(1));
+    let bias = _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff));
+    let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(bits, bias));
+    let quiet = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
+    let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
+    let lanes = _mm256_blendv_epi8(rounded, quiet, nan);
+    // Every lane fits in 16 bits: pack them (per 128-bit half), then gather the two halves.
+    let packed = _mm256_packus_epi32(lanes, lanes);
+    _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b00_00_10_00>(packed))
+}
+
+/// [`LoadStore`] of a half-precision type in [`F32x8`] lanes through its bit conversions
+/// `$widen` and `$narrow`. Partial vectors go through an 8-element buffer (AVX2 has no masked
+/// 16-bit loads or stores).
+macro_rules! half_lanes {
+    ($half:ty, $widen:ident, $narrow:ident) => {
+        impl LoadStore<$half> for F32x8 {
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn load_from(ptr: *const $half) -> Self {
+                // SAFETY: the caller passes a pointer valid for 8 elements (16 bytes).
+                F32x8($widen(unsafe { _mm_loadu_si128(ptr.cast()) }))
+            }
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn load_partial_from(ptr: *const $half, n: usize, fill: f32) -> Self {
+                let mut buffer = [0u16; 8];
+                // SAFETY: the caller passes n < 8 valid elements; the buffer holds 8.
+                unsafe { std::ptr::copy_nonoverlapping(ptr.cast(), buffer.as_mut_ptr(), n) };
+                // SAFETY: the buffer holds 16 bytes.
+                let wide = $widen(unsafe { _mm_loadu_si128(buffer.as_ptr().cast()) });
+                let keep = _mm256_cmpgt_epi32(
+                    _mm256_set1_epi32(n as i32),
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                );
+                F32x8(_mm256_blendv_ps(
+                    _mm256_set1_ps(fill),
+                    wide,
+                    _mm256_castsi256_ps(keep),
+                ))
+            }
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn store_to(self, ptr: *mut $half) {
+                // SAFETY: the caller passes a pointer valid for 8 elements (16 bytes).
+                unsafe { _mm_storeu_si128(ptr.cast(), $narrow(self.0)) }
+            }
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn store_partial_to(self, ptr: *mut $half, n: usize) {
+                let mut buffer = [0u16; 8];
+                // SAFETY: the buffer holds 16 bytes.
+                unsafe { _mm_storeu_si128(buffer.as_mut_ptr().cast(), $narrow(self.0)) };
+                // SAFETY: the caller passes n < 8 valid elements.
+                unsafe { std::ptr::copy_nonoverlapping(buffer.as_ptr(), ptr.cast(), n) };
+            }
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn stream_to(self, ptr: *mut $half) {
+                // SAFETY: the caller passes a 16-byte aligned pointer valid for 8 elements.
+                unsafe { _mm_stream_si128(ptr.cast(), $narrow(self.0)) }
+            }
+        }
+    };
+}
+
+half_lanes!(half::f16, widen_f16, narrow_f16);
+half_lanes!(half::bf16, widen_bf16, narrow_bf16);
+
+entry_points!(entry, "avx2,fma,f16c", Avx2);

@@ -2,7 +2,8 @@
 //! [`row_stats`]), a frame's rows at a time with the scores the pass keeps ([`frame_scores`]), and
 //! the frame's scores turned into log-probabilities ([`normalise_scores`]).
 
-use crate::cpu::simd::math::{exp_of_clamped, ln};
+use crate::cpu::simd::element::{LoadStore, RowElement};
+use crate::cpu::simd::math::{exp_of_bounded, ln};
 use crate::cpu::simd::memory::{prefetch, prefetch_distances, prefetch_to_l2};
 use crate::cpu::simd::vector::{load_upto, store_upto, Lanes, SimdFloat};
 
@@ -80,8 +81,8 @@ impl ScoreColumns<'_> {
     /// # Panics
     /// If a column is outside `row`.
     #[inline(always)]
-    pub fn scores<T: SimdFloat>(&self, row: &[T], r: usize) -> [f64; 2] {
-        self.scores_of(r, |k| row[k].to_f64())
+    pub fn scores<E: RowElement>(&self, row: &[E], r: usize) -> [f64; 2] {
+        self.scores_of(r, |k| row[k].widen())
     }
 
     /// Row r's scores [blank, label] with `element`(k) its element k as f64 (for element types
@@ -156,11 +157,11 @@ impl FrameScores<'_> {
 /// The CPU must have `V`'s instruction set; `rows.len() ≥ out.len() · len`, and so is
 /// `exps.len()` when given; `out`'s slices are equally long. (The columns are checked.)
 #[inline(always)]
-pub(super) unsafe fn frame_scores<V: Lanes>(
-    rows: &[V::Scalar],
+pub(super) unsafe fn frame_scores<V: LoadStore<E>, E: RowElement>(
+    rows: &[E],
     len: usize,
     mut out: FrameScores<'_>,
-    exps: Option<&mut [V::Scalar]>,
+    exps: Option<&mut [E]>,
     columns: ScoreColumns<'_>,
 ) -> bool {
     let n = out.len();
@@ -171,9 +172,9 @@ pub(super) unsafe fn frame_scores<V: Lanes>(
     if short && V::LANES < len && !len.is_multiple_of(V::LANES) {
         let rows = rows.as_ptr();
         match len.div_ceil(V::LANES) {
-            2 => return short_frame_scores::<V, 2>(rows, len, out, exps, columns),
-            3 => return short_frame_scores::<V, 3>(rows, len, out, exps, columns),
-            4 => return short_frame_scores::<V, 4>(rows, len, out, exps, columns),
+            2 => return short_frame_scores::<V, E, 2>(rows, len, out, exps, columns),
+            3 => return short_frame_scores::<V, E, 3>(rows, len, out, exps, columns),
+            4 => return short_frame_scores::<V, E, 4>(rows, len, out, exps, columns),
             _ => {}
         }
     }
@@ -183,9 +184,9 @@ pub(super) unsafe fn frame_scores<V: Lanes>(
         let row = rows.get_unchecked(r * len..(r + 1) * len);
         let row_exps = offset_or_null(exps, r * len);
         let (scores, stats) = if short {
-            anchored_row_stats::<V>(row, r, row_exps, columns)
+            anchored_row_stats::<V, E>(row, r, row_exps, columns)
         } else {
-            let stats = row_stats::<V>(row, row_exps, None);
+            let stats = row_stats::<V, E>(row, row_exps, None);
             (columns.scores(row, r), stats)
         };
         finite &= out.set(r, scores, stats);
@@ -198,16 +199,16 @@ pub(super) unsafe fn frame_scores<V: Lanes>(
 /// # Safety
 /// As [`row_stats`].
 #[inline(always)]
-unsafe fn anchored_row_stats<V: Lanes>(
-    row: &[V::Scalar],
+unsafe fn anchored_row_stats<V: LoadStore<E>, E: RowElement>(
+    row: &[E],
     r: usize,
-    exps: *mut V::Scalar,
+    exps: *mut E,
     columns: ScoreColumns<'_>,
 ) -> ([f64; 2], RowStats) {
     let scores = columns.scores(row, r);
     (
         scores,
-        row_stats::<V>(row, exps, Some(ScoreColumns::anchor(scores))),
+        row_stats::<V, E>(row, exps, Some(ScoreColumns::anchor(scores))),
     )
 }
 
@@ -234,11 +235,11 @@ fn offset_or_null<T>(ptr: *mut T, offset: usize) -> *mut T {
 /// readable elements, and `exps` is null or valid for as many writes; (N − 1)·LANES < `len` <
 /// N·LANES.
 #[inline(always)]
-unsafe fn short_frame_scores<V: Lanes, const N: usize>(
-    rows: *const V::Scalar,
+unsafe fn short_frame_scores<V: LoadStore<E>, E: RowElement, const N: usize>(
+    rows: *const E,
     len: usize,
     mut out: FrameScores<'_>,
-    exps: *mut V::Scalar,
+    exps: *mut E,
     columns: ScoreColumns<'_>,
 ) -> bool {
     let lanes = V::LANES;
@@ -258,9 +259,9 @@ unsafe fn short_frame_scores<V: Lanes, const N: usize>(
             // SAFETY: the loads touch row r's `len` elements only.
             let row = group.add(r * len);
             for (k, vector) in row_vectors[..N - 1].iter_mut().enumerate() {
-                *vector = V::load(row.add(k * lanes));
+                *vector = V::load_from(row.add(k * lanes));
             }
-            row_vectors[N - 1] = V::load_partial(row.add(last), tail, V::Scalar::NEG_INFINITY);
+            row_vectors[N - 1] = V::load_partial_from(row.add(last), tail, V::Scalar::NEG_INFINITY);
         }
         // Each anchor splatted where it is read (an array of scalars read back as a vector
         // would wait for the scalar stores: a failed store-to-load forwarding).
@@ -285,7 +286,7 @@ unsafe fn short_frame_scores<V: Lanes, const N: usize>(
                 // SAFETY: row r's `len` elements are readable.
                 let row = std::slice::from_raw_parts(group.add(r * len), len);
                 let row_exps = offset_or_null(exps, (first + r) * len);
-                let stats = row_stats::<V>(row, row_exps, Some(shifts[r]));
+                let stats = row_stats::<V, E>(row, row_exps, Some(shifts[r]));
                 finite &= out.set(first + r, row_scores, stats);
             }
             continue;
@@ -300,9 +301,9 @@ unsafe fn short_frame_scores<V: Lanes, const N: usize>(
                 // SAFETY: the stores touch row r's `len` elements only.
                 let row_exps = exps.add((first + r) * len);
                 for (k, term) in terms[..N - 1].iter().enumerate() {
-                    term.store(row_exps.add(k * lanes));
+                    term.store_to(row_exps.add(k * lanes));
                 }
-                terms[N - 1].store_partial(row_exps.add(last), tail);
+                terms[N - 1].store_partial_to(row_exps.add(last), tail);
             }
             // `sum_of_exps`'s two running sums, each started by adding to 0 (the same bits, the
             // terms being ≥ 0 or NaN): whole vectors alternate between them, the partial one
@@ -324,7 +325,7 @@ unsafe fn short_frame_scores<V: Lanes, const N: usize>(
                 None => {
                     // SAFETY: row r's `len` elements are readable.
                     let row = std::slice::from_raw_parts(group.add(r * len), len);
-                    shifted_by_max::<V>(row, offset_or_null(exps, (first + r) * len))
+                    shifted_by_max::<V, E>(row, offset_or_null(exps, (first + r) * len))
                 }
             };
             finite &= out.set(first + r, row_scores, stats);
@@ -334,7 +335,7 @@ unsafe fn short_frame_scores<V: Lanes, const N: usize>(
         // SAFETY: the caller passes n rows of `len`.
         let row = std::slice::from_raw_parts(rows.add(r * len), len);
         let (scores, stats) =
-            anchored_row_stats::<V>(row, r, offset_or_null(exps, r * len), columns);
+            anchored_row_stats::<V, E>(row, r, offset_or_null(exps, r * len), columns);
         finite &= out.set(r, scores, stats);
     }
     finite
@@ -352,19 +353,19 @@ const STATS_ROWS: usize = 4;
 /// # Safety
 /// The CPU must have `V`'s instruction set; `exps` is null or valid for `row.len()` writes.
 #[inline(always)]
-pub(super) unsafe fn row_stats<V: Lanes>(
-    row: &[V::Scalar],
-    exps: *mut V::Scalar,
+pub(super) unsafe fn row_stats<V: LoadStore<E>, E: RowElement>(
+    row: &[E],
+    exps: *mut E,
     anchor: Option<V::Scalar>,
 ) -> RowStats {
     let short = row.len() <= short_row_len::<V>();
     if let Some(anchor) = anchor.filter(|a| short && a.to_f64().is_finite()) {
-        let sum = sum_of_exps::<V>(row, anchor, exps);
+        let sum = sum_of_exps::<V, E>(row, anchor, exps);
         if let Some(stats) = RowStats::anchored(anchor.to_f64(), sum) {
             return stats;
         }
     }
-    shifted_by_max::<V>(row, exps)
+    shifted_by_max::<V, E>(row, exps)
 }
 
 /// Maximum and Σ exp(x − max) of `row`: two passes, the second over a row the first left in L1
@@ -373,30 +374,30 @@ pub(super) unsafe fn row_stats<V: Lanes>(
 /// # Safety
 /// As [`row_stats`].
 #[inline(always)]
-unsafe fn shifted_by_max<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> RowStats {
+unsafe fn shifted_by_max<V: LoadStore<E>, E: RowElement>(row: &[E], exps: *mut E) -> RowStats {
     let lanes = V::LANES;
     let body = row.len() - row.len() % lanes;
     let ptr = row.as_ptr();
     let mut max_a = V::splat(V::Scalar::NEG_INFINITY);
     let mut max_b = max_a;
     let mut i = 0;
-    let (near, _) = prefetch_distances::<V::Scalar>();
+    let (near, _) = prefetch_distances::<E>();
     while i + 2 * lanes <= body {
         prefetch(ptr.wrapping_add(i + near));
         prefetch(ptr.wrapping_add(i + lanes + near));
         // SAFETY: i + 2·lanes ≤ body ≤ row.len().
-        max_a = V::load(ptr.add(i)).max(max_a);
-        max_b = V::load(ptr.add(i + lanes)).max(max_b);
+        max_a = V::load_from(ptr.add(i)).max(max_a);
+        max_b = V::load_from(ptr.add(i + lanes)).max(max_b);
         i += 2 * lanes;
     }
     if i < body {
         // SAFETY: i + lanes = body ≤ row.len().
-        max_a = V::load(ptr.add(i)).max(max_a);
+        max_a = V::load_from(ptr.add(i)).max(max_a);
     }
     let tail = row.len() - body;
     if tail > 0 {
         // SAFETY: the partial load touches row[body..] only.
-        max_b = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY).max(max_b);
+        max_b = V::load_partial_from(ptr.add(body), tail, V::Scalar::NEG_INFINITY).max(max_b);
     }
     let max = max_a.max(max_b).reduce_max().to_f64();
     if max.is_nan() || max == f64::INFINITY {
@@ -406,7 +407,7 @@ unsafe fn shifted_by_max<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> R
         };
     }
     if max == f64::NEG_INFINITY {
-        let nan = row.iter().any(|x| x.to_f64().is_nan());
+        let nan = row.iter().any(|x| x.widen().is_nan());
         let sum = if nan { f64::NAN } else { 0.0 };
         if !exps.is_null() {
             // A masked row's terms are all 0. Stored all the same: the in-place gradient pass
@@ -418,7 +419,7 @@ unsafe fn shifted_by_max<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> R
         return RowStats { shift: max, sum };
     }
     // `max` is one of the row's elements, so it converts back exactly.
-    let sum = sum_of_exps::<V>(row, V::Scalar::from_f64(max), exps);
+    let sum = sum_of_exps::<V, E>(row, V::Scalar::from_f64(max), exps);
     RowStats { shift: max, sum }
 }
 
@@ -430,7 +431,11 @@ unsafe fn shifted_by_max<V: Lanes>(row: &[V::Scalar], exps: *mut V::Scalar) -> R
 /// # Safety
 /// As [`row_stats`].
 #[inline(always)]
-unsafe fn sum_of_exps<V: Lanes>(row: &[V::Scalar], shift: V::Scalar, exps: *mut V::Scalar) -> f64 {
+unsafe fn sum_of_exps<V: LoadStore<E>, E: RowElement>(
+    row: &[E],
+    shift: V::Scalar,
+    exps: *mut E,
+) -> f64 {
     let lanes = V::LANES;
     let body = row.len() - row.len() % lanes;
     let ptr = row.as_ptr();
@@ -438,18 +443,18 @@ unsafe fn sum_of_exps<V: Lanes>(row: &[V::Scalar], shift: V::Scalar, exps: *mut 
     let mut sum_a = V::splat(V::Scalar::ZERO);
     let mut sum_b = sum_a;
     let mut i = 0;
-    let (near, far) = prefetch_distances::<V::Scalar>();
+    let (near, far) = prefetch_distances::<E>();
     while i + 2 * lanes <= body {
         prefetch(ptr.wrapping_add(i + near));
         prefetch(ptr.wrapping_add(i + lanes + near));
         prefetch_to_l2(ptr.wrapping_add(i + far));
         prefetch_to_l2(ptr.wrapping_add(i + lanes + far));
         // SAFETY: i + 2·lanes ≤ body ≤ row.len(); `exps` has room for the row.
-        let a = row_term(V::load(ptr.add(i)), shift);
-        let b = row_term(V::load(ptr.add(i + lanes)), shift);
+        let a = row_term(V::load_from(ptr.add(i)), shift);
+        let b = row_term(V::load_from(ptr.add(i + lanes)), shift);
         if !exps.is_null() {
-            a.store(exps.add(i));
-            b.store(exps.add(i + lanes));
+            a.store_to(exps.add(i));
+            b.store_to(exps.add(i + lanes));
         }
         sum_a = sum_a.add(a);
         sum_b = sum_b.add(b);
@@ -457,19 +462,19 @@ unsafe fn sum_of_exps<V: Lanes>(row: &[V::Scalar], shift: V::Scalar, exps: *mut 
     }
     if i < body {
         // SAFETY: i + lanes = body ≤ row.len().
-        let a = row_term(V::load(ptr.add(i)), shift);
+        let a = row_term(V::load_from(ptr.add(i)), shift);
         if !exps.is_null() {
-            a.store(exps.add(i));
+            a.store_to(exps.add(i));
         }
         sum_a = sum_a.add(a);
     }
     let tail = row.len() - body;
     if tail > 0 {
         // SAFETY: the partial load and store touch row[body..] only.
-        let x = V::load_partial(ptr.add(body), tail, V::Scalar::NEG_INFINITY);
+        let x = V::load_partial_from(ptr.add(body), tail, V::Scalar::NEG_INFINITY);
         let b = row_term(x, shift);
         if !exps.is_null() {
-            b.store_partial(exps.add(body), tail);
+            b.store_partial_to(exps.add(body), tail);
         }
         sum_b = sum_b.add(b);
     }
@@ -477,16 +482,17 @@ unsafe fn sum_of_exps<V: Lanes>(row: &[V::Scalar], shift: V::Scalar, exps: *mut 
 }
 
 /// A row's terms exp(x − shift), clamped at the exp's flush bound. The argument is first clamped
-/// to [`SimdFloat::EXP_HIGH`], so that an element far above an anchor (or +inf) gives an infinite
-/// term, and so sum, never the exp's garbage beyond its domain (a cheaper guard than a maximum).
+/// to [`SimdFloat::EXP_FINITE_HIGH`], so that an element far above an anchor (or +inf) gives a
+/// term of e^88 (f32), far above the anchored sum's bound, never the exp's garbage beyond its
+/// domain (a cheaper guard than a maximum); NaN stays NaN.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 unsafe fn row_term<V: Lanes>(x: V, shift: V) -> V {
     // Operand order keeps a NaN argument.
-    let argument = V::splat(V::Scalar::EXP_HIGH).min(x.sub(shift));
-    exp_of_clamped(argument, V::splat(V::Scalar::EXP_NORMAL_LOW))
+    let argument = V::splat(V::Scalar::EXP_FINITE_HIGH).min(x.sub(shift));
+    exp_of_bounded(argument, V::splat(V::Scalar::EXP_NORMAL_LOW))
 }
 
 /// A frame's node scores from its rows' statistics, in place. On entry `blank` and `emit` hold

@@ -2,6 +2,7 @@
 //! front pass's statistics ([`grad_rows`]), or from the softmax terms the front pass stored in the
 //! output, in place ([`FrameRows`], [`grad_rows_in_place`]).
 
+use crate::cpu::simd::element::{LoadStore, RowElement};
 use crate::cpu::simd::front::short_row_len;
 use crate::cpu::simd::math::exp_above;
 use crate::cpu::simd::memory::{
@@ -251,15 +252,15 @@ const NO_LABEL: u32 = u32::MAX;
 /// # Safety
 /// The CPU must have `V`'s instruction set; `input` and `out` hold `params.len()` rows of `len`.
 #[inline(always)]
-pub(super) unsafe fn grad_rows<V: Lanes>(
-    input: &[V::Scalar],
-    out: &mut [V::Scalar],
+pub(super) unsafe fn grad_rows<V: LoadStore<E>, E: RowElement>(
+    input: &[E],
+    out: &mut [E],
     len: usize,
     params: &[GradRow],
     stream: bool,
 ) {
     debug_assert!(input.len() >= params.len() * len && out.len() >= params.len() * len);
-    grad_rows_from::<V, GradSource<V>>(input.as_ptr(), out.as_mut_ptr(), len, params, stream);
+    grad_rows_from::<V, E, GradSource<V, E>>(input.as_ptr(), out.as_mut_ptr(), len, params, stream);
 }
 
 /// [`grad_rows`] of a frame's `rows` from the terms exp(x − shift) that
@@ -273,8 +274,8 @@ pub(super) unsafe fn grad_rows<V: Lanes>(
 /// The CPU must have `V`'s instruction set; `out` holds `rows.len()` rows of `len`, with the
 /// stored terms in every row with a softmax term.
 #[inline(always)]
-pub(super) unsafe fn grad_rows_in_place<V: Lanes>(
-    out: &mut [V::Scalar],
+pub(super) unsafe fn grad_rows_in_place<V: LoadStore<E>, E: RowElement>(
+    out: &mut [E],
     len: usize,
     rows: &FrameRows<'_>,
 ) {
@@ -282,9 +283,9 @@ pub(super) unsafe fn grad_rows_in_place<V: Lanes>(
     let output = out.as_mut_ptr();
     if V::LANES < len && len <= short_row_len::<V>() {
         match len.div_ceil(V::LANES) {
-            2 => return short_rows_in_place::<V, 2>(output, len, rows),
-            3 => return short_rows_in_place::<V, 3>(output, len, rows),
-            4 => return short_rows_in_place::<V, 4>(output, len, rows),
+            2 => return short_rows_in_place::<V, E, 2>(output, len, rows),
+            3 => return short_rows_in_place::<V, E, 3>(output, len, rows),
+            4 => return short_rows_in_place::<V, E, 4>(output, len, rows),
             _ => {}
         }
     }
@@ -296,7 +297,7 @@ pub(super) unsafe fn grad_rows_in_place<V: Lanes>(
             *params = rows.row(first + u);
         }
         let at = output.add(first * len);
-        grad_rows_from::<V, StoredExpSource<V>>(at, at, len, &params[..count], false);
+        grad_rows_from::<V, E, StoredExpSource<V, E>>(at, at, len, &params[..count], false);
     }
 }
 
@@ -310,9 +311,9 @@ const SHORT_ROWS: usize = 4;
 /// The CPU must have `V`'s instruction set; `input` and `out` hold `params.len()` rows of `len`
 /// (the same rows for an in-place source).
 #[inline(always)]
-unsafe fn grad_rows_from<V: Lanes, S: SoftmaxSource<V>>(
-    input: *const V::Scalar,
-    out: *mut V::Scalar,
+unsafe fn grad_rows_from<V: LoadStore<E>, E: RowElement, S: SoftmaxSource<V, E>>(
+    input: *const E,
+    out: *mut E,
     len: usize,
     params: &[GradRow],
     stream: bool,
@@ -322,7 +323,7 @@ unsafe fn grad_rows_from<V: Lanes, S: SoftmaxSource<V>>(
         for (g, group) in params.chunks_exact(SHORT_ROWS).enumerate() {
             let first = g * SHORT_ROWS * len;
             // SAFETY: the group's rows lie within the rows the caller passes.
-            short_grad_rows::<V, S>(
+            short_grad_rows::<V, E, S>(
                 input.add(first),
                 out.add(first),
                 len,
@@ -346,9 +347,9 @@ unsafe fn grad_rows_from<V: Lanes, S: SoftmaxSource<V>>(
 /// The CPU must have `V`'s instruction set; `input` and `out` point to SHORT_ROWS · `len` valid
 /// elements; 0 < `len` ≤ 2·LANES.
 #[inline(always)]
-unsafe fn short_grad_rows<V: Lanes, S: SoftmaxSource<V>>(
-    input: *const V::Scalar,
-    out: *mut V::Scalar,
+unsafe fn short_grad_rows<V: LoadStore<E>, E: RowElement, S: SoftmaxSource<V, E>>(
+    input: *const E,
+    out: *mut E,
     len: usize,
     params: &[GradRow; SHORT_ROWS],
 ) {
@@ -371,13 +372,13 @@ unsafe fn short_grad_rows<V: Lanes, S: SoftmaxSource<V>>(
         let row = out.add(r * len);
         // SAFETY: the stores touch row r's `len` elements only.
         match first_len {
-            Some(n) => first.store_partial(row, n),
-            None => first.store(row),
+            Some(n) => first.store_partial_to(row, n),
+            None => first.store_to(row),
         }
         match (second_len, second_partial) {
             (0, _) => {}
-            (_, Some(n)) => second.store_partial(row.add(lanes), n),
-            (_, None) => second.store(row.add(lanes)),
+            (_, Some(n)) => second.store_partial_to(row.add(lanes), n),
+            (_, None) => second.store_to(row.add(lanes)),
         }
     }
 }
@@ -401,8 +402,8 @@ unsafe fn short_grad_rows<V: Lanes, S: SoftmaxSource<V>>(
 /// The CPU must have `V`'s instruction set; `out` holds `rows.len()` rows of `len`, with the
 /// stored terms in every row with a softmax term; (N − 1)·LANES < `len` ≤ N·LANES, `len` ≤ 32.
 #[inline(always)]
-unsafe fn short_rows_in_place<V: Lanes, const N: usize>(
-    out: *mut V::Scalar,
+unsafe fn short_rows_in_place<V: LoadStore<E>, E: RowElement, const N: usize>(
+    out: *mut E,
     len: usize,
     rows: &FrameRows<'_>,
 ) {
@@ -426,9 +427,9 @@ unsafe fn short_rows_in_place<V: Lanes, const N: usize>(
         // SAFETY: the chunk's rows lie within the rows the caller passes; every offset + LANES
         // is at most `len`.
         if clipped {
-            write_short_rows::<V, N, true>(at, len, &offsets, writes);
+            write_short_rows::<V, E, N, true>(at, len, &offsets, writes);
         } else {
-            write_short_rows::<V, N, false>(at, len, &offsets, writes);
+            write_short_rows::<V, E, N, false>(at, len, &offsets, writes);
         }
     }
 }
@@ -496,8 +497,8 @@ impl<T: SimdFloat> RowWrite<T> {
 /// # Safety
 /// As [`short_rows_in_place`], with `offsets` its vectors' first elements.
 #[inline(always)]
-unsafe fn write_short_rows<V: Lanes, const N: usize, const CLIPPED: bool>(
-    rows: *mut V::Scalar,
+unsafe fn write_short_rows<V: LoadStore<E>, E: RowElement, const N: usize, const CLIPPED: bool>(
+    rows: *mut E,
     len: usize,
     offsets: &[usize; N],
     writes: &[RowWrite<V::Scalar>],
@@ -507,7 +508,7 @@ unsafe fn write_short_rows<V: Lanes, const N: usize, const CLIPPED: bool>(
         let (factor, floor) = (V::splat(write.factor), V::splat(write.floor));
         let mut vectors = [V::splat(V::Scalar::ZERO); N];
         for (vector, &offset) in vectors.iter_mut().zip(offsets) {
-            *vector = V::load(row.add(offset));
+            *vector = V::load_from(row.add(offset));
         }
         for (vector, &offset) in vectors.iter_mut().zip(offsets) {
             let mut d = vector.zero_where_below(*vector, floor).mul(factor);
@@ -522,7 +523,7 @@ unsafe fn write_short_rows<V: Lanes, const N: usize, const CLIPPED: bool>(
             *vector = d;
         }
         for (vector, &offset) in vectors.iter().zip(offsets) {
-            vector.store(row.add(offset));
+            vector.store_to(row.add(offset));
         }
     }
 }
@@ -581,23 +582,23 @@ impl<V: Lanes> RowKernel<V> {
 
 /// Where a gradient row's softmax term comes from: the input row, or the terms the front pass
 /// stored.
-trait SoftmaxSource<V: Lanes>: VectorSource<V> {
+trait SoftmaxSource<V: LoadStore<E>, E>: VectorSource<V> {
     /// The source of the row with `params` whose input (or stored terms) start at `input`.
     ///
     /// # Safety
     /// The CPU must have `V`'s instruction set.
-    unsafe fn for_row(params: &GradRow, input: *const V::Scalar) -> Self;
+    unsafe fn for_row(params: &GradRow, input: *const E) -> Self;
 }
 
 /// A gradient row's values from its input row.
-struct GradSource<V: Lanes> {
+struct GradSource<V: Lanes, E> {
     kernel: RowKernel<V>,
-    input: *const V::Scalar,
+    input: *const E,
 }
 
-impl<V: Lanes> SoftmaxSource<V> for GradSource<V> {
+impl<V: LoadStore<E>, E: RowElement> SoftmaxSource<V, E> for GradSource<V, E> {
     #[inline(always)]
-    unsafe fn for_row(params: &GradRow, input: *const V::Scalar) -> Self {
+    unsafe fn for_row(params: &GradRow, input: *const E) -> Self {
         GradSource {
             kernel: RowKernel::new(params, false),
             input,
@@ -605,7 +606,7 @@ impl<V: Lanes> SoftmaxSource<V> for GradSource<V> {
     }
 }
 
-impl<V: Lanes> VectorSource<V> for GradSource<V> {
+impl<V: LoadStore<E>, E: RowElement> VectorSource<V> for GradSource<V, E> {
     #[inline(always)]
     unsafe fn vector(&self, i: usize, len: Option<usize>) -> V {
         // A row without a softmax term (a node no path of note goes through: on long items, most
@@ -613,7 +614,7 @@ impl<V: Lanes> VectorSource<V> for GradSource<V> {
         if !self.kernel.softmax {
             return self.kernel.finish(V::splat(V::Scalar::ZERO), i);
         }
-        let x = load_row_vector::<V>(self.input, i, len);
+        let x = load_row_vector::<V, E>(self.input, i, len);
         self.kernel.finish(
             exp_above(x.sub(self.kernel.shift), self.kernel.floor).mul(self.kernel.factor),
             i,
@@ -622,14 +623,14 @@ impl<V: Lanes> VectorSource<V> for GradSource<V> {
 }
 
 /// A gradient row's values from the terms exp(x − shift) stored in the output row itself.
-struct StoredExpSource<V: Lanes> {
+struct StoredExpSource<V: Lanes, E> {
     kernel: RowKernel<V>,
-    exps: *const V::Scalar,
+    exps: *const E,
 }
 
-impl<V: Lanes> SoftmaxSource<V> for StoredExpSource<V> {
+impl<V: LoadStore<E>, E: RowElement> SoftmaxSource<V, E> for StoredExpSource<V, E> {
     #[inline(always)]
-    unsafe fn for_row(params: &GradRow, exps: *const V::Scalar) -> Self {
+    unsafe fn for_row(params: &GradRow, exps: *const E) -> Self {
         StoredExpSource {
             kernel: RowKernel::new(params, true),
             exps,
@@ -637,14 +638,14 @@ impl<V: Lanes> SoftmaxSource<V> for StoredExpSource<V> {
     }
 }
 
-impl<V: Lanes> VectorSource<V> for StoredExpSource<V> {
+impl<V: LoadStore<E>, E: RowElement> VectorSource<V> for StoredExpSource<V, E> {
     #[inline(always)]
     unsafe fn vector(&self, i: usize, len: Option<usize>) -> V {
         let zero = V::splat(V::Scalar::ZERO);
         if !self.kernel.softmax {
             return self.kernel.finish(zero, i);
         }
-        let e = load_row_vector::<V>(self.exps, i, len);
+        let e = load_row_vector::<V, E>(self.exps, i, len);
         // Flushed before the product, which would otherwise be subnormal.
         let kept = e.zero_where_below(e, self.kernel.floor);
         self.kernel.finish(kept.mul(self.kernel.factor), i)
@@ -657,14 +658,18 @@ impl<V: Lanes> VectorSource<V> for StoredExpSource<V> {
 /// # Safety
 /// The CPU must have `V`'s instruction set; the elements must be valid to read.
 #[inline(always)]
-unsafe fn load_row_vector<V: Lanes>(row: *const V::Scalar, i: usize, len: Option<usize>) -> V {
+unsafe fn load_row_vector<V: LoadStore<E>, E: RowElement>(
+    row: *const E,
+    i: usize,
+    len: Option<usize>,
+) -> V {
     match len {
-        Some(len) => V::load_partial(row.add(i), len, V::Scalar::ZERO),
+        Some(len) => V::load_partial_from(row.add(i), len, V::Scalar::ZERO),
         None => {
-            let (near, far) = prefetch_distances::<V::Scalar>();
+            let (near, far) = prefetch_distances::<E>();
             prefetch(row.wrapping_add(i + near));
             prefetch_to_l2(row.wrapping_add(i + far));
-            V::load(row.add(i))
+            V::load_from(row.add(i))
         }
     }
 }

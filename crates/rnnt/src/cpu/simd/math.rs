@@ -77,12 +77,12 @@ pub(super) const ATANH_TAYLOR_F32: [f32; 4] = {
 pub(super) unsafe fn exp<V: Lanes>(x: V) -> V {
     // Operand order keeps a NaN x (the second operand wins on x86).
     let clamped = V::splat(V::Scalar::EXP_HIGH).min(x);
-    exp_of_non_positive(clamped).zero_where_below(x, V::splat(V::Scalar::EXP_NORMAL_LOW))
+    let low = V::splat(V::Scalar::EXP_NORMAL_LOW);
+    exp_of_clamped(clamped, low).zero_where_below(x, low)
 }
 
-/// eˣ per lane for x ≤ [`SimdFloat::EXP_HIGH`] (−inf and NaN included), with [`exp`]'s accuracy and
-/// flush to 0; the gradient pass calls it directly, its arguments x − shift being below 8 (see
-/// [`RowStats`](super::RowStats)), saving the upper clamp.
+/// eˣ per lane for x ≤ 0 (−inf and NaN included), with [`exp`]'s accuracy and flush to 0, saving
+/// its upper clamp and its care for results beyond the largest float.
 ///
 /// Cody–Waite reduction x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so that n·ln2_hi is
 /// exact; n rounded by adding and subtracting [`SimdFloat::ROUNDING_SHIFT`], two operations where a
@@ -96,28 +96,53 @@ pub(super) unsafe fn exp_of_non_positive<V: Lanes>(x: V) -> V {
     exp_above(x, V::splat(V::Scalar::EXP_NORMAL_LOW))
 }
 
-/// eˣ per lane for x ≤ [`SimdFloat::EXP_HIGH`], with 0 for x below `floor` (≥
+/// eˣ per lane for x ≤ [`SimdFloat::EXP_FINITE_HIGH`], with 0 for x below `floor` (≥
 /// [`SimdFloat::EXP_NORMAL_LOW`], so every result is 0 or a normal number): [`exp_of_non_positive`]
 /// with a higher flush bound, for results that are scaled down afterwards and would otherwise
-/// become subnormal there (each subnormal result costs a microcode assist of ~100 cycles).
+/// become subnormal there (each subnormal result costs a microcode assist of ~100 cycles). The
+/// gradient pass calls it, its arguments x − shift being below 8 (see
+/// [`RowStats`](super::RowStats)).
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
 pub(super) unsafe fn exp_above<V: Lanes>(x: V, floor: V) -> V {
-    exp_of_clamped(x, floor).zero_where_below(x, floor)
+    exp_of_bounded(x, floor).zero_where_below(x, floor)
 }
 
-/// e^max(x, floor) per lane for x ≤ [`SimdFloat::EXP_HIGH`] and `floor` ≥ [`SimdFloat::EXP_NORMAL_LOW`]
-/// (NaN for NaN): [`exp_above`] without the final flush, for the row sums of the front pass,
-/// where a term of e^floor ≈ 1e-38 (f32) in place of a smaller one is far below the sum's
-/// rounding (the row maximum contributes 1), and the flush would cost two of the exp's ~17
-/// operations.
+/// e^max(x, floor) per lane for x ≤ [`SimdFloat::EXP_HIGH`] and `floor` ≥
+/// [`SimdFloat::EXP_NORMAL_LOW`] (NaN for NaN; +inf where it overflows): [`exp`]'s arithmetic.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
-pub(super) unsafe fn exp_of_clamped<V: Lanes>(x: V, floor: V) -> V {
+unsafe fn exp_of_clamped<V: Lanes>(x: V, floor: V) -> V {
+    let (p, n) = exp_parts(x, floor);
+    p.ldexp_normal(n)
+}
+
+/// e^max(x, floor) per lane for x ≤ [`SimdFloat::EXP_FINITE_HIGH`] and `floor` ≥
+/// [`SimdFloat::EXP_NORMAL_LOW`] (NaN for NaN): [`exp_above`] without the final flush, for the
+/// row sums of the front pass, where a term of e^floor ≈ 1e-38 (f32) in place of a smaller one is
+/// far below the sum's rounding (the row maximum contributes 1), and the flush would cost two of
+/// the exp's ~17 operations. Its results are normal numbers, which lets the scaling by 2ⁿ skip the
+/// care for overflow ([`Lanes::ldexp_in_range`]).
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+pub(super) unsafe fn exp_of_bounded<V: Lanes>(x: V, floor: V) -> V {
+    let (p, n) = exp_parts(x, floor);
+    p.ldexp_in_range(n)
+}
+
+/// (p, n) with e^max(x, floor) = p·2ⁿ, p within [√½, √2] (NaN for NaN x, n NaN too) and n integral
+/// (as a float), for x ≤ [`SimdFloat::EXP_HIGH`] and `floor` ≥ [`SimdFloat::EXP_NORMAL_LOW`].
+///
+/// # Safety
+/// The CPU must have `V`'s instruction set.
+#[inline(always)]
+unsafe fn exp_parts<V: Lanes>(x: V, floor: V) -> (V, V) {
     // Operand order keeps a NaN x. Clamping to the normal range keeps every intermediate normal.
     let clamped = floor.max(x);
     let shift = V::splat(V::Scalar::ROUNDING_SHIFT);
@@ -131,9 +156,7 @@ pub(super) unsafe fn exp_of_clamped<V: Lanes>(x: V, floor: V) -> V {
     for &c in coefficients[..coefficients.len() - 1].iter().rev() {
         p = p.mul_add(r, V::splat(c));
     }
-    // p is within [√½, √2] (|r| ≤ ln2/2), and with x clamped to [EXP_NORMAL_LOW, EXP_HIGH],
-    // p·2ⁿ is normal or overflows.
-    p.ldexp_normal(n)
+    (p, n)
 }
 
 /// k·ln 2 + ln(1 + f) per lane, for integral k and f in [1/√2 − 1, ½] (so |s| ≤ ⅕ below),

@@ -3,6 +3,7 @@
 //! ([`write_vectors`]), with non-temporal stores ([`Lanes::stream`]) where the output is too large
 //! to stay in cache, and the fence that orders them ([`store_fence`]).
 
+use crate::cpu::simd::element::LoadStore;
 use crate::cpu::simd::vector::{Lanes, SimdFloat};
 
 /// How far ahead of the current element the row kernels prefetch into L1, in bytes, so that rows
@@ -64,33 +65,33 @@ fn prefetch_with_hint<const HINT: i32, T>(ptr: *const T) {
 /// The CPU must have `V`'s instruction set, `output` must be valid for `n` writes and `source`
 /// readable over that range.
 #[inline(always)]
-pub(super) unsafe fn write_vectors<V: Lanes>(
-    output: *mut V::Scalar,
+pub(super) unsafe fn write_vectors<V: LoadStore<E>, E>(
+    output: *mut E,
     n: usize,
     stream: bool,
     source: &impl VectorSource<V>,
 ) {
     let lanes = V::LANES;
     let head = if stream {
-        let align = lanes * std::mem::size_of::<V::Scalar>();
+        let align = lanes * std::mem::size_of::<E>();
         let misaligned = output as usize % align;
-        (((align - misaligned) % align) / std::mem::size_of::<V::Scalar>()).min(n)
+        (((align - misaligned) % align) / std::mem::size_of::<E>()).min(n)
     } else {
         0
     };
     let body_end = head + (n - head) / lanes * lanes;
     if head > 0 {
         // SAFETY: the partial store touches elements 0..head < n only.
-        source.vector(0, Some(head)).store_partial(output, head);
+        source.vector(0, Some(head)).store_partial_to(output, head);
     }
     let mut i = head;
     while i < body_end {
         // SAFETY: i + lanes ≤ body_end ≤ n; with `stream`, output + i is aligned.
         let g = source.vector(i, None);
         if stream {
-            g.stream(output.add(i));
+            g.stream_to(output.add(i));
         } else {
-            g.store(output.add(i));
+            g.store_to(output.add(i));
         }
         i += lanes;
     }
@@ -98,7 +99,7 @@ pub(super) unsafe fn write_vectors<V: Lanes>(
         // SAFETY: the partial store touches elements body_end..n only.
         source
             .vector(body_end, Some(n - body_end))
-            .store_partial(output.add(body_end), n - body_end);
+            .store_partial_to(output.add(body_end), n - body_end);
     }
 }
 
@@ -115,12 +116,12 @@ pub(super) trait VectorSource<V: Lanes> {
 /// The elements of a slice, as they are.
 struct CopySource<T>(*const T);
 
-impl<V: Lanes> VectorSource<V> for CopySource<V::Scalar> {
+impl<V: LoadStore<E>, E> VectorSource<V> for CopySource<E> {
     #[inline(always)]
     unsafe fn vector(&self, i: usize, len: Option<usize>) -> V {
         match len {
-            Some(len) => V::load_partial(self.0.add(i), len, V::Scalar::ZERO),
-            None => V::load(self.0.add(i)),
+            Some(len) => V::load_partial_from(self.0.add(i), len, V::Scalar::ZERO),
+            None => V::load_from(self.0.add(i)),
         }
     }
 }
@@ -142,9 +143,9 @@ impl<V: Lanes> VectorSource<V> for Zeros {
 /// # Safety
 /// The CPU must have `V`'s instruction set; `dst.len() == src.len()`.
 #[inline(always)]
-pub(super) unsafe fn stream_copy<V: Lanes>(src: &[V::Scalar], dst: &mut [V::Scalar]) {
+pub(super) unsafe fn stream_copy<V: LoadStore<E>, E>(src: &[E], dst: &mut [E]) {
     debug_assert_eq!(src.len(), dst.len());
-    write_vectors::<V>(dst.as_mut_ptr(), dst.len(), true, &CopySource(src.as_ptr()));
+    write_vectors::<V, E>(dst.as_mut_ptr(), dst.len(), true, &CopySource(src.as_ptr()));
 }
 
 /// Fills `out` with zeros, the aligned middle written by [`Lanes::stream`] when `stream` is set:
@@ -153,8 +154,8 @@ pub(super) unsafe fn stream_copy<V: Lanes>(src: &[V::Scalar], dst: &mut [V::Scal
 /// # Safety
 /// The CPU must have `V`'s instruction set.
 #[inline(always)]
-pub(super) unsafe fn write_zeros<V: Lanes>(out: &mut [V::Scalar], stream: bool) {
-    write_vectors::<V>(out.as_mut_ptr(), out.len(), stream, &Zeros);
+pub(super) unsafe fn write_zeros<V: LoadStore<E>, E>(out: &mut [E], stream: bool) {
+    write_vectors::<V, E>(out.as_mut_ptr(), out.len(), stream, &Zeros);
 }
 
 /// Orders this thread's non-temporal stores ([`Lanes::stream`]) before whatever it does next (a

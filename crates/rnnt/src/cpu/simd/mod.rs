@@ -35,6 +35,7 @@
 
 #[macro_use]
 mod dispatch;
+mod element;
 mod front;
 mod grad;
 mod lattice;
@@ -49,6 +50,7 @@ pub mod avx2;
 pub mod avx512;
 
 pub use dispatch::Isa;
+pub use element::{LoadStore, RowElement};
 pub use front::{FrameScores, RowStats, ScoreColumns};
 pub use grad::{FrameRows, GradRow};
 pub(crate) use lattice::{MAX_LOG_PROB, MIN_LOG_PROB};
@@ -62,8 +64,8 @@ pub use vector::{Lanes, SimdFloat};
 /// of its elements) where that allows (see [`RowStats`] and `front::row_stats` for the NaN and
 /// infinity conventions).
 #[inline]
-pub fn row_stats<T: SimdFloat>(isa: Isa, row: &[T], anchor: Option<T>) -> RowStats {
-    dispatch!(isa, T, front::row_stats(row, std::ptr::null_mut(), anchor))
+pub fn row_stats<E: RowElement>(isa: Isa, row: &[E], anchor: Option<E::Lane>) -> RowStats {
+    dispatch!(isa, rows E, front::row_stats(row, std::ptr::null_mut(), anchor))
 }
 
 /// The front pass's kernel for one frame of `out.len()` rows of `len` elements at the start of
@@ -77,16 +79,16 @@ pub fn row_stats<T: SimdFloat>(isa: Isa, row: &[T], anchor: Option<T>) -> RowSta
 /// If `rows` (or `exps`) holds fewer than `out.len()` rows, `out`'s slices differ in length, or
 /// a column is outside the rows.
 #[inline]
-pub(crate) fn frame_scores<T: SimdFloat>(
+pub(crate) fn frame_scores<E: RowElement>(
     isa: Isa,
-    rows: &[T],
+    rows: &[E],
     len: usize,
     out: FrameScores<'_>,
-    exps: Option<&mut [T]>,
+    exps: Option<&mut [E]>,
     columns: ScoreColumns<'_>,
 ) -> bool {
     frame_scores_checked(rows, len, &out, exps.as_deref());
-    dispatch!(isa, T, front::frame_scores(rows, len, out, exps, columns))
+    dispatch!(isa, rows E, front::frame_scores(rows, len, out, exps, columns))
 }
 
 /// Panics unless `rows` and `exps` (when given) hold `out.len()` rows of `len` and `out`'s
@@ -140,7 +142,7 @@ pub(crate) fn normalise_scores(
 /// # Panics
 /// If `out` is shorter than `row`.
 #[inline]
-pub fn grad_row<T: SimdFloat>(isa: Isa, row: &[T], out: &mut [T], params: &GradRow, stream: bool) {
+pub fn grad_row<E: RowElement>(isa: Isa, row: &[E], out: &mut [E], params: &GradRow, stream: bool) {
     let params = std::slice::from_ref(params);
     grad_rows(isa, row, out, row.len(), params, stream);
 }
@@ -151,16 +153,16 @@ pub fn grad_row<T: SimdFloat>(isa: Isa, row: &[T], out: &mut [T], params: &GradR
 /// # Panics
 /// If `input` or `out` holds fewer rows.
 #[inline]
-pub(crate) fn grad_rows<T: SimdFloat>(
+pub(crate) fn grad_rows<E: RowElement>(
     isa: Isa,
-    input: &[T],
-    out: &mut [T],
+    input: &[E],
+    out: &mut [E],
     len: usize,
     params: &[GradRow],
     stream: bool,
 ) {
     grad_rows_checked(input, out, len, params);
-    dispatch!(isa, T, grad::grad_rows(input, out, len, params, stream))
+    dispatch!(isa, rows E, grad::grad_rows(input, out, len, params, stream))
 }
 
 /// Panics unless `input` and `out` hold `params.len()` rows of `len`.
@@ -181,9 +183,14 @@ fn grad_rows_checked<T>(input: &[T], out: &[T], len: usize, params: &[GradRow]) 
 /// # Panics
 /// If `out` holds fewer rows, or a field of `rows` is shorter than its shifts.
 #[inline]
-pub fn grad_rows_in_place<T: SimdFloat>(isa: Isa, out: &mut [T], len: usize, rows: &FrameRows<'_>) {
+pub fn grad_rows_in_place<E: RowElement>(
+    isa: Isa,
+    out: &mut [E],
+    len: usize,
+    rows: &FrameRows<'_>,
+) {
     frame_rows_checked(out, len, rows);
-    dispatch!(isa, T, grad::grad_rows_in_place(out, len, rows))
+    dispatch!(isa, rows E, grad::grad_rows_in_place(out, len, rows))
 }
 
 /// Panics unless `out` holds `rows.len()` rows of `len` and every field of `rows` has a value
@@ -208,16 +215,16 @@ fn frame_rows_checked<T>(out: &[T], len: usize, rows: &FrameRows<'_>) {
 /// # Panics
 /// If the slices differ in length.
 #[inline]
-pub(crate) fn stream_copy<T: SimdFloat>(isa: Isa, src: &[T], dst: &mut [T]) {
+pub(crate) fn stream_copy<E: RowElement>(isa: Isa, src: &[E], dst: &mut [E]) {
     assert_eq!(src.len(), dst.len(), "stream_copy: lengths differ");
-    dispatch!(isa, T, memory::stream_copy(src, dst))
+    dispatch!(isa, rows E, memory::stream_copy(src, dst))
 }
 
 /// Fills `out` with zeros, streaming the aligned middle when `stream` is set, with the
 /// instruction set `isa` (see `memory::write_zeros`; call [`store_fence`] afterwards).
 #[inline]
-pub(crate) fn write_zeros<T: SimdFloat>(isa: Isa, out: &mut [T], stream: bool) {
-    dispatch!(isa, T, memory::write_zeros(out, stream))
+pub(crate) fn write_zeros<E: RowElement>(isa: Isa, out: &mut [E], stream: bool) {
+    dispatch!(isa, rows E, memory::write_zeros(out, stream))
 }
 
 // Elementary functions over slices.
@@ -310,5 +317,7 @@ pub(crate) fn frame_walks<T: SimdFloat>(
     )
 }
 
+#[cfg(test)]
+mod half_tests;
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,6 @@
 //! "vector" ([`Lanes`] with one lane), so that the kernels run on any target and handle the tails
 //! of rows on every instruction set with the same arithmetic.
 
-#[cfg(target_arch = "x86_64")]
-use crate::cpu::simd::avx2::{F32x8, F64x4};
-#[cfg(target_arch = "x86_64")]
-use crate::cpu::simd::avx512::{F32x16, F64x8};
 use crate::cpu::simd::math::{ATANH_COEFFICIENTS, ATANH_TAYLOR_F32, EXP_POLY_F32, EXP_POLY_F64};
 use crate::cpu::simd::vector::{Lanes, SimdFloat};
 
@@ -15,6 +11,8 @@ impl SimdFloat for f32 {
     // e^−87.33 ≈ 1.1769e-38 > 2^−126; e^89 > f32::MAX.
     const EXP_NORMAL_LOW: f32 = -87.33;
     const EXP_HIGH: f32 = 89.0;
+    // 88/ln 2 < 127: p·2ⁿ < √2·2¹²⁷ < f32::MAX.
+    const EXP_FINITE_HIGH: f32 = 88.0;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const MINUS_LN2_HI: f32 = f32::from_bits(0xbf31_8000); // −0.693359375
     const MINUS_LN2_LO: f32 = 2.121_944_4e-4;
@@ -30,10 +28,6 @@ impl SimdFloat for f32 {
     fn from_f64(value: f64) -> f32 {
         value as f32
     }
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = F32x8;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = F32x16;
 }
 
 impl SimdFloat for f64 {
@@ -42,6 +36,8 @@ impl SimdFloat for f64 {
     // e^−708.39 ≈ 2.2266e-308 > 2^−1022; e^710 > f64::MAX.
     const EXP_NORMAL_LOW: f64 = -708.39;
     const EXP_HIGH: f64 = 710.0;
+    // 709/ln 2 < 1023: p·2ⁿ < √2·2¹⁰²³ < f64::MAX.
+    const EXP_FINITE_HIGH: f64 = 709.0;
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const MINUS_LN2_HI: f64 = -6.931_471_803_691_238e-1;
     const MINUS_LN2_LO: f64 = -1.908_214_929_270_587_7e-10;
@@ -58,10 +54,6 @@ impl SimdFloat for f64 {
     fn from_f64(value: f64) -> f64 {
         value
     }
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = F64x4;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = F64x8;
 }
 
 /// Implements the one-lane [`Lanes`] for a float type; `$bits` is its unsigned bits type,

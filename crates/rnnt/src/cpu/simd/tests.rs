@@ -3,6 +3,7 @@
 //! random and special rows.
 
 use super::dispatch::Set;
+use super::element::RowElement;
 use super::front::ANCHORED_SUM_HIGH;
 use super::{
     exp_in_place, frame_scores, frame_walks, grad_row, grad_rows, grad_rows_in_place, ln_in_place,
@@ -151,17 +152,19 @@ fn ln_f64_is_within_one_ulp_of_libm() {
 }
 
 /// A small deterministic generator for row contents.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> f64 {
+    /// Uniform in [0, 1).
+    pub(super) fn next(&mut self) -> f64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn normal(&mut self) -> f64 {
+    /// Standard normal.
+    pub(super) fn normal(&mut self) -> f64 {
         let (a, b) = (self.next().max(1e-300), self.next());
         (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
     }
@@ -238,7 +241,7 @@ fn short_len<T>(isa: Isa) -> usize {
         #[cfg(target_arch = "x86_64")]
         Set::Avx2 => 32 / std::mem::size_of::<T>(),
         #[cfg(target_arch = "x86_64")]
-        Set::Avx512 => 64 / std::mem::size_of::<T>(),
+        Set::Avx512 | Set::Avx512Bf16 => 64 / std::mem::size_of::<T>(),
     };
     (128 / std::mem::size_of::<T>()).max(2 * lanes)
 }
@@ -325,10 +328,10 @@ fn anchor_columns<T: SimdFloat>(picked: &[&Vec<T>], len: usize) -> (usize, Vec<u
 
 /// [`frame_scores`] of `count` rows of `len` into fresh slices: each row's statistics
 /// and scores, and the kernel's answer (no NaN or +inf).
-fn frame_scores_of<T: SimdFloat>(
+pub(super) fn frame_scores_of<E: RowElement>(
     isa: Isa,
-    (rows, len, count): (&[T], usize, usize),
-    exps: Option<&mut [T]>,
+    (rows, len, count): (&[E], usize, usize),
+    exps: Option<&mut [E]>,
     columns: ScoreColumns<'_>,
 ) -> (Vec<RowStats>, Vec<[f64; 2]>, bool) {
     let [mut blank, mut emit, mut shift, mut sum] = [0; 4].map(|_| vec![f64::NAN; count]);

@@ -7,6 +7,8 @@
 //! [`SimdFloat`]'s vectors (see `entry_points!` in `dispatch`). The implementations are in
 //! `scalar` (one lane: f32 and f64 themselves), `avx2` and `avx512`; no kernel names them.
 
+use crate::cpu::simd::element::RowElement;
+
 /// A vector of `LANES` floats and the operations the kernels need.
 ///
 /// # Safety
@@ -63,6 +65,13 @@ pub trait Lanes: Copy {
     unsafe fn ldexp_normal(self, n: Self) -> Self {
         self.ldexp(n)
     }
+    /// [`Lanes::ldexp_normal`] where the result is known to be a normal number (self in [√½, √2]
+    /// and n ≤ emax − 1, as [`SimdFloat::EXP_FINITE_HIGH`] bounds it; or self and n NaN, which
+    /// stays NaN): what a set without a scaling instruction saves is the care for overflow.
+    #[inline(always)]
+    unsafe fn ldexp_in_range(self, n: Self) -> Self {
+        self.ldexp_normal(n)
+    }
     /// Lanes where `x` < `bound` become 0, the others keep `self` (a NaN `x` keeps `self`).
     unsafe fn zero_where_below(self, x: Self, bound: Self) -> Self;
     /// `self` with `amount` subtracted from each lane j whose bit j of `lanes` is set (bits from
@@ -80,11 +89,18 @@ pub trait Lanes: Copy {
 }
 
 /// A float type with vectorised kernels, f32 or f64: the constants of its elementary functions
-/// (see module `math`) and its vector on each instruction set, so that each kernel is
-/// written once, over [`Lanes`], and instantiated per (set, type). The type itself is the one-lane
+/// (see module `math`); its vector on each instruction set is its [`RowElement`]'s, so that each
+/// kernel is written once, over [`Lanes`], and instantiated per (set, type). The type itself is the one-lane
 /// vector (module `scalar`), the portable kernels and the tails of rows.
 pub trait SimdFloat:
-    Lanes<Scalar = Self> + Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static
+    Lanes<Scalar = Self>
+    + RowElement<Lane = Self>
+    + Copy
+    + PartialOrd
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// 0.
     const ZERO: Self;
@@ -94,6 +110,11 @@ pub trait SimdFloat:
     const EXP_NORMAL_LOW: Self;
     /// Inputs above this have an exp that overflows to +inf (they are clamped to it).
     const EXP_HIGH: Self;
+    /// The largest input whose exp the front and gradient passes take: e^x·√2 is still finite,
+    /// so the scaling by 2ⁿ cannot overflow ([`Lanes::ldexp_in_range`]). A row's terms exp(x −
+    /// shift) are clamped to it: an element this far above its row's anchor makes the anchored
+    /// sum too large anyway.
+    const EXP_FINITE_HIGH: Self;
     /// log₂ e.
     const LOG2E: Self;
     /// 1.5 · 2^(significand bits): adding it to a float of magnitude below 2^(bits−1) rounds that
@@ -115,12 +136,6 @@ pub trait SimdFloat:
     fn to_f64(self) -> f64;
     /// Narrows, rounding to nearest.
     fn from_f64(value: f64) -> Self;
-    /// Its AVX2 vector.
-    #[cfg(target_arch = "x86_64")]
-    type Avx2: Lanes<Scalar = Self>;
-    /// Its AVX-512 vector.
-    #[cfg(target_arch = "x86_64")]
-    type Avx512: Lanes<Scalar = Self>;
 }
 
 /// Elements i..i + len (len ≤ LANES) of `p`, 0 in the lanes past them.
