@@ -1,12 +1,11 @@
 //! One item's float64 lattice over the topology's arcs, in log space, from the log-probabilities
 //! its front pass gathered per node.
 
-use std::cell::RefCell;
-
 use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::{self, Isa};
-use crate::variant::arcs::{Arc, Dest};
+use crate::variant::arcs::{Arc, Dest, BLANK};
 use crate::variant::front::ItemScores;
+use crate::variant::template::{ArcKind, Landing};
 use crate::variant::topology::Variant;
 
 impl ItemScores {
@@ -44,144 +43,228 @@ pub(crate) struct ItemLattice {
     pub log_p: f64,
 }
 
+/// The item's arc kinds, split by whether they stay on their frame.
+struct Kinds {
+    /// Kinds that advance at least one frame: a frame's sums over them are vectorised over u.
+    later: Vec<ArcKind>,
+    /// The kind that emits on the same frame ((t, u) → (t, u + 1)), if any: a chain over u.
+    same: Option<ArcKind>,
+}
+
+impl Kinds {
+    /// The kinds of `variant`.
+    fn of(variant: &Variant) -> Kinds {
+        let mut all = Vec::new();
+        variant.arc_kinds(&mut all);
+        let same = all.iter().copied().find(|kind| kind.frames == 0);
+        debug_assert!(all.iter().filter(|kind| kind.frames == 0).count() <= 1);
+        all.retain(|kind| kind.frames > 0);
+        Kinds { later: all, same }
+    }
+}
+
+/// ln(e^a + e^b).
+#[inline]
+fn log_add(a: f64, b: f64) -> f64 {
+    let (high, low) = if a > b { (a, b) } else { (b, a) };
+    if low == f64::NEG_INFINITY {
+        high
+    } else {
+        high + (low - high).exp().ln_1p()
+    }
+}
+
+/// Per label position u, ln Σ_k exp(terms[k·P + u]) of the `terms` (kinds × P, kind-major)
+/// into `out` (P values), with the exps vectorised; `largest` is scratch of P values.
+fn log_sums(terms: &mut [f64], largest: &mut [f64], out: &mut [f64]) {
+    let positions = out.len();
+    largest.fill(f64::NEG_INFINITY);
+    for kind in terms.chunks(positions) {
+        for (m, &x) in largest.iter_mut().zip(kind) {
+            *m = m.max(x);
+        }
+    }
+    for kind in terms.chunks_mut(positions) {
+        for (x, &m) in kind.iter_mut().zip(largest.iter()) {
+            // A position with no term gets exp(−inf) = 0 everywhere.
+            *x = if m > f64::NEG_INFINITY {
+                *x - m
+            } else {
+                f64::NEG_INFINITY
+            };
+        }
+    }
+    simd::exp_in_place(Isa::detected(), terms);
+    out.fill(0.0);
+    for kind in terms.chunks(positions) {
+        for (o, &e) in out.iter_mut().zip(kind) {
+            *o += e;
+        }
+    }
+    for (o, &m) in out.iter_mut().zip(largest.iter()) {
+        *o = if m > f64::NEG_INFINITY { m + o.ln() } else { m };
+    }
+}
+
+impl ItemScores {
+    /// The weight of the arc of `kind` leaving (t, u) (t < T), whether or not it exists: its
+    /// constant, its token reads, its duration read (in the order of [`ItemScores::weight`]).
+    #[inline]
+    fn kind_weight(&self, kind: &ArcKind, bonus: f64, (t, u): (usize, usize)) -> f64 {
+        let n = self.shape.node(t, u);
+        let mut w = bonus + self.token_lp[n * self.slots + kind.slot];
+        if kind.next_blank {
+            w += self.token_lp[(n + 1) * self.slots + BLANK];
+        }
+        if let Some(i) = kind.duration {
+            w += self.duration_lp[n * self.columns + i];
+        }
+        w
+    }
+}
+
+/// The ln-weight of the arc of `kind` from (t, u) (t < T) and of every path from where it
+/// lands (β of its node, 0 at the end): −inf where the arc does not exist.
+#[inline]
+fn arc_and_rest(
+    scores: &ItemScores,
+    beta: &[f64],
+    (kind, bonus): (&ArcKind, f64),
+    (t, u): (usize, usize),
+) -> f64 {
+    let shape = &scores.shape;
+    let rest = match kind.landing(shape, (t, u)) {
+        Landing::Node(t, u) => beta[shape.node(t, u)],
+        Landing::End => 0.0,
+        Landing::None => return f64::NEG_INFINITY,
+    };
+    scores.kind_weight(kind, bonus, (t, u)) + rest
+}
+
 impl ItemLattice {
-    /// The log-space α/β of the loss, with one exp per arc and direction: α is pushed along
-    /// each arc into a running (largest, scaled sum) pair per node, finished to a logarithm when
-    /// the walk reaches the node (every arc lands on a later node); each arc's destination,
-    /// weight and reads are kept for β, which sums a node's arcs relative to their largest term
-    /// (the terms' exps vectorised).
+    /// The log-space α/β of the loss, a frame at a time over the topology's arc kinds: the sums
+    /// over the arcs that change frame are vectorised over the frame's label positions (their
+    /// exps and logarithms together), the arcs that stay on it (a label of duration 0) chained
+    /// after them.
     pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
-        ARC_SCRATCH.with_borrow_mut(|scratch| Self::walk(variant, scores, scratch))
-    }
-
-    /// [`ItemLattice::sum`] and, from the arcs it kept, the occupancy of every column the arcs
-    /// read (see [`ColumnOccupancy`]): label arcs' token reads scaled by `label_scale` (1 + λ,
-    /// FastEmit), duration reads unscaled; all zero for an impossible item.
-    pub(crate) fn sum_with_columns(
-        variant: &Variant,
-        scores: &ItemScores,
-        label_scale: f64,
-    ) -> (ItemLattice, ColumnOccupancy) {
-        ARC_SCRATCH.with_borrow_mut(|scratch| {
-            let lattice = Self::walk(variant, scores, scratch);
-            let columns = lattice.column_occupancies(scores, scratch, label_scale);
-            (lattice, columns)
-        })
-    }
-
-    /// The two walks of [`ItemLattice::sum`] over `scratch`, which keeps the arcs.
-    fn walk(variant: &Variant, scores: &ItemScores, scratch: &mut ArcScratch) -> ItemLattice {
+        let kinds = Kinds::of(variant);
         let shape = scores.shape;
         let nodes = shape.nodes();
-        // Per node: the largest incoming α + w and Σ exp(α + w − largest).
-        let mut peak = NodeVec::filled(nodes, f64::NEG_INFINITY);
-        let mut scaled = NodeVec::filled(nodes, 0.0);
+        let positions = shape.positions;
         let mut alpha = NodeVec::filled(nodes, f64::NEG_INFINITY);
         let mut beta = NodeVec::filled(nodes, f64::NEG_INFINITY);
-        let ArcScratch {
-            starts,
-            kept,
-            arcs,
-            terms,
-        } = scratch;
-        starts.clear();
-        kept.clear();
-        for t in 0..shape.node_frames {
-            for u in 0..shape.positions {
-                let n = shape.node(t, u);
-                starts.push(kept.len());
-                let a = if n == 0 {
-                    0.0
-                } else if scaled[n] > 0.0 {
-                    peak[n] + scaled[n].ln()
-                } else {
-                    f64::NEG_INFINITY
-                };
-                alpha[n] = a;
-                variant.arcs(shape, (t, u), arcs);
-                for arc in arcs.iter() {
-                    let w = scores.weight(arc, t, n);
-                    if w == f64::NEG_INFINITY {
-                        continue;
-                    }
-                    let dest = scores.dest(arc);
-                    kept.push(KeptArc::new(scores, arc, (t, n), w, dest));
-                    if let (Some(d), true) = (dest, a > f64::NEG_INFINITY) {
-                        let v = a + w;
-                        if v > peak[d] {
-                            scaled[d] = scaled[d] * (peak[d] - v).exp() + 1.0;
-                            peak[d] = v;
-                        } else {
-                            scaled[d] += (v - peak[d]).exp();
-                        }
-                    }
+        let mut terms = vec![0.0; kinds.later.len() * positions];
+        let (mut largest, mut sums) = (vec![0.0; positions], vec![0.0; positions]);
+        let frames = shape.frames;
+        // β, from the last frame back.
+        for t in (0..shape.node_frames).rev() {
+            let row = shape.node(t, 0)..shape.node(t, 0) + positions;
+            if t >= frames {
+                // k2's end frame: only (T, U) goes on, by the arc that reads nothing.
+                beta[row.end - 1] = 0.0;
+                continue;
+            }
+            for (kind, terms) in kinds.later.iter().zip(terms.chunks_mut(positions)) {
+                let bonus = kind.bonus(variant, frames, t);
+                for (u, x) in terms.iter_mut().enumerate() {
+                    *x = arc_and_rest(scores, &beta, (kind, bonus), (t, u));
+                }
+            }
+            log_sums(&mut terms, &mut largest, &mut sums);
+            let beta = &mut beta[row];
+            beta.copy_from_slice(&sums);
+            if let Some(kind) = &kinds.same {
+                let bonus = kind.bonus(variant, frames, t);
+                for u in (0..positions - 1).rev() {
+                    let w = scores.kind_weight(kind, bonus, (t, u));
+                    beta[u] = log_add(beta[u], w + beta[u + 1]);
                 }
             }
         }
-        starts.push(kept.len());
-        let isa = Isa::detected();
-        for n in (0..nodes).rev() {
-            let arcs = &kept[starts[n]..starts[n + 1]];
-            terms.clear();
-            terms.extend(arcs.iter().map(|arc| arc.weight + arc.rest(&beta)));
-            let largest = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if largest > f64::NEG_INFINITY {
-                terms.iter_mut().for_each(|x| *x -= largest);
-                simd::exp_in_place(isa, terms);
-                let sum: f64 = terms.iter().sum();
-                beta[n] = largest + sum.ln();
+        // α, from (0, 0) on: each node pulls the arcs that land on it.
+        for t in 0..shape.node_frames {
+            for (kind, terms) in kinds.later.iter().zip(terms.chunks_mut(positions)) {
+                let source = t.checked_sub(kind.frames).filter(|&s| s < frames);
+                let bonus = source.map_or(0.0, |s| kind.bonus(variant, frames, s));
+                let du = usize::from(kind.label);
+                for (u, x) in terms.iter_mut().enumerate() {
+                    *x = match source {
+                        Some(s)
+                            if u >= du && kind.landing(&shape, (s, u - du)) != Landing::None =>
+                        {
+                            let from = (s, u - du);
+                            alpha[shape.node(s, u - du)] + scores.kind_weight(kind, bonus, from)
+                        }
+                        _ => f64::NEG_INFINITY,
+                    };
+                }
+            }
+            log_sums(&mut terms, &mut largest, &mut sums);
+            let row = shape.node(t, 0)..shape.node(t, 0) + positions;
+            let alpha = &mut alpha[row];
+            alpha.copy_from_slice(&sums);
+            if t == 0 {
+                alpha[0] = 0.0;
+            }
+            if let (Some(kind), true) = (&kinds.same, t < frames) {
+                let bonus = kind.bonus(variant, frames, t);
+                for u in 1..positions {
+                    let w = scores.kind_weight(kind, bonus, (t, u - 1));
+                    alpha[u] = log_add(alpha[u], alpha[u - 1] + w);
+                }
             }
         }
         let log_p = beta[0];
         ItemLattice { alpha, beta, log_p }
     }
 
-    /// The column occupancies of [`ItemLattice::sum_with_columns`] from the arcs that
-    /// [`ItemLattice::walk`] kept in `scratch`: every arc's exp(α(src) + w + β(dst) − ln P) at
-    /// once (vectorised), then scattered onto the columns it reads.
-    fn column_occupancies(
-        &self,
+    /// [`ItemLattice::sum`] and the occupancy of every column the arcs read (see
+    /// [`ColumnOccupancy`]): label arcs' token reads scaled by `label_scale` (1 + λ, FastEmit),
+    /// duration reads unscaled; all zero for an impossible item. A frame's occupancies of each
+    /// kind are taken together (vectorised exps), then added onto the columns they read.
+    pub(crate) fn sum_with_columns(
+        variant: &Variant,
         scores: &ItemScores,
-        scratch: &mut ArcScratch,
         label_scale: f64,
-    ) -> ColumnOccupancy {
-        let nodes = scores.shape.nodes();
+    ) -> (ItemLattice, ColumnOccupancy) {
+        let lattice = Self::sum(variant, scores);
+        let shape = scores.shape;
+        let nodes = shape.nodes();
         let mut out = ColumnOccupancy {
             tokens: NodeVec::filled(nodes * scores.slots, 0.0),
             durations: NodeVec::filled(nodes * scores.columns, 0.0),
         };
-        if self.log_p == f64::NEG_INFINITY {
-            return out;
+        if lattice.log_p == f64::NEG_INFINITY {
+            return (lattice, out);
         }
-        let ArcScratch {
-            starts,
-            kept,
-            terms,
-            ..
-        } = scratch;
-        terms.clear();
-        for n in 0..nodes {
-            let a = self.alpha[n] - self.log_p;
-            let arcs = &kept[starts[n]..starts[n + 1]];
-            terms.extend(arcs.iter().map(|arc| a + arc.weight + arc.rest(&self.beta)));
-        }
-        simd::exp_in_place(Isa::detected(), terms);
-        for (arc, &occupancy) in kept.iter().zip(terms.iter()) {
-            if occupancy > 0.0 {
-                let scaled = if arc.label {
-                    occupancy * label_scale
-                } else {
-                    occupancy
-                };
-                for &k in arc.tokens.iter().filter(|&&k| k != u32::MAX) {
-                    out.tokens[k as usize] += scaled;
+        let mut kinds = Vec::new();
+        variant.arc_kinds(&mut kinds);
+        let positions = shape.positions;
+        let mut terms = vec![0.0; kinds.len() * positions];
+        for t in 0..shape.frames {
+            for (kind, terms) in kinds.iter().zip(terms.chunks_mut(positions)) {
+                let bonus = kind.bonus(variant, shape.frames, t);
+                for (u, x) in terms.iter_mut().enumerate() {
+                    let a = lattice.alpha[shape.node(t, u)] - lattice.log_p;
+                    *x = a + arc_and_rest(scores, &lattice.beta, (kind, bonus), (t, u));
                 }
-                if arc.duration != u32::MAX {
-                    out.durations[arc.duration as usize] += occupancy;
+            }
+            simd::exp_in_place(Isa::detected(), &mut terms);
+            for (kind, terms) in kinds.iter().zip(terms.chunks(positions)) {
+                let scale = if kind.label { label_scale } else { 1.0 };
+                for (u, &occupancy) in terms.iter().enumerate() {
+                    let n = shape.node(t, u);
+                    out.tokens[n * scores.slots + kind.slot] += occupancy * scale;
+                    if kind.next_blank && occupancy > 0.0 {
+                        out.tokens[(n + 1) * scores.slots + BLANK] += occupancy * scale;
+                    }
+                    if let Some(i) = kind.duration {
+                        out.durations[n * scores.columns + i] += occupancy;
+                    }
                 }
             }
         }
-        out
+        (lattice, out)
     }
 
     /// Calls `visit(t, u, arc, occupancy)` for every arc of positive occupancy
@@ -225,69 +308,4 @@ pub(crate) struct ColumnOccupancy {
     pub tokens: NodeVec,
     /// c_dur(n, i), nodes × columns.
     pub durations: NodeVec,
-}
-
-/// An arc kept between the walks: its weight, where it lands, and the columns it reads (as
-/// indices into [`ColumnOccupancy`]'s buffers, `u32::MAX` for none).
-#[derive(Debug, Clone, Copy)]
-struct KeptArc {
-    weight: f64,
-    /// The destination node; `u32::MAX`: the end.
-    dest: u32,
-    /// source · columns + duration column.
-    duration: u32,
-    /// node(t, u') · slots + slot of each token read.
-    tokens: [u32; 2],
-    label: bool,
-}
-
-impl KeptArc {
-    /// `arc` leaving node `source` on frame `t`, of weight `weight`, landing on `dest`.
-    #[inline]
-    fn new(
-        scores: &ItemScores,
-        arc: &Arc,
-        (t, source): (usize, usize),
-        weight: f64,
-        dest: Option<usize>,
-    ) -> KeptArc {
-        let mut tokens = [u32::MAX; 2];
-        for (k, &(u, slot)) in tokens.iter_mut().zip(&arc.reads[..arc.token_reads]) {
-            *k = (scores.shape.node(t, u) * scores.slots + slot) as u32;
-        }
-        KeptArc {
-            weight,
-            dest: dest.map_or(u32::MAX, |d| d as u32),
-            duration: arc
-                .duration
-                .map_or(u32::MAX, |i| (source * scores.columns + i) as u32),
-            tokens,
-            label: arc.label,
-        }
-    }
-
-    /// β of where the arc lands (0 at the end).
-    #[inline]
-    fn rest(&self, beta: &[f64]) -> f64 {
-        match self.dest {
-            u32::MAX => 0.0,
-            d => beta[d as usize],
-        }
-    }
-}
-
-/// Per-thread buffers of [`ItemLattice::sum`]: each node's first arc, every arc kept between
-/// the walks, the arcs of one node, and the terms of a sum. Reused from item to item, so a walk
-/// takes no page faults.
-#[derive(Default)]
-struct ArcScratch {
-    starts: Vec<usize>,
-    kept: Vec<KeptArc>,
-    arcs: Vec<Arc>,
-    terms: Vec<f64>,
-}
-
-thread_local! {
-    /// This thread's [`ArcScratch`].
-    static ARC_SCRATCH: RefCell<ArcScratch> = RefCell::new(ArcScratch::default());
 }

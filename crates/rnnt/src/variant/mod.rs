@@ -19,6 +19,7 @@ mod grad;
 mod lattice;
 pub mod reference;
 mod rows;
+mod template;
 mod topology;
 
 use ndarray::{Array, ArrayView, ArrayView1, ArrayViewMut, Ix4};
