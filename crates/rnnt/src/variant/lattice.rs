@@ -5,7 +5,7 @@ use crate::cpu::node_buffers::NodeVec;
 use crate::cpu::simd::{self, Isa};
 use crate::variant::arcs::{Arc, Dest, BLANK};
 use crate::variant::front::ItemScores;
-use crate::variant::template::{ArcKind, Landing};
+use crate::variant::template::ArcKind;
 use crate::variant::topology::Variant;
 
 impl ItemScores {
@@ -63,21 +63,11 @@ impl Kinds {
     }
 }
 
-/// ln(e^a + e^b).
-#[inline]
-fn log_add(a: f64, b: f64) -> f64 {
-    let (high, low) = if a > b { (a, b) } else { (b, a) };
-    if low == f64::NEG_INFINITY {
-        high
-    } else {
-        high + (low - high).exp().ln_1p()
-    }
-}
-
-/// Per label position u, ln Σ_k exp(terms[k·P + u]) of the `terms` (kinds × P, kind-major)
-/// into `out` (P values), with the exps vectorised; `largest` is scratch of P values.
-fn log_sums(terms: &mut [f64], largest: &mut [f64], out: &mut [f64]) {
-    let positions = out.len();
+/// Per label position u, the largest of the `terms` (kinds × P, kind-major) into `largest`
+/// and Σ_k exp(terms[k·P + u] − largest[u]) into `sums` (0 where every term is −inf), the exps
+/// vectorised.
+fn scaled_sums(terms: &mut [f64], largest: &mut [f64], sums: &mut [f64]) {
+    let positions = sums.len();
     largest.fill(f64::NEG_INFINITY);
     for kind in terms.chunks(positions) {
         for (m, &x) in largest.iter_mut().zip(kind) {
@@ -95,14 +85,71 @@ fn log_sums(terms: &mut [f64], largest: &mut [f64], out: &mut [f64]) {
         }
     }
     simd::exp_in_place(Isa::detected(), terms);
-    out.fill(0.0);
+    sums.fill(0.0);
     for kind in terms.chunks(positions) {
-        for (o, &e) in out.iter_mut().zip(kind) {
+        for (o, &e) in sums.iter_mut().zip(kind) {
             *o += e;
         }
     }
-    for (o, &m) in out.iter_mut().zip(largest.iter()) {
-        *o = if m > f64::NEG_INFINITY { m + o.ln() } else { m };
+}
+
+/// The same-frame arcs of a frame, chained: `links[u]` is the ln-weight of the arc from
+/// (t, u) to (t, u + 1), walked towards higher u (α) or, `backwards`, towards lower u (β).
+#[derive(Debug, Clone, Copy)]
+struct Chain<'a> {
+    links: &'a [f64],
+    backwards: bool,
+}
+
+/// ln of a frame's sums, `out[u]` = ln(sums[u]) + largest[u] (see [`scaled_sums`]), then,
+/// with a `chain`, each position's value also gathering the one before it along the chain:
+/// out[u] = ln(e^{that} + e^{link + out[before]}). The chain is summed relative to its
+/// max-plus bound M (the largest term any position gathers, up to its sums), so its exps are
+/// vectorised and each position takes one logarithm; `exps` is scratch.
+fn frame_logs(
+    (largest, sums): (&[f64], &[f64]),
+    chain: Option<Chain<'_>>,
+    exps: &mut Vec<f64>,
+    out: &mut [f64],
+) {
+    let n = out.len();
+    let log = |m: f64, s: f64| if m > f64::NEG_INFINITY { m + s.ln() } else { m };
+    let Some(Chain { links, backwards }) = chain else {
+        for ((o, &m), &s) in out.iter_mut().zip(largest).zip(sums) {
+            *o = log(m, s);
+        }
+        return;
+    };
+    // The k-th position along the chain, the one before it, and the link between them.
+    let at = |k: usize| if backwards { n - 1 - k } else { k };
+    let before = |u: usize| if backwards { u + 1 } else { u - 1 };
+    let link = |u: usize| if backwards { links[u] } else { links[u - 1] };
+    // M, in `out`.
+    out[at(0)] = largest[at(0)];
+    for k in 1..n {
+        let u = at(k);
+        out[u] = largest[u].max(link(u) + out[before(u)]);
+    }
+    // exp(largest − M) and exp(link + M(before) − M): at most 1, one of them 1.
+    exps.clear();
+    exps.extend((0..n).map(|u| match out[u] {
+        m if m > f64::NEG_INFINITY => largest[u] - m,
+        _ => f64::NEG_INFINITY,
+    }));
+    exps.extend((0..n).map(|u| match out[u] {
+        m if m > f64::NEG_INFINITY && u != at(0) => link(u) + out[before(u)] - m,
+        _ => f64::NEG_INFINITY,
+    }));
+    simd::exp_in_place(Isa::detected(), exps);
+    let (own, carried) = exps.split_at_mut(n);
+    // S(u) = sums(u)·own(u) + carried(u)·S(before), in `own`; ≥ 1 wherever M is finite.
+    own[at(0)] *= sums[at(0)];
+    for k in 1..n {
+        let u = at(k);
+        own[u] = sums[u] * own[u] + carried[u] * own[before(u)];
+    }
+    for (o, &s) in out.iter_mut().zip(own.iter()) {
+        *o = log(*o, s);
     }
 }
 
@@ -123,22 +170,33 @@ impl ItemScores {
     }
 }
 
-/// The ln-weight of the arc of `kind` from (t, u) (t < T) and of every path from where it
-/// lands (β of its node, 0 at the end): −inf where the arc does not exist.
-#[inline]
-fn arc_and_rest(
+/// Per label position u of frame t (t < T), into `terms`: the ln-weight of the arc of `kind`
+/// from (t, u) plus that of every path from where it lands (β of its node, 0 at the end); −inf
+/// where the arc does not exist. The arcs that exist are a run of positions (or the end arc
+/// from (t, U)), filled by a loop without branches.
+fn arcs_and_rests(
     scores: &ItemScores,
     beta: &[f64],
     (kind, bonus): (&ArcKind, f64),
-    (t, u): (usize, usize),
-) -> f64 {
+    t: usize,
+    terms: &mut [f64],
+) {
     let shape = &scores.shape;
-    let rest = match kind.landing(shape, (t, u)) {
-        Landing::Node(t, u) => beta[shape.node(t, u)],
-        Landing::End => 0.0,
-        Landing::None => return f64::NEG_INFINITY,
-    };
-    scores.kind_weight(kind, bonus, (t, u)) + rest
+    let arcs = kind.leaving(shape, t);
+    terms.fill(f64::NEG_INFINITY);
+    let (to, du) = (t + kind.frames, usize::from(kind.label));
+    let rests = &beta[shape.node(to, du).min(beta.len())..];
+    let nodes = terms[arcs.nodes.clone()]
+        .iter_mut()
+        .zip(arcs.nodes)
+        .zip(rests);
+    for ((x, u), &rest) in nodes {
+        *x = scores.kind_weight(kind, bonus, (t, u)) + rest;
+    }
+    if arcs.end {
+        let last = shape.positions - 1;
+        terms[last] = scores.kind_weight(kind, bonus, (t, last));
+    }
 }
 
 impl ItemLattice {
@@ -155,6 +213,7 @@ impl ItemLattice {
         let mut beta = NodeVec::filled(nodes, f64::NEG_INFINITY);
         let mut terms = vec![0.0; kinds.later.len() * positions];
         let (mut largest, mut sums) = (vec![0.0; positions], vec![0.0; positions]);
+        let (mut links, mut exps) = (Vec::with_capacity(positions), Vec::new());
         let frames = shape.frames;
         // β, from the last frame back.
         for t in (0..shape.node_frames).rev() {
@@ -166,53 +225,53 @@ impl ItemLattice {
             }
             for (kind, terms) in kinds.later.iter().zip(terms.chunks_mut(positions)) {
                 let bonus = kind.bonus(variant, frames, t);
-                for (u, x) in terms.iter_mut().enumerate() {
-                    *x = arc_and_rest(scores, &beta, (kind, bonus), (t, u));
-                }
+                arcs_and_rests(scores, &beta, (kind, bonus), t, terms);
             }
-            log_sums(&mut terms, &mut largest, &mut sums);
-            let beta = &mut beta[row];
-            beta.copy_from_slice(&sums);
-            if let Some(kind) = &kinds.same {
+            scaled_sums(&mut terms, &mut largest, &mut sums);
+            let chain = kinds.same.as_ref().map(|kind| {
                 let bonus = kind.bonus(variant, frames, t);
-                for u in (0..positions - 1).rev() {
-                    let w = scores.kind_weight(kind, bonus, (t, u));
-                    beta[u] = log_add(beta[u], w + beta[u + 1]);
+                links.clear();
+                links.extend((0..positions - 1).map(|u| scores.kind_weight(kind, bonus, (t, u))));
+                Chain {
+                    links: &links,
+                    backwards: true,
                 }
-            }
+            });
+            frame_logs((&largest, &sums), chain, &mut exps, &mut beta[row]);
         }
         // α, from (0, 0) on: each node pulls the arcs that land on it.
         for t in 0..shape.node_frames {
             for (kind, terms) in kinds.later.iter().zip(terms.chunks_mut(positions)) {
-                let source = t.checked_sub(kind.frames).filter(|&s| s < frames);
-                let bonus = source.map_or(0.0, |s| kind.bonus(variant, frames, s));
+                // Every arc of the kind from frame s = t − frames lands on frame t (a label
+                // from (s, u − 1) on (t, u)).
+                terms.fill(f64::NEG_INFINITY);
+                let Some(s) = t.checked_sub(kind.frames).filter(|&s| s < frames) else {
+                    continue;
+                };
+                let bonus = kind.bonus(variant, frames, s);
                 let du = usize::from(kind.label);
-                for (u, x) in terms.iter_mut().enumerate() {
-                    *x = match source {
-                        Some(s)
-                            if u >= du && kind.landing(&shape, (s, u - du)) != Landing::None =>
-                        {
-                            let from = (s, u - du);
-                            alpha[shape.node(s, u - du)] + scores.kind_weight(kind, bonus, from)
-                        }
-                        _ => f64::NEG_INFINITY,
-                    };
+                let sources = kind.leaving(&shape, s).nodes;
+                let alpha = &alpha[shape.node(s, 0)..];
+                for u in sources {
+                    terms[u + du] = alpha[u] + scores.kind_weight(kind, bonus, (s, u));
                 }
             }
-            log_sums(&mut terms, &mut largest, &mut sums);
-            let row = shape.node(t, 0)..shape.node(t, 0) + positions;
-            let alpha = &mut alpha[row];
-            alpha.copy_from_slice(&sums);
+            scaled_sums(&mut terms, &mut largest, &mut sums);
             if t == 0 {
-                alpha[0] = 0.0;
+                // The paths' start, α(0, 0) = 0: no arc lands there.
+                (largest[0], sums[0]) = (0.0, 1.0);
             }
-            if let (Some(kind), true) = (&kinds.same, t < frames) {
+            let chain = kinds.same.as_ref().filter(|_| t < frames).map(|kind| {
                 let bonus = kind.bonus(variant, frames, t);
-                for u in 1..positions {
-                    let w = scores.kind_weight(kind, bonus, (t, u - 1));
-                    alpha[u] = log_add(alpha[u], alpha[u - 1] + w);
+                links.clear();
+                links.extend((0..positions - 1).map(|u| scores.kind_weight(kind, bonus, (t, u))));
+                Chain {
+                    links: &links,
+                    backwards: false,
                 }
-            }
+            });
+            let row = shape.node(t, 0)..shape.node(t, 0) + positions;
+            frame_logs((&largest, &sums), chain, &mut exps, &mut alpha[row]);
         }
         let log_p = beta[0];
         ItemLattice { alpha, beta, log_p }
@@ -244,9 +303,10 @@ impl ItemLattice {
         for t in 0..shape.frames {
             for (kind, terms) in kinds.iter().zip(terms.chunks_mut(positions)) {
                 let bonus = kind.bonus(variant, shape.frames, t);
-                for (u, x) in terms.iter_mut().enumerate() {
-                    let a = lattice.alpha[shape.node(t, u)] - lattice.log_p;
-                    *x = a + arc_and_rest(scores, &lattice.beta, (kind, bonus), (t, u));
+                arcs_and_rests(scores, &lattice.beta, (kind, bonus), t, terms);
+                let alpha = &lattice.alpha[shape.node(t, 0)..shape.node(t, positions)];
+                for (x, &a) in terms.iter_mut().zip(alpha) {
+                    *x += a - lattice.log_p;
                 }
             }
             simd::exp_in_place(Isa::detected(), &mut terms);

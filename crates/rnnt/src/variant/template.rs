@@ -3,6 +3,8 @@
 //! arcs as [`Variant::arcs`](crate::variant::topology::Variant) (`variant::arcs`), against which
 //! the tests check the passes that use them.
 
+use std::ops::Range;
+
 use crate::variant::arcs::{big_blank, ItemShape, BLANK, LABEL};
 use crate::variant::topology::{Topology, Variant};
 
@@ -21,15 +23,13 @@ pub(crate) struct ArcKind {
     pub duration: Option<usize>,
 }
 
-/// Where an arc of some kind from (t, u) lands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Landing {
-    /// On node (t', u').
-    Node(usize, usize),
-    /// At the end of the path.
-    End,
-    /// Nowhere: the arc does not exist.
-    None,
+/// The arcs of one kind that leave one frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FrameArcs {
+    /// The label positions u whose arc lands on node (t + frames, u + [label]).
+    pub nodes: Range<usize>,
+    /// Whether the arc from (t, U) ends the path.
+    pub end: bool,
 }
 
 impl ArcKind {
@@ -44,24 +44,24 @@ impl ArcKind {
         }
     }
 
-    /// Where the arc of this kind leaving (t, u), t < T, lands in an item of `shape`: a label
-    /// needs a label left and its node; a blank lands on its node, or ends the path exactly at
-    /// (T, U).
+    /// The arcs of this kind leaving frame t (t < T) of an item of `shape`: a label needs a
+    /// label left and its node; a blank lands on its node, or ends the path exactly at (T, U).
     #[inline]
-    pub(crate) fn landing(&self, shape: &ItemShape, (t, u): (usize, usize)) -> Landing {
-        let (to, last) = (t + self.frames, shape.positions - 1);
-        if self.label {
-            if u < last && to < shape.node_frames {
-                Landing::Node(to, u + 1)
-            } else {
-                Landing::None
+    pub(crate) fn leaving(&self, shape: &ItemShape, t: usize) -> FrameArcs {
+        let to = t + self.frames;
+        let none = FrameArcs {
+            nodes: 0..0,
+            end: false,
+        };
+        if to < shape.node_frames {
+            FrameArcs {
+                nodes: 0..shape.positions - usize::from(self.label),
+                end: false,
             }
-        } else if to < shape.node_frames {
-            Landing::Node(to, u)
-        } else if to == shape.frames && u == last {
-            Landing::End
+        } else if !self.label && to == shape.frames {
+            FrameArcs { end: true, ..none }
         } else {
-            Landing::None
+            none
         }
     }
 
@@ -124,7 +124,7 @@ impl Variant {
 #[cfg(test)]
 mod tests {
     use crate::variant::arcs::{Arc, Dest, ItemShape, BLANK};
-    use crate::variant::template::{ArcKind, Landing};
+    use crate::variant::template::ArcKind;
     use crate::variant::topology::{Topology, Variant};
 
     /// At every node of items of several sizes, the kinds give exactly the arcs of
@@ -199,10 +199,13 @@ mod tests {
         shape: ItemShape,
         (t, u): (usize, usize),
     ) -> Option<Arc> {
-        let dest = match kind.landing(&shape, (t, u)) {
-            Landing::Node(t, u) => Dest::Node(t, u),
-            Landing::End => Dest::End,
-            Landing::None => return None,
+        let arcs = kind.leaving(&shape, t);
+        let dest = if arcs.nodes.contains(&u) {
+            Dest::Node(t + kind.frames, u + usize::from(kind.label))
+        } else if arcs.end && u == shape.positions - 1 {
+            Dest::End
+        } else {
+            return None;
         };
         let mut reads = [(u, kind.slot), (0, 0)];
         if kind.next_blank {
