@@ -172,45 +172,101 @@ pub fn forward<F: Float, I: Index, D: ScoresDim>(
     variant: &Variant,
 ) -> Result<VariantForward> {
     let (batch, heads) = validated(input, options, variant)?;
-    let mut scores: Vec<ItemScores> = (0..batch.batch_size)
-        .map(|b| ItemScores::new(variant, &batch, b))
-        .collect();
-    let items = run_in_pool(options.threads, || {
-        let frames_per_run = frames_per_run(&batch, variant, rayon::current_num_threads());
-        let mut runs: Vec<_> = scores
-            .iter_mut()
-            .enumerate()
-            .flat_map(|(b, item)| item.frame_runs(b, frames_per_run[b]))
+    let items = items_through(&batch, (&heads, options, variant), None)?;
+    Ok(VariantForward::of(batch, options, variant, F::DTYPE, items))
+}
+
+impl VariantForward {
+    /// The forward result of `items`, the states of `batch`'s items.
+    fn of(
+        batch: Batch,
+        options: &Options,
+        variant: &Variant,
+        dtype: &'static str,
+        items: Vec<ItemGrad>,
+    ) -> VariantForward {
+        let losses = items
+            .iter()
+            .map(|item| match -item.log_p {
+                loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
+                loss => loss,
+            })
             .collect();
-        let outcomes: Vec<Result<()>> = runs
-            .par_iter_mut()
-            .map(|run| run.score(&batch, &heads))
-            .collect();
-        drop(runs);
-        // The first bad element in batch order, whichever thread saw it first.
-        outcomes.into_iter().collect::<Result<()>>()?;
-        Ok::<_, Error>(
-            scores
-                .into_par_iter()
-                .map(|scores| ItemGrad::new(variant, options, scores))
-                .collect::<Vec<_>>(),
-        )
-    })??;
-    let losses = items
-        .iter()
-        .map(|item| match -item.log_p {
-            loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
-            loss => loss,
-        })
-        .collect();
-    Ok(VariantForward {
-        batch,
-        options: *options,
-        variant: variant.clone(),
-        dtype: F::DTYPE,
-        items,
-        losses,
-    })
+        VariantForward {
+            batch,
+            options: *options,
+            variant: variant.clone(),
+            dtype,
+            items,
+            losses,
+        }
+    }
+}
+
+/// A gradient pass to run as each item's state is ready: the buffers, the items' weights and
+/// the settings.
+type GradPass<'g, 'a, F> = (&'g GradHeads<'a, F>, &'g [f64], GradSettings);
+
+/// Each item's front pass (its runs of frames in parallel), lattice and, with `grad`, gradient
+/// pass (its runs in parallel), the items in parallel: as the work is stolen, one item's
+/// lattice (compute) runs beside another's front or gradient pass (memory).
+///
+/// # Errors
+/// The first bad element in batch order (items after it may have been written).
+fn items_through<F: Float>(
+    batch: &Batch,
+    (heads, options, variant): (&Heads<'_, F>, &Options, &Variant),
+    grad: Option<GradPass<'_, '_, F>>,
+) -> Result<Vec<ItemGrad>> {
+    let outcomes = run_in_pool(options.threads, || {
+        let frames_per_run = frames_per_run(batch, variant, rayon::current_num_threads());
+        (0..batch.batch_size)
+            .into_par_iter()
+            .map(|b| {
+                let mut scores = ItemScores::new(variant, batch, b);
+                let mut runs = scores.frame_runs(b, frames_per_run[b]);
+                let outcomes: Vec<Result<()>> = runs
+                    .par_iter_mut()
+                    .map(|run| run.score(batch, heads))
+                    .collect();
+                drop(runs);
+                outcomes.into_iter().collect::<Result<()>>()?;
+                let item = ItemGrad::new(variant, options, scores);
+                if let Some((grads, weights, settings)) = grad {
+                    let write = (grads, settings);
+                    item_grad_runs(batch, b, frames_per_run[b]).for_each(|frames| {
+                        // SAFETY: one task per run of frames of item b, whose rows only this
+                        // item's runs write (`Batch::item_rows`).
+                        unsafe {
+                            write_frames(
+                                (batch, b, frames),
+                                heads,
+                                (&item, weights[b]),
+                                write.1,
+                                write.0,
+                            )
+                        }
+                    });
+                }
+                Ok(item)
+            })
+            .collect::<Vec<Result<ItemGrad>>>()
+    })?;
+    // The first bad element in batch order, whichever thread saw it first.
+    outcomes.into_iter().collect()
+}
+
+/// Item `b`'s block of frames (T padded, T_b packed) in runs of `per_run`, in parallel.
+fn item_grad_runs(
+    batch: &Batch,
+    b: usize,
+    per_run: usize,
+) -> impl ParallelIterator<Item = std::ops::Range<usize>> {
+    let frames = batch.item_rows(b).len() / batch.row_stride(b);
+    let per_run = per_run.max(1);
+    (0..frames.div_ceil(per_run))
+        .into_par_iter()
+        .map(move |i| i * per_run..((i + 1) * per_run).min(frames))
 }
 
 /// The gradient buffers checked against the batch: shapes, the duration head's presence.
@@ -300,28 +356,22 @@ fn write_grads<F: Float>(
 ) -> Result<()> {
     run_in_pool(options.threads, || {
         let frames_per_run = frames_per_run(batch, variant, rayon::current_num_threads());
-        let runs: Vec<(usize, std::ops::Range<usize>)> = (0..batch.batch_size)
-            .flat_map(|b| {
-                let frames = batch.item_rows(b).len() / batch.row_stride(b);
-                let per_run = frames_per_run[b];
-                (0..frames)
-                    .step_by(per_run)
-                    .map(move |first| (b, first..(first + per_run).min(frames)))
-            })
-            .collect();
-        runs.into_par_iter().for_each(|(b, frames)| {
-            // SAFETY: one task per run of frames, and the runs of the items' blocks are
-            // disjoint (`Batch::item_rows`).
-            unsafe {
-                write_frames(
-                    (batch, b, frames),
-                    heads,
-                    (&items[b], weights[b]),
-                    settings,
-                    grads,
-                )
-            }
-        });
+        (0..batch.batch_size)
+            .into_par_iter()
+            .flat_map(|b| item_grad_runs(batch, b, frames_per_run[b]).map(move |run| (b, run)))
+            .for_each(|(b, frames)| {
+                // SAFETY: one task per run of frames, and the runs of the items' blocks are
+                // disjoint (`Batch::item_rows`).
+                unsafe {
+                    write_frames(
+                        (batch, b, frames),
+                        heads,
+                        (&items[b], weights[b]),
+                        settings,
+                        grads,
+                    )
+                }
+            });
     })
 }
 
@@ -395,12 +445,12 @@ pub fn loss_and_grad_into<F: Float, I: Index, D: ScoresDim>(
     variant: &Variant,
     grad: VariantGrad<'_, F, D>,
 ) -> Result<VariantForward> {
-    let forward = forward(input, options, variant)?;
-    let weights = options
-        .reduction
-        .item_weights(1.0, forward.batch.batch_size);
-    backward(input, &forward, &weights, grad)?;
-    Ok(forward)
+    let (batch, heads) = validated(input, options, variant)?;
+    let grads = grad_heads(grad, &batch, variant)?;
+    let weights = options.reduction.item_weights(1.0, batch.batch_size);
+    let pass = (&grads, &weights[..], grad_settings::<F>(options, &batch));
+    let items = items_through(&batch, (&heads, options, variant), Some(pass))?;
+    Ok(VariantForward::of(batch, options, variant, F::DTYPE, items))
 }
 
 /// [`loss_and_grad_into`] into fresh C-contiguous gradients of the heads' shapes.
