@@ -238,9 +238,9 @@ impl FrontRun<'_> {
     pub(crate) fn score<F: Float>(&mut self, batch: &Batch, heads: &Heads<'_, F>) -> Result<()> {
         let positions = self.shape.positions;
         let mut stats = vec![0.0; 2 * positions];
-        let mut wide = Vec::new();
+        let (mut lse, mut wide) = (Vec::new(), Vec::new());
         for i in 0..self.frames {
-            self.score_tokens(batch, heads, i, &mut stats)?;
+            self.score_tokens(batch, heads, i, (&mut stats, &mut lse))?;
             if let Some(durations) = &heads.durations {
                 self.score_durations(batch, durations, heads.fused, i, &mut wide)?;
             }
@@ -249,13 +249,14 @@ impl FrontRun<'_> {
     }
 
     /// The token rows of the run's frame `i`: the row kernel over all of them at once where
-    /// the head's rows are dense, else row by row; `stats` holds 2 · positions values.
+    /// the head's rows are dense, else row by row; `stats` holds 2 · positions values, `lse`
+    /// is scratch.
     fn score_tokens<F: Float>(
         &mut self,
         batch: &Batch,
         heads: &Heads<'_, F>,
         i: usize,
-        stats: &mut [f64],
+        (stats, lse): (&mut [f64], &mut Vec<f64>),
     ) -> Result<()> {
         let (b, t) = (self.item, self.first_frame + i);
         let (positions, slots, vocab) = (self.shape.positions, self.slots, batch.vocab);
@@ -284,22 +285,38 @@ impl FrontRun<'_> {
                 let row = &rows[j * vocab..(j + 1) * vocab];
                 return Err(batch.non_finite_score(row, heads.token_name, (b, t, first + j)));
             }
-            for j in 0..n {
-                let (u, node) = (first + j, at.start + j);
-                let (shift, inv_sum, lse) = norms(
-                    self.token_shift[node],
-                    self.token_inv_sum[node],
-                    heads.fused,
+            // The big blanks' columns are normalised by each row's log-sum-exp, taken before
+            // the blank and label scores are normalised together (vectorised).
+            let (shift, sum) = (
+                &mut self.token_shift[at.clone()],
+                &mut self.token_inv_sum[at],
+            );
+            lse.clear();
+            if slots > 2 {
+                let rows = shift.iter().zip(sum.iter());
+                lse.extend(rows.map(|(&shift, &sum)| norms(shift, sum, heads.fused).2));
+            }
+            if heads.fused {
+                simd::normalise_scores(
+                    Isa::detected(),
+                    &mut blank[..n],
+                    &mut emit[..n],
+                    shift,
+                    sum,
                 );
-                self.token_shift[node] = shift;
-                self.token_inv_sum[node] = inv_sum;
+            } else {
+                // Log-probabilities are used as they are.
+                shift.fill(0.0);
+                sum.fill(0.0);
+            }
+            for j in 0..n {
+                let (u, node) = (first + j, i * positions + first + j);
                 let lp = &mut self.token_lp[node * slots..(node + 1) * slots];
+                (lp[BLANK], lp[LABEL]) = (blank[j], emit[j]);
                 let columns = &self.slot_columns[u * slots..(u + 1) * slots];
-                lp[BLANK] = normalised(blank[j], lse);
-                lp[LABEL] = normalised(emit[j], lse);
                 let row = &rows[j * vocab..(j + 1) * vocab];
                 for slot in 2..slots {
-                    lp[slot] = normalised(row[columns[slot]].to_f64(), lse);
+                    lp[slot] = normalised(row[columns[slot]].to_f64(), lse[j]);
                 }
             }
         }
