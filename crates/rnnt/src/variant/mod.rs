@@ -233,19 +233,11 @@ fn items_through<F: Float>(
                 outcomes.into_iter().collect::<Result<()>>()?;
                 let item = ItemGrad::new(variant, options, scores);
                 if let Some((grads, weights, settings)) = grad {
-                    let write = (grads, settings);
+                    let state = (&item, weights[b]);
                     item_grad_runs(batch, b, frames_per_run[b]).for_each(|frames| {
                         // SAFETY: one task per run of frames of item b, whose rows only this
                         // item's runs write (`Batch::item_rows`).
-                        unsafe {
-                            write_frames(
-                                (batch, b, frames),
-                                heads,
-                                (&item, weights[b]),
-                                write.1,
-                                write.0,
-                            )
-                        }
+                        unsafe { write_frames((batch, b, frames), heads, state, settings, grads) }
                     });
                 }
                 Ok(item)
