@@ -83,13 +83,20 @@ impl ItemGrad {
         }
     }
 
-    /// Whether node n's token row is all zeros: the row kernel writes only zeros and no big
-    /// blank column carries occupancy.
+    /// Whether node n's token row is all zeros: the row kernel writes only zeros, and would
+    /// for the big blanks' occupancies too (by its rule: amounts below the normal range are
+    /// none).
     fn token_row_is_zero<F: Float>(&self, n: usize, params: &GradRow) -> bool {
+        let bigs = &self.token_occupancy[n * self.slots + 2..(n + 1) * self.slots];
         F::grad_row_is_zero(params)
-            && self.token_occupancy[n * self.slots + 2..(n + 1) * self.slots]
-                .iter()
-                .all(|&c| c == 0.0)
+            && bigs.chunks(2).all(|pair| {
+                let second = pair.get(1).copied().unwrap_or(0.0);
+                F::grad_row_is_zero(&GradRow {
+                    coef: 0.0,
+                    arcs: [(0, pair[0]), (0, second)],
+                    ..*params
+                })
+            })
     }
 
     /// Writes the big blank columns of the token rows `out` of label positions `first..` of
