@@ -12,7 +12,8 @@ use crate::element::{Float, Index};
 use crate::error::Result;
 use crate::options::Options;
 use crate::variant::arcs::Dest;
-use crate::variant::lattice::{ItemLattice, ItemScores};
+use crate::variant::front::ItemScores;
+use crate::variant::lattice::ItemLattice;
 use crate::variant::topology::Variant;
 use crate::variant::{validated, VariantInput};
 

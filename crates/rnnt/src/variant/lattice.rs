@@ -1,174 +1,14 @@
-//! One item's front pass (the log-probabilities each arc reads, gathered per node) and its
-//! float64 lattice over the topology's arcs, in log space.
+//! One item's float64 lattice over the topology's arcs, in log space, from the log-probabilities
+//! its front pass gathered per node.
 
-use std::cell::RefCell;
-
-use crate::batch::Batch;
 use crate::cpu::node_buffers::NodeVec;
-use crate::cpu::simd::{self, FrameScores, Isa, ScoreColumns};
-use crate::element::Float;
-use crate::error::Result;
-use crate::variant::arcs::{big_blank, Arc, Dest, ItemShape, BLANK, LABEL};
-use crate::variant::rows::Rows;
+use crate::cpu::simd::{self, Isa};
+use crate::variant::arcs::{Arc, Dest, BLANK};
+use crate::variant::front::ItemScores;
+use crate::variant::template::ArcKind;
 use crate::variant::topology::Variant;
 
-/// The heads of a call and their names in messages.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Heads<'a, F> {
-    /// The token head.
-    pub tokens: Rows<'a, F>,
-    /// The duration head (TDT).
-    pub durations: Option<Rows<'a, F>>,
-    /// The token head's name (`logits`, `log_probs`, `token_logits`).
-    pub token_name: &'a str,
-    /// Whether log_softmax is applied to the heads.
-    pub fused: bool,
-}
-
-/// Per node of one item: the log-probabilities its arcs read, and each row's log-sum-exp.
-#[derive(Debug, Clone)]
-pub(crate) struct ItemScores {
-    /// The lattice's sizes.
-    pub shape: ItemShape,
-    /// Token-head slots per node (`Topology::token_slots`).
-    pub slots: usize,
-    /// Duration-head columns per node (0 without one).
-    pub columns: usize,
-    /// The token head's column of each slot at each label position (`usize::MAX`: none).
-    pub slot_columns: Vec<usize>,
-    /// lp of every slot, nodes × slots (−inf where a node has no row).
-    pub token_lp: NodeVec,
-    /// ld of every duration column, nodes × columns.
-    pub duration_lp: NodeVec,
-    /// The log-sum-exp of each node's token row (0 for log-probs input).
-    pub token_lse: NodeVec,
-    /// The log-sum-exp of each node's duration row.
-    pub duration_lse: NodeVec,
-}
-
-/// ln Σ exp over a row in f64, and whether every element is finite or −inf.
-fn row_lse<F: Float>(row: &[F]) -> (f64, bool) {
-    let max = row
-        .iter()
-        .map(|x| x.to_f64())
-        .fold(f64::NEG_INFINITY, f64::max);
-    if row.iter().any(|x| {
-        let x = x.to_f64();
-        x.is_nan() || x == f64::INFINITY
-    }) {
-        return (f64::NAN, false);
-    }
-    if max == f64::NEG_INFINITY {
-        return (max, true);
-    }
-    let sum: f64 = row.iter().map(|x| (x.to_f64() - max).exp()).sum();
-    (max + sum.ln(), true)
-}
-
-/// x − lse, −inf when the row is all −inf.
-#[inline]
-fn normalised(x: f64, lse: f64) -> f64 {
-    if lse == f64::NEG_INFINITY {
-        f64::NEG_INFINITY
-    } else {
-        x - lse
-    }
-}
-
 impl ItemScores {
-    /// The front pass of item `b`: reads each of its token rows once (the SIMD row kernel) and
-    /// each duration row, keeping per node the log-probabilities its arcs read.
-    ///
-    /// # Errors
-    /// [`crate::Error::Value`] naming the first NaN or +inf within the lengths.
-    pub(crate) fn read<F: Float>(
-        variant: &Variant,
-        batch: &Batch,
-        b: usize,
-        heads: &Heads<'_, F>,
-    ) -> Result<ItemScores> {
-        let labels = batch.labels(b);
-        let shape = ItemShape::new(&variant.topology, batch.frames(b), labels.len());
-        let slots = variant.topology.token_slots();
-        let columns = variant.topology.duration_columns();
-        let mut slot_columns = vec![usize::MAX; shape.positions * slots];
-        for u in 0..shape.positions {
-            let at = &mut slot_columns[u * slots..(u + 1) * slots];
-            at[BLANK] = batch.blank;
-            if let Some(&y) = labels.get(u) {
-                at[LABEL] = y as usize;
-            }
-            for i in 0..slots - 2 {
-                at[big_blank(i)] = batch.blank - 1 - i;
-            }
-        }
-        let nodes = shape.nodes();
-        let mut out = ItemScores {
-            shape,
-            slots,
-            columns,
-            slot_columns,
-            token_lp: NodeVec::filled(nodes * slots, f64::NEG_INFINITY),
-            duration_lp: NodeVec::filled(nodes * columns, f64::NEG_INFINITY),
-            token_lse: NodeVec::filled(nodes, 0.0),
-            duration_lse: NodeVec::filled(nodes, 0.0),
-        };
-        let vocab = batch.vocab;
-        for t in 0..shape.frames {
-            for u in 0..shape.positions {
-                let n = shape.node(t, u);
-                let r = batch.row(b, t, u);
-                let row = heads.tokens.row(r);
-                let (mut x, mut e, mut shift, mut sum) = ([0.0], [0.0], [0.0], [0.0]);
-                let finite = F::frame_scores(
-                    row,
-                    vocab,
-                    FrameScores {
-                        blank: &mut x,
-                        emit: &mut e,
-                        shift: &mut shift,
-                        sum: &mut sum,
-                    },
-                    None,
-                    ScoreColumns {
-                        blank: batch.blank,
-                        labels: &[],
-                    },
-                );
-                if !finite {
-                    return Err(batch.non_finite_score(row, heads.token_name, (b, t, u)));
-                }
-                let lse = if !heads.fused {
-                    0.0
-                } else if shift[0] == f64::NEG_INFINITY {
-                    f64::NEG_INFINITY
-                } else {
-                    shift[0] + sum[0].ln()
-                };
-                out.token_lse[n] = lse;
-                for slot in 0..slots {
-                    let k = out.slot_columns[u * slots + slot];
-                    if k != usize::MAX {
-                        out.token_lp[n * slots + slot] = normalised(row[k].to_f64(), lse);
-                    }
-                }
-                if let Some(durations) = &heads.durations {
-                    let row = durations.row(r);
-                    let (lse, finite) = row_lse(row);
-                    if !finite {
-                        return Err(batch.non_finite_score(row, "duration_logits", (b, t, u)));
-                    }
-                    let lse = if heads.fused { lse } else { 0.0 };
-                    out.duration_lse[n] = lse;
-                    for (i, x) in row.iter().enumerate() {
-                        out.duration_lp[n * columns + i] = normalised(x.to_f64(), lse);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// The weight of `arc` leaving node (t, ·): its reads, its duration and its constant.
     #[inline]
     pub(crate) fn weight(&self, arc: &Arc, t: usize, source: usize) -> f64 {
@@ -203,144 +43,288 @@ pub(crate) struct ItemLattice {
     pub log_p: f64,
 }
 
+/// The item's arc kinds, split by whether they stay on their frame.
+struct Kinds {
+    /// Kinds that advance at least one frame: a frame's sums over them are vectorised over u.
+    later: Vec<ArcKind>,
+    /// The kind that emits on the same frame ((t, u) → (t, u + 1)), if any: a chain over u.
+    same: Option<ArcKind>,
+}
+
+impl Kinds {
+    /// The kinds of `variant`.
+    fn of(variant: &Variant) -> Kinds {
+        let mut all = Vec::new();
+        variant.arc_kinds(&mut all);
+        let same = all.iter().copied().find(|kind| kind.frames == 0);
+        debug_assert!(all.iter().filter(|kind| kind.frames == 0).count() <= 1);
+        all.retain(|kind| kind.frames > 0);
+        Kinds { later: all, same }
+    }
+}
+
+/// Per label position u, the largest of the `terms` (kinds × P, kind-major) into `largest`
+/// and Σ_k exp(terms[k·P + u] − largest[u]) into `sums` (0 where every term is −inf), the exps
+/// vectorised.
+fn scaled_sums(terms: &mut [f64], largest: &mut [f64], sums: &mut [f64]) {
+    let positions = sums.len();
+    largest.fill(f64::NEG_INFINITY);
+    for kind in terms.chunks(positions) {
+        for (m, &x) in largest.iter_mut().zip(kind) {
+            *m = m.max(x);
+        }
+    }
+    for kind in terms.chunks_mut(positions) {
+        for (x, &m) in kind.iter_mut().zip(largest.iter()) {
+            // A position with no term gets exp(−inf) = 0 everywhere.
+            *x = if m > f64::NEG_INFINITY {
+                *x - m
+            } else {
+                f64::NEG_INFINITY
+            };
+        }
+    }
+    simd::exp_in_place(Isa::detected(), terms);
+    sums.fill(0.0);
+    for kind in terms.chunks(positions) {
+        for (o, &e) in sums.iter_mut().zip(kind) {
+            *o += e;
+        }
+    }
+}
+
+/// The same-frame arcs of a frame, chained: `links[u]` is the ln-weight of the arc from
+/// (t, u) to (t, u + 1), walked towards higher u (α) or, `backwards`, towards lower u (β).
+#[derive(Debug, Clone, Copy)]
+struct Chain<'a> {
+    links: &'a [f64],
+    backwards: bool,
+}
+
+/// ln of a frame's sums, `out[u]` = ln(sums[u]) + largest[u] (see [`scaled_sums`]), then,
+/// with a `chain`, each position's value also gathering the one before it along the chain:
+/// out[u] = ln(e^{that} + e^{link + out[before]}). The chain is summed relative to its
+/// max-plus bound M (the largest term any position gathers, up to its sums), so its exps are
+/// vectorised and each position takes one logarithm; `exps` is scratch.
+fn frame_logs(
+    (largest, sums): (&[f64], &[f64]),
+    chain: Option<Chain<'_>>,
+    exps: &mut Vec<f64>,
+    out: &mut [f64],
+) {
+    let n = out.len();
+    let log = |m: f64, s: f64| if m > f64::NEG_INFINITY { m + s.ln() } else { m };
+    let Some(Chain { links, backwards }) = chain else {
+        for ((o, &m), &s) in out.iter_mut().zip(largest).zip(sums) {
+            *o = log(m, s);
+        }
+        return;
+    };
+    // The k-th position along the chain, the one before it, and the link between them.
+    let at = |k: usize| if backwards { n - 1 - k } else { k };
+    let before = |u: usize| if backwards { u + 1 } else { u - 1 };
+    let link = |u: usize| if backwards { links[u] } else { links[u - 1] };
+    // M, in `out`.
+    out[at(0)] = largest[at(0)];
+    for k in 1..n {
+        let u = at(k);
+        out[u] = largest[u].max(link(u) + out[before(u)]);
+    }
+    // exp(largest − M) and exp(link + M(before) − M): at most 1, one of them 1.
+    exps.clear();
+    exps.extend((0..n).map(|u| match out[u] {
+        m if m > f64::NEG_INFINITY => largest[u] - m,
+        _ => f64::NEG_INFINITY,
+    }));
+    exps.extend((0..n).map(|u| match out[u] {
+        m if m > f64::NEG_INFINITY && u != at(0) => link(u) + out[before(u)] - m,
+        _ => f64::NEG_INFINITY,
+    }));
+    simd::exp_in_place(Isa::detected(), exps);
+    let (own, carried) = exps.split_at_mut(n);
+    // S(u) = sums(u)·own(u) + carried(u)·S(before), in `own`; ≥ 1 wherever M is finite.
+    own[at(0)] *= sums[at(0)];
+    for k in 1..n {
+        let u = at(k);
+        own[u] = sums[u] * own[u] + carried[u] * own[before(u)];
+    }
+    for (o, &s) in out.iter_mut().zip(own.iter()) {
+        *o = log(*o, s);
+    }
+}
+
+impl ItemScores {
+    /// The weight of the arc of `kind` leaving (t, u) (t < T), whether or not it exists: its
+    /// constant, its token reads, its duration read (in the order of [`ItemScores::weight`]).
+    #[inline]
+    fn kind_weight(&self, kind: &ArcKind, bonus: f64, (t, u): (usize, usize)) -> f64 {
+        let n = self.shape.node(t, u);
+        let mut w = bonus + self.token_lp[n * self.slots + kind.slot];
+        if kind.next_blank {
+            w += self.token_lp[(n + 1) * self.slots + BLANK];
+        }
+        if let Some(i) = kind.duration {
+            w += self.duration_lp[n * self.columns + i];
+        }
+        w
+    }
+}
+
+/// Per label position u of frame t (t < T), into `terms`: the ln-weight of the arc of `kind`
+/// from (t, u) plus that of every path from where it lands (β of its node, 0 at the end); −inf
+/// where the arc does not exist. The arcs that exist are a run of positions (or the end arc
+/// from (t, U)), filled by a loop without branches.
+fn arcs_and_rests(
+    scores: &ItemScores,
+    beta: &[f64],
+    (kind, bonus): (&ArcKind, f64),
+    t: usize,
+    terms: &mut [f64],
+) {
+    let shape = &scores.shape;
+    let arcs = kind.leaving(shape, t);
+    terms.fill(f64::NEG_INFINITY);
+    let (to, du) = (t + kind.frames, usize::from(kind.label));
+    let rests = &beta[shape.node(to, du).min(beta.len())..];
+    let nodes = terms[arcs.nodes.clone()]
+        .iter_mut()
+        .zip(arcs.nodes)
+        .zip(rests);
+    for ((x, u), &rest) in nodes {
+        *x = scores.kind_weight(kind, bonus, (t, u)) + rest;
+    }
+    if arcs.end {
+        let last = shape.positions - 1;
+        terms[last] = scores.kind_weight(kind, bonus, (t, last));
+    }
+}
+
 impl ItemLattice {
-    /// The log-space α/β of the loss, with one exp per arc and direction: α is pushed along
-    /// each arc into a running (largest, scaled sum) pair per node, finished to a logarithm when
-    /// the walk reaches the node (every arc lands on a later node); each arc's destination,
-    /// weight and reads are kept for β, which sums a node's arcs relative to their largest term
-    /// (the terms' exps vectorised).
+    /// The log-space α/β of the loss, a frame at a time over the topology's arc kinds: the sums
+    /// over the arcs that change frame are vectorised over the frame's label positions (their
+    /// exps and logarithms together), the arcs that stay on it (a label of duration 0) chained
+    /// after them.
     pub(crate) fn sum(variant: &Variant, scores: &ItemScores) -> ItemLattice {
-        ARC_SCRATCH.with_borrow_mut(|scratch| Self::walk(variant, scores, scratch))
-    }
-
-    /// [`ItemLattice::sum`] and, from the arcs it kept, the occupancy of every column the arcs
-    /// read (see [`ColumnOccupancy`]): label arcs' token reads scaled by `label_scale` (1 + λ,
-    /// FastEmit), duration reads unscaled; all zero for an impossible item.
-    pub(crate) fn sum_with_columns(
-        variant: &Variant,
-        scores: &ItemScores,
-        label_scale: f64,
-    ) -> (ItemLattice, ColumnOccupancy) {
-        ARC_SCRATCH.with_borrow_mut(|scratch| {
-            let lattice = Self::walk(variant, scores, scratch);
-            let columns = lattice.column_occupancies(scores, scratch, label_scale);
-            (lattice, columns)
-        })
-    }
-
-    /// The two walks of [`ItemLattice::sum`] over `scratch`, which keeps the arcs.
-    fn walk(variant: &Variant, scores: &ItemScores, scratch: &mut ArcScratch) -> ItemLattice {
+        let kinds = Kinds::of(variant);
         let shape = scores.shape;
         let nodes = shape.nodes();
-        // Per node: the largest incoming α + w and Σ exp(α + w − largest).
-        let mut peak = NodeVec::filled(nodes, f64::NEG_INFINITY);
-        let mut scaled = NodeVec::filled(nodes, 0.0);
+        let positions = shape.positions;
         let mut alpha = NodeVec::filled(nodes, f64::NEG_INFINITY);
         let mut beta = NodeVec::filled(nodes, f64::NEG_INFINITY);
-        let ArcScratch {
-            starts,
-            kept,
-            arcs,
-            terms,
-        } = scratch;
-        starts.clear();
-        kept.clear();
+        let mut terms = vec![0.0; kinds.later.len() * positions];
+        let (mut largest, mut sums) = (vec![0.0; positions], vec![0.0; positions]);
+        let (mut links, mut exps) = (Vec::with_capacity(positions), Vec::new());
+        let frames = shape.frames;
+        // β, from the last frame back.
+        for t in (0..shape.node_frames).rev() {
+            let row = shape.node(t, 0)..shape.node(t, 0) + positions;
+            if t >= frames {
+                // k2's end frame: only (T, U) goes on, by the arc that reads nothing.
+                beta[row.end - 1] = 0.0;
+                continue;
+            }
+            for (kind, terms) in kinds.later.iter().zip(terms.chunks_mut(positions)) {
+                let bonus = kind.bonus(variant, frames, t);
+                arcs_and_rests(scores, &beta, (kind, bonus), t, terms);
+            }
+            scaled_sums(&mut terms, &mut largest, &mut sums);
+            let chain = kinds.same.as_ref().map(|kind| {
+                let bonus = kind.bonus(variant, frames, t);
+                links.clear();
+                links.extend((0..positions - 1).map(|u| scores.kind_weight(kind, bonus, (t, u))));
+                Chain {
+                    links: &links,
+                    backwards: true,
+                }
+            });
+            frame_logs((&largest, &sums), chain, &mut exps, &mut beta[row]);
+        }
+        // α, from (0, 0) on: each node pulls the arcs that land on it.
         for t in 0..shape.node_frames {
-            for u in 0..shape.positions {
-                let n = shape.node(t, u);
-                starts.push(kept.len());
-                let a = if n == 0 {
-                    0.0
-                } else if scaled[n] > 0.0 {
-                    peak[n] + scaled[n].ln()
-                } else {
-                    f64::NEG_INFINITY
+            for (kind, terms) in kinds.later.iter().zip(terms.chunks_mut(positions)) {
+                // Every arc of the kind from frame s = t − frames lands on frame t (a label
+                // from (s, u − 1) on (t, u)).
+                terms.fill(f64::NEG_INFINITY);
+                let Some(s) = t.checked_sub(kind.frames).filter(|&s| s < frames) else {
+                    continue;
                 };
-                alpha[n] = a;
-                variant.arcs(shape, (t, u), arcs);
-                for arc in arcs.iter() {
-                    let w = scores.weight(arc, t, n);
-                    if w == f64::NEG_INFINITY {
-                        continue;
-                    }
-                    let dest = scores.dest(arc);
-                    kept.push(KeptArc::new(scores, arc, (t, n), w, dest));
-                    if let (Some(d), true) = (dest, a > f64::NEG_INFINITY) {
-                        let v = a + w;
-                        if v > peak[d] {
-                            scaled[d] = scaled[d] * (peak[d] - v).exp() + 1.0;
-                            peak[d] = v;
-                        } else {
-                            scaled[d] += (v - peak[d]).exp();
-                        }
-                    }
+                let bonus = kind.bonus(variant, frames, s);
+                let du = usize::from(kind.label);
+                let sources = kind.leaving(&shape, s).nodes;
+                let alpha = &alpha[shape.node(s, 0)..];
+                for u in sources {
+                    terms[u + du] = alpha[u] + scores.kind_weight(kind, bonus, (s, u));
                 }
             }
-        }
-        starts.push(kept.len());
-        let isa = Isa::detected();
-        for n in (0..nodes).rev() {
-            let arcs = &kept[starts[n]..starts[n + 1]];
-            terms.clear();
-            terms.extend(arcs.iter().map(|arc| arc.weight + arc.rest(&beta)));
-            let largest = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if largest > f64::NEG_INFINITY {
-                terms.iter_mut().for_each(|x| *x -= largest);
-                simd::exp_in_place(isa, terms);
-                let sum: f64 = terms.iter().sum();
-                beta[n] = largest + sum.ln();
+            scaled_sums(&mut terms, &mut largest, &mut sums);
+            if t == 0 {
+                // The paths' start, α(0, 0) = 0: no arc lands there.
+                (largest[0], sums[0]) = (0.0, 1.0);
             }
+            let chain = kinds.same.as_ref().filter(|_| t < frames).map(|kind| {
+                let bonus = kind.bonus(variant, frames, t);
+                links.clear();
+                links.extend((0..positions - 1).map(|u| scores.kind_weight(kind, bonus, (t, u))));
+                Chain {
+                    links: &links,
+                    backwards: false,
+                }
+            });
+            let row = shape.node(t, 0)..shape.node(t, 0) + positions;
+            frame_logs((&largest, &sums), chain, &mut exps, &mut alpha[row]);
         }
         let log_p = beta[0];
         ItemLattice { alpha, beta, log_p }
     }
 
-    /// The column occupancies of [`ItemLattice::sum_with_columns`] from the arcs that
-    /// [`ItemLattice::walk`] kept in `scratch`: every arc's exp(α(src) + w + β(dst) − ln P) at
-    /// once (vectorised), then scattered onto the columns it reads.
-    fn column_occupancies(
-        &self,
+    /// [`ItemLattice::sum`] and the occupancy of every column the arcs read (see
+    /// [`ColumnOccupancy`]): label arcs' token reads scaled by `label_scale` (1 + λ, FastEmit),
+    /// duration reads unscaled; all zero for an impossible item. A frame's occupancies of each
+    /// kind are taken together (vectorised exps), then added onto the columns they read.
+    pub(crate) fn sum_with_columns(
+        variant: &Variant,
         scores: &ItemScores,
-        scratch: &mut ArcScratch,
         label_scale: f64,
-    ) -> ColumnOccupancy {
-        let nodes = scores.shape.nodes();
+    ) -> (ItemLattice, ColumnOccupancy) {
+        let lattice = Self::sum(variant, scores);
+        let shape = scores.shape;
+        let nodes = shape.nodes();
         let mut out = ColumnOccupancy {
             tokens: NodeVec::filled(nodes * scores.slots, 0.0),
             durations: NodeVec::filled(nodes * scores.columns, 0.0),
         };
-        if self.log_p == f64::NEG_INFINITY {
-            return out;
+        if lattice.log_p == f64::NEG_INFINITY {
+            return (lattice, out);
         }
-        let ArcScratch {
-            starts,
-            kept,
-            terms,
-            ..
-        } = scratch;
-        terms.clear();
-        for n in 0..nodes {
-            let a = self.alpha[n] - self.log_p;
-            let arcs = &kept[starts[n]..starts[n + 1]];
-            terms.extend(arcs.iter().map(|arc| a + arc.weight + arc.rest(&self.beta)));
-        }
-        simd::exp_in_place(Isa::detected(), terms);
-        for (arc, &occupancy) in kept.iter().zip(terms.iter()) {
-            if occupancy > 0.0 {
-                let scaled = if arc.label {
-                    occupancy * label_scale
-                } else {
-                    occupancy
-                };
-                for &k in arc.tokens.iter().filter(|&&k| k != u32::MAX) {
-                    out.tokens[k as usize] += scaled;
+        let mut kinds = Vec::new();
+        variant.arc_kinds(&mut kinds);
+        let positions = shape.positions;
+        let mut terms = vec![0.0; kinds.len() * positions];
+        for t in 0..shape.frames {
+            for (kind, terms) in kinds.iter().zip(terms.chunks_mut(positions)) {
+                let bonus = kind.bonus(variant, shape.frames, t);
+                arcs_and_rests(scores, &lattice.beta, (kind, bonus), t, terms);
+                let alpha = &lattice.alpha[shape.node(t, 0)..shape.node(t, positions)];
+                for (x, &a) in terms.iter_mut().zip(alpha) {
+                    *x += a - lattice.log_p;
                 }
-                if arc.duration != u32::MAX {
-                    out.durations[arc.duration as usize] += occupancy;
+            }
+            simd::exp_in_place(Isa::detected(), &mut terms);
+            for (kind, terms) in kinds.iter().zip(terms.chunks(positions)) {
+                let scale = if kind.label { label_scale } else { 1.0 };
+                for (u, &occupancy) in terms.iter().enumerate() {
+                    let n = shape.node(t, u);
+                    out.tokens[n * scores.slots + kind.slot] += occupancy * scale;
+                    if kind.next_blank && occupancy > 0.0 {
+                        out.tokens[(n + 1) * scores.slots + BLANK] += occupancy * scale;
+                    }
+                    if let Some(i) = kind.duration {
+                        out.durations[n * scores.columns + i] += occupancy;
+                    }
                 }
             }
         }
-        out
+        (lattice, out)
     }
 
     /// Calls `visit(t, u, arc, occupancy)` for every arc of positive occupancy
@@ -384,69 +368,4 @@ pub(crate) struct ColumnOccupancy {
     pub tokens: NodeVec,
     /// c_dur(n, i), nodes × columns.
     pub durations: NodeVec,
-}
-
-/// An arc kept between the walks: its weight, where it lands, and the columns it reads (as
-/// indices into [`ColumnOccupancy`]'s buffers, `u32::MAX` for none).
-#[derive(Debug, Clone, Copy)]
-struct KeptArc {
-    weight: f64,
-    /// The destination node; `u32::MAX`: the end.
-    dest: u32,
-    /// source · columns + duration column.
-    duration: u32,
-    /// node(t, u') · slots + slot of each token read.
-    tokens: [u32; 2],
-    label: bool,
-}
-
-impl KeptArc {
-    /// `arc` leaving node `source` on frame `t`, of weight `weight`, landing on `dest`.
-    #[inline]
-    fn new(
-        scores: &ItemScores,
-        arc: &Arc,
-        (t, source): (usize, usize),
-        weight: f64,
-        dest: Option<usize>,
-    ) -> KeptArc {
-        let mut tokens = [u32::MAX; 2];
-        for (k, &(u, slot)) in tokens.iter_mut().zip(&arc.reads[..arc.token_reads]) {
-            *k = (scores.shape.node(t, u) * scores.slots + slot) as u32;
-        }
-        KeptArc {
-            weight,
-            dest: dest.map_or(u32::MAX, |d| d as u32),
-            duration: arc
-                .duration
-                .map_or(u32::MAX, |i| (source * scores.columns + i) as u32),
-            tokens,
-            label: arc.label,
-        }
-    }
-
-    /// β of where the arc lands (0 at the end).
-    #[inline]
-    fn rest(&self, beta: &[f64]) -> f64 {
-        match self.dest {
-            u32::MAX => 0.0,
-            d => beta[d as usize],
-        }
-    }
-}
-
-/// Per-thread buffers of [`ItemLattice::sum`]: each node's first arc, every arc kept between
-/// the walks, the arcs of one node, and the terms of a sum. Reused from item to item, so a walk
-/// takes no page faults.
-#[derive(Default)]
-struct ArcScratch {
-    starts: Vec<usize>,
-    kept: Vec<KeptArc>,
-    arcs: Vec<Arc>,
-    terms: Vec<f64>,
-}
-
-thread_local! {
-    /// This thread's [`ArcScratch`].
-    static ARC_SCRATCH: RefCell<ArcScratch> = RefCell::new(ArcScratch::default());
 }

@@ -14,16 +14,19 @@
 
 mod align;
 mod arcs;
+mod front;
 mod grad;
 mod lattice;
 pub mod reference;
 mod rows;
+mod template;
 mod topology;
 
 use ndarray::{Array, ArrayView, ArrayView1, ArrayViewMut, Ix4};
 use rayon::prelude::*;
 
 use crate::batch::{Batch, ScoresDim, ScoresShape, Targets};
+use crate::cpu::backend::STREAM_MIN_BYTES;
 use crate::cpu::threads::run_in_pool;
 use crate::element::{Float, Index};
 use crate::error::{Error, Result};
@@ -33,8 +36,8 @@ use crate::options::Options;
 pub use align::align;
 pub use topology::{Topology, Variant};
 
-use grad::{write_item, GradHeads, ItemGrad};
-use lattice::{Heads, ItemScores};
+use front::{Heads, ItemScores};
+use grad::{write_frames, GradHeads, GradSettings, ItemGrad};
 use rows::{Rows, RowsMut};
 
 /// The arrays of a variant's loss call: [`LossInput`](crate::LossInput) with TDT's duration
@@ -169,30 +172,93 @@ pub fn forward<F: Float, I: Index, D: ScoresDim>(
     variant: &Variant,
 ) -> Result<VariantForward> {
     let (batch, heads) = validated(input, options, variant)?;
-    let items = run_in_pool(options.threads, || {
+    let items = items_through(&batch, (&heads, options, variant), None)?;
+    Ok(VariantForward::of(batch, options, variant, F::DTYPE, items))
+}
+
+impl VariantForward {
+    /// The forward result of `items`, the states of `batch`'s items.
+    fn of(
+        batch: Batch,
+        options: &Options,
+        variant: &Variant,
+        dtype: &'static str,
+        items: Vec<ItemGrad>,
+    ) -> VariantForward {
+        let losses = items
+            .iter()
+            .map(|item| match -item.log_p {
+                loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
+                loss => loss,
+            })
+            .collect();
+        VariantForward {
+            batch,
+            options: *options,
+            variant: variant.clone(),
+            dtype,
+            items,
+            losses,
+        }
+    }
+}
+
+/// A gradient pass to run as each item's state is ready: the buffers, the items' weights and
+/// the settings.
+type GradPass<'g, 'a, F> = (&'g GradHeads<'a, F>, &'g [f64], GradSettings);
+
+/// Each item's front pass (its runs of frames in parallel), lattice and, with `grad`, gradient
+/// pass (its runs in parallel), the items in parallel: as the work is stolen, one item's
+/// lattice (compute) runs beside another's front or gradient pass (memory).
+///
+/// # Errors
+/// The first bad element in batch order (items after it may have been written).
+fn items_through<F: Float>(
+    batch: &Batch,
+    (heads, options, variant): (&Heads<'_, F>, &Options, &Variant),
+    grad: Option<GradPass<'_, '_, F>>,
+) -> Result<Vec<ItemGrad>> {
+    let outcomes = run_in_pool(options.threads, || {
+        let frames_per_run = frames_per_run(batch, variant, rayon::current_num_threads());
         (0..batch.batch_size)
             .into_par_iter()
             .map(|b| {
-                let scores = ItemScores::read(variant, &batch, b, &heads)?;
-                Ok(ItemGrad::new(variant, options, scores))
+                let mut scores = ItemScores::new(variant, batch, b);
+                let mut runs = scores.frame_runs(b, frames_per_run[b]);
+                let outcomes: Vec<Result<()>> = runs
+                    .par_iter_mut()
+                    .map(|run| run.score(batch, heads))
+                    .collect();
+                drop(runs);
+                outcomes.into_iter().collect::<Result<()>>()?;
+                let item = ItemGrad::new(variant, options, scores);
+                if let Some((grads, weights, settings)) = grad {
+                    let state = (&item, weights[b]);
+                    item_grad_runs(batch, b, frames_per_run[b]).for_each(|frames| {
+                        // SAFETY: one task per run of frames of item b, whose rows only this
+                        // item's runs write (`Batch::item_rows`).
+                        unsafe { write_frames((batch, b, frames), heads, state, settings, grads) }
+                    });
+                }
+                Ok(item)
             })
-            .collect::<Result<Vec<_>>>()
-    })??;
-    let losses = items
-        .iter()
-        .map(|item| match -item.log_p {
-            loss if loss == f64::INFINITY && options.zero_infinity => 0.0,
-            loss => loss,
-        })
-        .collect();
-    Ok(VariantForward {
-        batch,
-        options: *options,
-        variant: variant.clone(),
-        dtype: F::DTYPE,
-        items,
-        losses,
-    })
+            .collect::<Vec<Result<ItemGrad>>>()
+    })?;
+    // The first bad element in batch order, whichever thread saw it first.
+    outcomes.into_iter().collect()
+}
+
+/// Item `b`'s block of frames (T padded, T_b packed) in runs of `per_run`, in parallel.
+fn item_grad_runs(
+    batch: &Batch,
+    b: usize,
+    per_run: usize,
+) -> impl ParallelIterator<Item = std::ops::Range<usize>> {
+    let frames = batch.item_rows(b).len() / batch.row_stride(b);
+    let per_run = per_run.max(1);
+    (0..frames.div_ceil(per_run))
+        .into_par_iter()
+        .map(move |i| i * per_run..((i + 1) * per_run).min(frames))
 }
 
 /// The gradient buffers checked against the batch: shapes, the duration head's presence.
@@ -246,20 +312,58 @@ fn grad_heads<'a, F, D: ScoresDim>(
     Ok(GradHeads { tokens, durations })
 }
 
-/// The gradient pass over every item, in parallel.
+/// Frames per unit of work of the front and gradient passes for each item, so that the whole
+/// batch splits into about eight runs per thread of similar size (one long item keeps every
+/// thread busy), none smaller than about 64 Ki elements (as the standard backend splits it).
+fn frames_per_run(batch: &Batch, variant: &Variant, threads: usize) -> Vec<usize> {
+    let row = batch.vocab + variant.topology.duration_columns();
+    let frame_elements = |b: usize| batch.row_stride(b) * row;
+    let total: usize = (0..batch.batch_size)
+        .map(|b| batch.item_rows(b).len() * row)
+        .sum();
+    let per_run = (total / (8 * threads.max(1))).max(1 << 16);
+    (0..batch.batch_size)
+        .map(|b| per_run.div_ceil(frame_elements(b)).max(1))
+        .collect()
+}
+
+/// The gradient pass's settings for `options` and a batch of `F`: streamed stores where the
+/// token head's gradient would not stay in cache (as the standard backend decides).
+fn grad_settings<F>(options: &Options, batch: &Batch) -> GradSettings {
+    GradSettings {
+        fused: options.fused_log_softmax,
+        clip: options.clip_bound().unwrap_or(f64::INFINITY),
+        stream: batch.len() * std::mem::size_of::<F>() >= STREAM_MIN_BYTES,
+    }
+}
+
+/// The gradient pass over every item's block, in runs of frames, in parallel, on
+/// `options.threads` threads.
 fn write_grads<F: Float>(
-    batch: &Batch,
+    (batch, variant): (&Batch, &Variant),
     heads: &Heads<'_, F>,
     items: &[ItemGrad],
     (options, weights): (&Options, &[f64]),
-    grads: &GradHeads<'_, F>,
+    (grads, settings): (&GradHeads<'_, F>, GradSettings),
 ) -> Result<()> {
-    let clip = options.clip_bound().unwrap_or(f64::INFINITY);
     run_in_pool(options.threads, || {
-        (0..batch.batch_size).into_par_iter().for_each(|b| {
-            // SAFETY: one task per item, and an item's rows are its own (`Batch::item_rows`).
-            unsafe { write_item(batch, b, heads, &items[b], (weights[b], clip), grads) }
-        });
+        let frames_per_run = frames_per_run(batch, variant, rayon::current_num_threads());
+        (0..batch.batch_size)
+            .into_par_iter()
+            .flat_map(|b| item_grad_runs(batch, b, frames_per_run[b]).map(move |run| (b, run)))
+            .for_each(|(b, frames)| {
+                // SAFETY: one task per run of frames, and the runs of the items' blocks are
+                // disjoint (`Batch::item_rows`).
+                unsafe {
+                    write_frames(
+                        (batch, b, frames),
+                        heads,
+                        (&items[b], weights[b]),
+                        settings,
+                        grads,
+                    )
+                }
+            });
     })
 }
 
@@ -314,11 +418,11 @@ pub fn backward<F: Float, I: Index, D: ScoresDim>(
     };
     let grads = grad_heads(grad, &forward.batch, &forward.variant)?;
     write_grads(
-        &forward.batch,
+        (&forward.batch, &forward.variant),
         &heads,
         &forward.items,
         (&forward.options, item_weights),
-        &grads,
+        (&grads, grad_settings::<F>(&forward.options, &forward.batch)),
     )
 }
 
@@ -333,12 +437,12 @@ pub fn loss_and_grad_into<F: Float, I: Index, D: ScoresDim>(
     variant: &Variant,
     grad: VariantGrad<'_, F, D>,
 ) -> Result<VariantForward> {
-    let forward = forward(input, options, variant)?;
-    let weights = options
-        .reduction
-        .item_weights(1.0, forward.batch.batch_size);
-    backward(input, &forward, &weights, grad)?;
-    Ok(forward)
+    let (batch, heads) = validated(input, options, variant)?;
+    let grads = grad_heads(grad, &batch, variant)?;
+    let weights = options.reduction.item_weights(1.0, batch.batch_size);
+    let pass = (&grads, &weights[..], grad_settings::<F>(options, &batch));
+    let items = items_through(&batch, (&heads, options, variant), Some(pass))?;
+    Ok(VariantForward::of(batch, options, variant, F::DTYPE, items))
 }
 
 /// [`loss_and_grad_into`] into fresh C-contiguous gradients of the heads' shapes.
@@ -369,4 +473,84 @@ pub fn loss_and_grad<F: Float, I: Index, D: ScoresDim>(
         grad,
         duration_grad,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{s, Array1, Array2, Array4};
+
+    use super::{forward, grad_heads, validated, write_grads, GradSettings, VariantGrad};
+    use super::{Topology, Variant, VariantInput};
+    use crate::{Options, Targets};
+
+    /// Streamed (staged for short rows and rows with big blanks, direct for long ones) and plain
+    /// stores write the same bits, padding (a frame and a label position beyond the lengths)
+    /// and strided heads included.
+    #[test]
+    fn streaming_writes_what_plain_stores_write() {
+        let tdt = Topology::Tdt {
+            durations: vec![0, 1, 2],
+        };
+        let multiblank = Topology::MultiBlank {
+            big_blank_durations: vec![2, 3],
+        };
+        let (frames, positions) = (4, 3);
+        for (topology, vocab) in [(tdt.clone(), 9), (tdt, 4099), (multiblank.clone(), 9)]
+            .into_iter()
+            .chain([(multiblank, 4099)])
+        {
+            let variant = Variant {
+                topology,
+                ..Variant::default()
+            };
+            let columns = variant.topology.duration_columns();
+            let mut seed = vocab as u64;
+            let mut next = || {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (seed >> 40) as f32 / (1u64 << 22) as f32 - 2.0
+            };
+            // Token and duration heads as strided views of one joint tensor, and contiguous.
+            let joint = Array4::from_shape_fn((2, frames, positions, vocab + columns), |_| next());
+            let tokens = joint.slice(s![.., .., .., ..vocab]).to_owned();
+            let targets = Array2::from_shape_fn((2, positions - 1), |(b, u)| (1 + b + u) as i32);
+            let logit_lengths = Array1::from_vec(vec![frames as i32, frames as i32 - 1]);
+            let target_lengths = Array1::from_vec(vec![positions as i32 - 1, 1]);
+            let strided = (columns > 0).then(|| joint.slice(s![.., .., .., vocab..]));
+            for logits in [joint.slice(s![.., .., .., ..vocab]), tokens.view()] {
+                let input = VariantInput {
+                    logits,
+                    duration_logits: strided,
+                    targets: Targets::Padded(targets.view()),
+                    logit_lengths: logit_lengths.view(),
+                    target_lengths: target_lengths.view(),
+                };
+                let options = Options::default();
+                let state = forward(&input, &options, &variant).unwrap();
+                let (batch, heads) = validated(&input, &options, &variant).unwrap();
+                let write = |stream: bool| {
+                    let mut grad = Array4::from_elem(tokens.dim(), f32::NAN);
+                    let mut duration_grad = strided.map(|d| Array4::from_elem(d.dim(), f32::NAN));
+                    let grads = VariantGrad {
+                        logits: grad.view_mut(),
+                        duration_logits: duration_grad.as_mut().map(|d| d.view_mut()),
+                    };
+                    let grads = grad_heads(grads, &batch, &variant).unwrap();
+                    let settings = GradSettings {
+                        fused: true,
+                        clip: f64::INFINITY,
+                        stream,
+                    };
+                    let weights = [0.5, 2.0];
+                    let items = (&batch, &variant);
+                    let call = (&options, &weights[..]);
+                    write_grads(items, &heads, &state.items, call, (&grads, settings)).unwrap();
+                    let bits = |a: &Array4<f32>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    (bits(&grad), duration_grad.as_ref().map(bits))
+                };
+                let plain = write(false);
+                assert!(plain.0.iter().all(|&x| !f32::from_bits(x).is_nan()));
+                assert_eq!(write(true), plain, "{:?}, V = {vocab}", variant.topology);
+            }
+        }
+    }
 }

@@ -17,6 +17,29 @@ struct Layout {
     pitch: usize,
 }
 
+impl Layout {
+    /// Whether consecutive rows are contiguous.
+    fn dense(&self) -> bool {
+        self.pitch == self.width
+    }
+
+    /// The elements of rows `r..r + n` as one slice: n·width (n = 1, or the rows dense).
+    ///
+    /// # Panics
+    /// If they are not rows, or n > 1 and the rows are not dense.
+    #[inline]
+    fn span(&self, r: usize, n: usize) -> usize {
+        assert!(
+            n >= 1 && r + n <= self.count,
+            "rows {r}..{} of {}",
+            r + n,
+            self.count
+        );
+        assert!(n == 1 || self.dense(), "{n} rows of pitch {}", self.pitch);
+        n * self.width
+    }
+}
+
 /// The row layout of an array of shape `shape` and element strides `strides`, named `name`:
 /// the last axis contiguous, the row pitch the stride of the innermost outer axis of extent > 1
 /// (divided by the extents inside it), every outer axis consistent with it.
@@ -101,18 +124,31 @@ impl<'a, F> Rows<'a, F> {
         self.shape
     }
 
+    /// Whether the rows are contiguous (pitch = width), so that [`Rows::rows`] takes several.
+    pub(crate) fn dense(&self) -> bool {
+        self.layout.dense()
+    }
+
     /// Row `r`.
     ///
     /// # Panics
     /// If `r` is not a row.
     #[inline]
     pub(crate) fn row(&self, r: usize) -> &'a [F] {
-        assert!(r < self.layout.count, "row {r} of {}", self.layout.count);
-        // SAFETY: the view this was made from covers row r: `layout` checked that its elements
-        // are at r·pitch + k for k < width, and the view's borrow lives for 'a.
-        unsafe {
-            std::slice::from_raw_parts(self.ptr.add(r * self.layout.pitch), self.layout.width)
-        }
+        self.rows(r, 1)
+    }
+
+    /// Rows `r..r + n`, one slice (n = 1, or the rows [`Rows::dense`]).
+    ///
+    /// # Panics
+    /// If they are not rows, or n > 1 and the rows are not dense.
+    #[inline]
+    pub(crate) fn rows(&self, r: usize, n: usize) -> &'a [F] {
+        let len = self.layout.span(r, n);
+        // SAFETY: the view this was made from covers rows r..r + n: `layout` checked that their
+        // elements are at r·pitch + k for k < width, which `span` found contiguous, and the
+        // view's borrow lives for 'a.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(r * self.layout.pitch), len) }
     }
 }
 
@@ -126,7 +162,7 @@ pub(crate) struct RowsMut<'a, F> {
 }
 
 // SAFETY: `RowsMut` is a unique borrow of `F`s (as `&'a mut [F]`), Send when F is Send; shared
-// between threads, each row is written by one thread only (see `row_mut`).
+// between threads, each row is written by one thread only (see `rows_mut`).
 unsafe impl<F: Send> Send for RowsMut<'_, F> {}
 // SAFETY: as above.
 unsafe impl<F: Send> Sync for RowsMut<'_, F> {}
@@ -152,22 +188,27 @@ impl<'a, F> RowsMut<'a, F> {
         self.shape
     }
 
-    /// Row `r`, writable.
+    /// Whether the rows are contiguous (pitch = width), so that [`RowsMut::rows_mut`] takes
+    /// several.
+    pub(crate) fn dense(&self) -> bool {
+        self.layout.dense()
+    }
+
+    /// Rows `r..r + n`, writable, one slice (n = 1, or the rows [`RowsMut::dense`]).
     ///
     /// # Safety
-    /// No other reference to row `r` may be alive while the returned one is (each row is
-    /// written by one task, once).
+    /// No other reference to these rows may be alive while the returned one is (each row is
+    /// written by one task).
     ///
     /// # Panics
-    /// If `r` is not a row.
+    /// If they are not rows, or n > 1 and the rows are not dense.
     #[inline]
-    #[allow(clippy::mut_from_ref)] // rows are handed out one at a time under the contract above
-    pub(crate) unsafe fn row_mut(&self, r: usize) -> &mut [F] {
-        assert!(r < self.layout.count, "row {r} of {}", self.layout.count);
-        // SAFETY: the view this was made from covers row r and is borrowed uniquely for 'a; the
-        // caller guarantees that no other reference to this row is alive.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.ptr.add(r * self.layout.pitch), self.layout.width)
-        }
+    #[allow(clippy::mut_from_ref)] // rows are handed out one task each under the contract above
+    pub(crate) unsafe fn rows_mut(&self, r: usize, n: usize) -> &mut [F] {
+        let len = self.layout.span(r, n);
+        // SAFETY: the view this was made from covers rows r..r + n (contiguous, `span`) and is
+        // borrowed uniquely for 'a; the caller guarantees that no other reference to them is
+        // alive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.layout.pitch), len) }
     }
 }
