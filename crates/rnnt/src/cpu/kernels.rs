@@ -12,8 +12,8 @@ use crate::cpu::simd::{self, FrameRows, FrameScores, GradRow, Isa, RowElement, S
 pub trait Kernels: Sized {
     /// The front pass's kernel for one frame: for each of the `out.len()` consecutive rows of
     /// `len` elements at the start of `rows`, its shift and Σ exp(x − shift) (conventions of
-    /// [`RowStats`](simd::RowStats): the shift of a short row is its anchor, from its `columns`'
-    /// scores, where that allows, else the row's maximum; the sum is NaN exactly when the row
+    /// [`RowStats`](simd::RowStats): the shift of a row of at most 512 elements is its anchor, from
+    /// its `columns`' scores, where that allows, else the row's maximum; the sum is NaN exactly when the row
     /// holds a NaN or +inf) and its blank and label scores, into `out`. With `exps`, the terms exp(x − shift) of
     /// each row with a finite shift are also stored at the row's place there, for
     /// [`Kernels::grad_rows_in_place`] (only for types with [`Kernels::STORES_SOFTMAX_TERMS`]).

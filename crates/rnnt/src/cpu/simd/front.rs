@@ -9,12 +9,12 @@ use crate::cpu::simd::vector::{load_upto, store_upto, Lanes, SimdFloat};
 
 /// The front pass's statistics of one row: its terms exp(x − shift), summed.
 ///
-/// For a short row ([`short_row_len`]: S1's 29 f32 on every instruction set), the shift is the row's anchor, the larger
-/// of two of its elements that the caller names ([`ScoreColumns`]: the blank and the next
-/// label), wherever Σ exp(x − anchor) is at most `ANCHORED_SUM_HIGH` (2¹¹): one
-/// pass over the row, with no maximum to find (its horizontal reduction is much of a short row's
-/// work). Elsewhere (longer rows, no anchor, another element well above it, masked rows,
-/// non-finite values) it is the row's maximum, the classic two passes. Either way the shift's
+/// For a row of at most [`ANCHORED_ROW_LEN`] elements, the shift is the row's anchor, the
+/// larger of two of its elements that the caller names ([`ScoreColumns`]: the blank and the next
+/// label), wherever Σ exp(x − anchor) is at most `ANCHORED_SUM_HIGH` (2¹¹): one pass over the
+/// row, with no maximum to find (its horizontal reduction is much of a short row's work, and its
+/// pass a tenth of a longer one's). Elsewhere (longer rows, no anchor, another element well above
+/// it, masked rows, non-finite values) it is the row's maximum, the classic two passes. Either way the shift's
 /// own term is exactly 1, so the sum is at least 1; and where the anchor is the maximum (the
 /// blank or the label dominates: the nodes whose scores weigh in the loss), the bits are the
 /// maximum's.
@@ -51,9 +51,15 @@ impl RowStats {
 /// that rounding grow with the spread: 4e-6 at e^69.)
 pub(crate) const ANCHORED_SUM_HIGH: f64 = 2048.0;
 
-/// Bytes of the longest row that is short (shifted by its anchor where that allows, see
-/// [`RowStats`]): two AVX-512 vectors, and on narrower vectors as many bytes (four AVX2
-/// vectors), so that S1's rows of 29 f32 are short on every instruction set.
+/// Elements of the longest row shifted by its anchor where that allows (see [`RowStats`]). Its
+/// anchored sum is about V·E[e^(x − anchor)]: for the benchmark's N(0, 1) logits about 0.9·V, far
+/// below the bound at V = 512, often above it at V = 1024 (where the anchored pass would be
+/// wasted on a fifth of the rows).
+pub(crate) const ANCHORED_ROW_LEN: usize = 512;
+
+/// Bytes of the longest short row (taken side by side, see `short_frame_scores`): two AVX-512
+/// vectors, and on narrower vectors as many bytes (four AVX2 vectors), so that S1's rows of 29
+/// f32 are short on every instruction set.
 const SHORT_ROW_BYTES: usize = 128;
 
 /// The elements of the longest short row of `V`'s scalars: [`SHORT_ROW_BYTES`], and at least
@@ -143,15 +149,18 @@ impl FrameScores<'_> {
 }
 
 /// The front pass's kernel for one frame: for each of the `out.len()` consecutive rows of `len`
-/// elements at the start of `rows`, its [`row_stats`] (short rows anchored as `columns` says) and
+/// elements at the start of `rows`, its [`row_stats`] (rows of at most [`ANCHORED_ROW_LEN`]
+/// anchored as `columns` says, but for the rest of a frame after a row longer than short whose
+/// anchored sum was too large) and
 /// its two scores, written into `out`; with `exps`, each row's terms are also stored at the
 /// row's place there. One call per frame (the dispatch and the call are paid once, not per row,
 /// which shows when rows are short), and the row's results go where the front pass keeps them,
 /// with no array of per-row statistics between. Returns false if a row holds a NaN or +inf (its
 /// sum is NaN).
 ///
-/// The scores of a long row are read after its statistics, from the lines they brought into L1
-/// (read first, each would wait for memory); a short row's are its anchor, read first.
+/// The scores of a row shifted by its maximum are read after its statistics, from the lines they
+/// brought into L1 (read first, each would wait for memory); an anchored row's are its anchor,
+/// read first.
 ///
 /// # Safety
 /// The CPU must have `V`'s instruction set; `rows.len() ≥ out.len() · len`, and so is
@@ -179,12 +188,17 @@ pub(super) unsafe fn frame_scores<V: LoadStore<E>, E: RowElement>(
         }
     }
     let mut finite = true;
+    // After a longer row whose anchored sum was too large (its anchored pass wasted), the rest of
+    // the frame is shifted by the maximum: rows of one frame are alike.
+    let mut anchoring = len <= ANCHORED_ROW_LEN;
     for r in 0..n {
         // SAFETY: the caller passes n rows of `len`.
         let row = rows.get_unchecked(r * len..(r + 1) * len);
         let row_exps = offset_or_null(exps, r * len);
-        let (scores, stats) = if short {
-            anchored_row_stats::<V, E>(row, r, row_exps, columns)
+        let (scores, stats) = if anchoring {
+            let (scores, stats) = anchored_row_stats::<V, E>(row, r, row_exps, columns);
+            anchoring = short || stats.shift == scores[0].max(scores[1]);
+            (scores, stats)
         } else {
             let stats = row_stats::<V, E>(row, row_exps, None);
             (columns.scores(row, r), stats)
@@ -194,7 +208,7 @@ pub(super) unsafe fn frame_scores<V: LoadStore<E>, E: RowElement>(
     finite
 }
 
-/// Row r's scores and its [`row_stats`] anchored on them (a short row's, one at a time).
+/// Row r's scores and its [`row_stats`] anchored on them (one row at a time).
 ///
 /// # Safety
 /// As [`row_stats`].
@@ -344,8 +358,8 @@ unsafe fn short_frame_scores<V: LoadStore<E>, E: RowElement, const N: usize>(
 /// Rows [`short_frame_scores`] takes side by side.
 const STATS_ROWS: usize = 4;
 
-/// The statistics of `row` (see [`RowStats`]): for a short row with a finite `anchor` (one of its
-/// elements), first one pass for the sum shifted by it, and only where that sum is too large
+/// The statistics of `row` (see [`RowStats`]): for a row of at most [`ANCHORED_ROW_LEN`] elements
+/// with a finite `anchor` (one of its elements), first one pass for the sum shifted by it, and only where that sum is too large
 /// (or NaN), the maximum and the sum shifted by it, two more passes over a row the first left in
 /// L1; for others, the latter alone. Unless `exps` is null, the terms exp(x − shift) (clamped at
 /// the exp's flush bound, not flushed) are also stored there: zeros for a masked row (all −inf).
@@ -358,8 +372,8 @@ pub(super) unsafe fn row_stats<V: LoadStore<E>, E: RowElement>(
     exps: *mut E,
     anchor: Option<V::Scalar>,
 ) -> RowStats {
-    let short = row.len() <= short_row_len::<V>();
-    if let Some(anchor) = anchor.filter(|a| short && a.to_f64().is_finite()) {
+    let anchored = row.len() <= ANCHORED_ROW_LEN;
+    if let Some(anchor) = anchor.filter(|a| anchored && a.to_f64().is_finite()) {
         let sum = sum_of_exps::<V, E>(row, anchor, exps);
         if let Some(stats) = RowStats::anchored(anchor.to_f64(), sum) {
             return stats;

@@ -60,7 +60,8 @@ pub use vector::{Lanes, SimdFloat};
 
 // The front pass.
 
-/// The statistics of `row` with the instruction set `isa`, a short row shifted by `anchor` (one
+/// The statistics of `row` with the instruction set `isa`, a row of at most
+/// [`front::ANCHORED_ROW_LEN`] elements shifted by `anchor` (one
 /// of its elements) where that allows (see [`RowStats`] and `front::row_stats` for the NaN and
 /// infinity conventions).
 #[inline]
@@ -70,7 +71,7 @@ pub fn row_stats<E: RowElement>(isa: Isa, row: &[E], anchor: Option<E::Lane>) ->
 
 /// The front pass's kernel for one frame of `out.len()` rows of `len` elements at the start of
 /// `rows`, with the instruction set `isa` (see `front::frame_scores`): each row's statistics (a
-/// short row anchored on its scores where that allows) and its blank and label scores into
+/// row of at most `ANCHORED_ROW_LEN` elements anchored on its scores where that allows) and its blank and label scores into
 /// `out`; with `exps`, each row's terms exp(x − shift) are also stored at the row's place there
 /// (for a row with a finite shift; clamped at the exp's flush bound, not flushed). Returns false
 /// if a row holds a NaN or +inf.

@@ -4,7 +4,7 @@
 
 use super::dispatch::Set;
 use super::element::RowElement;
-use super::front::ANCHORED_SUM_HIGH;
+use super::front::{ANCHORED_ROW_LEN, ANCHORED_SUM_HIGH};
 use super::{
     exp_in_place, frame_scores, frame_walks, grad_row, grad_rows, grad_rows_in_place, ln_in_place,
     log1p_unit_in_place, log_add_exp, normalise_scores, probabilities, row_stats, FrameRows,
@@ -170,11 +170,12 @@ impl Rng {
     }
 }
 
-/// Rows of every length up to 70 with normal, peaky and −inf-masked values, and special rows.
+/// Rows of every length up to 70 and of a few longer ones about [`ANCHORED_ROW_LEN`], with
+/// normal, peaky and −inf-masked values, and special rows.
 fn rows<T: SimdFloat>() -> Vec<Vec<T>> {
     let mut rng = Rng(42);
     let mut rows = Vec::new();
-    for len in 0..70 {
+    for len in (0..70).chain([200, ANCHORED_ROW_LEN, ANCHORED_ROW_LEN + 1]) {
         for scale in [1.0, 30.0] {
             rows.push(
                 (0..len)
@@ -246,9 +247,9 @@ fn short_len<T>(isa: Isa) -> usize {
     (128 / std::mem::size_of::<T>()).max(2 * lanes)
 }
 
-/// One row's statistics against f64 arithmetic, with each of [`anchors_of`]: a short row shifted
-/// by the anchor exactly where the anchored sum is small enough (but for rounding), else (and
-/// any longer row) by the maximum; the sum within `tolerance`.
+/// One row's statistics against f64 arithmetic, with each of [`anchors_of`]: a row of at most
+/// [`ANCHORED_ROW_LEN`] elements shifted by the anchor exactly where the anchored sum is small enough (but for rounding), else by the
+/// maximum; the sum within `tolerance`.
 fn check_row_stats<T: SimdFloat>(tolerance: f64) {
     for row in rows::<T>() {
         let values: Vec<f64> = row.iter().map(|x| x.to_f64()).collect();
@@ -264,8 +265,10 @@ fn check_row_stats<T: SimdFloat>(tolerance: f64) {
                 assert!(stats.sum.is_nan(), "{context} gives {stats:?}");
                 continue;
             }
-            let short = row.len() <= short_len::<T>(isa);
-            let anchor = anchor.map(T::to_f64).filter(|a| short && a.is_finite());
+            let anchorable = row.len() <= ANCHORED_ROW_LEN;
+            let anchor = anchor
+                .map(T::to_f64)
+                .filter(|a| anchorable && a.is_finite());
             let anchored = anchor.map(|a| values.iter().map(|x| (x - a).exp()).sum::<f64>());
             let high = ANCHORED_SUM_HIGH;
             match anchored {
@@ -355,14 +358,15 @@ pub(super) fn frame_scores_of<E: RowElement>(
 }
 
 /// A frame's rows at once (short rows side by side, the rest one by one) give the bits of one row
-/// at a time, for every row length up to 70, rows of normal, peaky, −inf-masked and non-finite
+/// at a time, for every row length up to 70 and a few about `ANCHORED_ROW_LEN`, rows of normal,
+/// peaky, −inf-masked and non-finite
 /// values mixed, anchored on columns of every kind; each row's scores are its elements at the
 /// columns (−inf beyond the labels), and a NaN or +inf row is reported; storing the terms
 /// changes no bit, and the stored terms are exp(x − shift) within `tolerance` (e^floor, the exp's
 /// clamp, below its flush bound).
 fn check_frame_scores<T: SimdFloat>(tolerance: f64) {
     let pool = rows::<T>();
-    for len in 1..70 {
+    for len in (1..70).chain([200, ANCHORED_ROW_LEN, ANCHORED_ROW_LEN + 1]) {
         let of_len: Vec<&Vec<T>> = pool.iter().filter(|row| row.len() == len).collect();
         // Rows of every kind at every position of a group, and a partial group at the end.
         let count = 4 * of_len.len() + 3;
@@ -379,6 +383,9 @@ fn check_frame_scores<T: SimdFloat>(tolerance: f64) {
             let mut exps = vec![T::from_f64(-1.0); flat.len()];
             let (storing, _, _) = frame_scores_of(isa, frame, Some(&mut exps), columns);
             let short = len <= short_len::<T>(isa);
+            // The kernel's rule: after a row longer than short whose anchored sum was too
+            // large, the rest of the frame is shifted by the maximum.
+            let mut anchoring = len <= ANCHORED_ROW_LEN;
             let low = T::EXP_NORMAL_LOW.to_f64();
             let half_ulp = if std::mem::size_of::<T>() == 4 {
                 6e-8
@@ -397,8 +404,9 @@ fn check_frame_scores<T: SimdFloat>(tolerance: f64) {
                     want_scores.map(f64::to_bits),
                     "{context}: scores"
                 );
-                let anchor = short.then(|| ScoreColumns::anchor(want_scores));
+                let anchor = anchoring.then(|| ScoreColumns::anchor(want_scores));
                 let one = row_stats(isa, row, anchor);
+                anchoring &= short || one.shift == want_scores[0].max(want_scores[1]);
                 any_bad |= one.sum.is_nan();
                 assert_eq!(
                     (stats.shift.to_bits(), stats.sum.to_bits()),
