@@ -4,7 +4,7 @@ Each implementation runs loss + ``backward()`` through torch autograd, end to en
 includes allocating the gradient, as a training step pays it. Inputs follow the DESIGN.md rule
 (lengths uniform in [0.8, 1]·max with item 0 at the maximum, random labels, N(0, 1) float32
 logits, seed 0; drawn with torch's generator). Losses are checked against torchaudio's on the
-same logits in float32.
+same logits in float32, rounded to the logits' dtype (the dtype the losses are reported in).
 
 With ``--dtype`` the logits are rounded to float64, float16 or bfloat16 first (mixed-precision
 training hands the loss half-precision logits), and ``rnnt`` on the float32 logits is timed
@@ -186,11 +186,13 @@ def main() -> None:
                 print(f"{shape_name} {name}: {timed[0] * 1e3:.1f} ms", flush=True)
             if name == "rnnt" and timed is not None:
                 ours = timed[1]
-        # The truth for the rounded logits: torchaudio on them, in float32.
+        # The truth for the rounded logits: torchaudio on them, in float32, then rounded to the
+        # dtype the losses are reported in (the logits').
         truth = time_one(reference, with_dtype(batch, "float32"), 1)
         assert isinstance(ours, torch.Tensor) and truth is not None
         theirs = truth[1]
         assert isinstance(theirs, torch.Tensor)
+        theirs = theirs.to(getattr(torch, args.dtype)).double()
         row["loss_error"] = float(((ours - theirs).abs() / theirs.abs().clamp(min=1.0)).max())
         rows.append(row)
     write(rows, names, notes, args.threads, args.dtype)
