@@ -9,7 +9,7 @@ use crate::cpu::simd::vector::{load_upto, store_upto, Lanes, SimdFloat};
 
 /// The front pass's statistics of one row: its terms exp(x − shift), summed.
 ///
-/// For a row of at most [`ANCHORED_ROW_LEN`] elements, the shift is the row's anchor, the
+/// For a row of at most `ANCHORED_ROW_LEN` (512) elements, the shift is the row's anchor, the
 /// larger of two of its elements that the caller names ([`ScoreColumns`]: the blank and the next
 /// label), wherever Σ exp(x − anchor) is at most `ANCHORED_SUM_HIGH` (2¹¹): one pass over the
 /// row, with no maximum to find (its horizontal reduction is much of a short row's work, and its

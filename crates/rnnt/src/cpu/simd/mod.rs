@@ -61,7 +61,7 @@ pub use vector::{Lanes, SimdFloat};
 // The front pass.
 
 /// The statistics of `row` with the instruction set `isa`, a row of at most
-/// [`front::ANCHORED_ROW_LEN`] elements shifted by `anchor` (one
+/// `ANCHORED_ROW_LEN` (512) elements shifted by `anchor` (one
 /// of its elements) where that allows (see [`RowStats`] and `front::row_stats` for the NaN and
 /// infinity conventions).
 #[inline]

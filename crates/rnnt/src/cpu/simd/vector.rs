@@ -1,10 +1,10 @@
 //! The two interfaces every kernel is written over: [`Lanes`], a vector of floats and the
-//! operations the kernels need, and [`SimdFloat`], an element type (f32 or f64) with the constants
-//! of its elementary functions and its vector on each instruction set; and the loads and stores
-//! of up to one vector that end the kernels' loops over short slices.
+//! operations the kernels need, and [`SimdFloat`], a float type (f32 or f64) with the constants
+//! of its elementary functions; and the loads and stores of up to one vector that end the
+//! kernels' loops over short slices.
 //!
 //! A kernel is generic over `V: Lanes` and instantiated per (instruction set, float type) through
-//! [`SimdFloat`]'s vectors (see `entry_points!` in `dispatch`). The implementations are in
+//! the vectors each [`RowElement`] names (see `entry_points!` in `dispatch`). The implementations are in
 //! `scalar` (one lane: f32 and f64 themselves), `avx2` and `avx512`; no kernel names them.
 
 use crate::cpu::simd::element::RowElement;
@@ -92,16 +92,7 @@ pub trait Lanes: Copy {
 /// (see module `math`); its vector on each instruction set is its [`RowElement`]'s, so that each
 /// kernel is written once, over [`Lanes`], and instantiated per (set, type). The type itself is the one-lane
 /// vector (module `scalar`), the portable kernels and the tails of rows.
-pub trait SimdFloat:
-    Lanes<Scalar = Self>
-    + RowElement<Lane = Self>
-    + Copy
-    + PartialOrd
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
-{
+pub trait SimdFloat: Lanes<Scalar = Self> + RowElement<Lane = Self> + PartialOrd {
     /// 0.
     const ZERO: Self;
     /// −∞.
